@@ -1,0 +1,3 @@
+from parla.cli import main
+
+raise SystemExit(main())

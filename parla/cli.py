@@ -1,0 +1,162 @@
+"""The ``parla`` command. Thin: parses arguments, calls the library, turns ParlaError into one line + exit code."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from parla import __version__
+from parla.errors import ModelNotFoundError, NotBuiltYetError, ParlaError
+
+log = logging.getLogger("parla")
+
+# Commands whose implementation lands with a later issue: (name, help, issue).
+PLANNED = {
+    "stream": ("stream live audio into a talking face on an edge backend", 5),
+    "prepare": ("turn talking-face videos into a training dataset", 3),
+    "train": ("train the teacher GAN or the audio-to-motion model", 3),
+    "distill": ("distill the teacher into the edge student", 4),
+    "export": ("export the student to ONNX, OpenVINO and TFLite (fp32/fp16/int8)", 4),
+    "bench": ("benchmark backends and hardware targets", 5),
+    "verify": ("detect Parla's watermark in a video or image", 6),
+}
+
+
+def _not_built(name: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        raise NotBuiltYetError(f"'parla {name}' is not built yet (planned in issue {PLANNED[name][1]})")
+
+    return run
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from parla.assets import bundled_model
+
+    bundled_model()  # raises ModelNotFoundError until a trained model is bundled
+    raise NotBuiltYetError("'parla demo' is not built yet (planned in issue 3)")
+
+
+def _cmd_animate(args: argparse.Namespace) -> int:
+    """Check every input the way the full pipeline will, so user errors surface now; then needs a model."""
+    from parla.assets import bundled_model
+    from parla.audio import load_audio
+    from parla.face.detect import detect_faces, select_face
+    from parla.media.files import check_output
+    from parla.media.image import load_image
+
+    check_output(args.output)
+    image = load_image(args.portrait)
+    select_face(detect_faces(image), args.face_index, name=str(args.portrait))
+    load_audio(args.audio)
+    bundled_model()
+    raise NotBuiltYetError("'parla animate' is not built yet (planned in issue 3)")
+
+
+def _cmd_face(args: argparse.Namespace) -> int:
+    from parla.face.align import align_face
+    from parla.face.detect import detect_faces, select_face
+    from parla.media.files import check_output
+    from parla.media.image import load_image, save_image
+
+    if args.output:
+        check_output(args.output)
+    image = load_image(args.portrait)
+    faces = detect_faces(image)
+    face = select_face(faces, args.face_index, name=str(args.portrait))
+    crop, alignment = align_face(image, face.landmarks)
+    x0, y0, x1, y1 = (round(v) for v in face.box)
+    print(f"{args.portrait}: {len(faces)} face(s); using box ({x0}, {y0})-({x1}, {y1}), "
+          f"{alignment.scale:.2f} crop px per image px")
+    if args.output:
+        save_image(args.output, crop)
+        print(f"wrote the aligned {alignment.size}x{alignment.size} crop to {args.output}")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from parla.media.files import check_output
+    from parla.metrics import report as R
+
+    if args.json:
+        check_output(args.json)
+    show = not args.quiet
+    if args.mode == "real":
+        rep = R.evaluate_real(args.path, control=args.control, progress=show)
+    else:
+        if not args.portrait:
+            raise ParlaError("parla eval gen needs --portrait IMAGE (the photo the video was generated from)")
+        rep = R.evaluate_generated(args.path, portrait=args.portrait, audio=args.audio,
+                                   face_index=args.face_index, progress=show)
+    print(R.format_table(rep))
+    if args.json:
+        R.write_report(rep, args.json)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="parla", description="One portrait plus speech in, a talking face out.")
+    p.add_argument("--version", action="version", version=f"parla {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    s = sub.add_parser("demo", help="animate the bundled portrait with the bundled speech")
+    s.add_argument("-o", "--output", default="parla_demo.mp4")
+    s.set_defaults(func=_cmd_demo)
+
+    s = sub.add_parser("animate", help="animate a portrait with a speech file (PyTorch reference path)")
+    s.add_argument("portrait")
+    s.add_argument("audio")
+    s.add_argument("-o", "--output", required=True)
+    s.add_argument("--face-index", type=int, default=None, help="which face to use, 0 = largest")
+    s.set_defaults(func=_cmd_animate)
+
+    for name in ("stream", "prepare", "train", "distill", "export", "bench"):
+        s = sub.add_parser(name, help=f"{PLANNED[name][0]} (not built yet)")
+        s.add_argument("args", nargs=argparse.REMAINDER)
+        s.set_defaults(func=_not_built(name))
+
+    s = sub.add_parser("eval", help="measure talking-face videos: lip sync, mouth activity, blinks, motion")
+    s.add_argument("mode", choices=["real", "gen"], help="real: a folder of real clips; gen: one generated video")
+    s.add_argument("path", help="folder of videos (real) or a video file (gen)")
+    s.add_argument("--json", help="write the report as JSON to this file")
+    s.add_argument("--portrait", help="gen: the photo the video was generated from")
+    s.add_argument("--audio", help="gen: the speech (default: the video's own audio track)")
+    s.add_argument("--face-index", type=int, default=None)
+    s.add_argument("--control", action="store_true",
+                   help="real: also measure a still-frame and a swapped-audio control of every clip")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    s.set_defaults(func=_cmd_eval)
+
+    s = sub.add_parser("verify", help=f"{PLANNED['verify'][0]} (not built yet)")
+    s.add_argument("args", nargs=argparse.REMAINDER)
+    s.set_defaults(func=_not_built("verify"))
+
+    s = sub.add_parser("face", help="detect and align the face of a portrait (check a photo before animating)")
+    s.add_argument("portrait")
+    s.add_argument("-o", "--output", help="write the aligned crop here (png/jpg)")
+    s.add_argument("--face-index", type=int, default=None)
+    s.set_defaults(func=_cmd_face)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="parla: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except (NotBuiltYetError, ModelNotFoundError) as e:
+        print(f"parla: {e}", file=sys.stderr)
+        return 3
+    except ParlaError as e:
+        print(f"parla: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("parla: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,1 @@
+"""The on-device runtime: backends, streaming engine, sources, sinks, camera, watermark."""

@@ -1,0 +1,1 @@
+"""The format table and one exporter per format, with parity reports against the FP32 reference."""

@@ -1,0 +1,1 @@
+"""File I/O shared by training and runtime: images, videos with audio, atomic writes."""

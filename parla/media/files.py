@@ -1,0 +1,66 @@
+"""Path checks and atomic writes: an output file either appears complete or not at all."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from parla.errors import InputFileError, OutputPathError
+
+
+def check_input(path: str | os.PathLike) -> Path:
+    """Return ``path`` as a Path if it is a readable file, else raise InputFileError."""
+    p = Path(path)
+    if not p.exists():
+        raise InputFileError(f"{p}: no such file")
+    if p.is_dir():
+        raise InputFileError(f"{p}: is a directory, expected a file")
+    if not os.access(p, os.R_OK):
+        raise InputFileError(f"{p}: permission denied")
+    return p
+
+
+def check_output(path: str | os.PathLike) -> Path:
+    """Fail early, before any long work, if ``path`` cannot be written."""
+    p = Path(path)
+    parent = p.parent if str(p.parent) else Path(".")
+    if p.is_dir():
+        raise OutputPathError(f"{p}: is a directory, expected a file name")
+    if not parent.is_dir():
+        raise OutputPathError(f"{p}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise OutputPathError(f"{p}: directory {parent} is not writable")
+    if p.exists() and not os.access(p, os.W_OK):
+        raise OutputPathError(f"{p}: file exists and is not writable")
+    return p
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds.
+
+    The temporary name keeps the suffix so that muxers that choose a format by extension still work.
+    """
+    final = check_output(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".part{final.suffix}", dir=final.parent or ".")
+    os.close(fd)
+    tmp_path = Path(tmp)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp creates 0600; a finished output gets the usual mode
+    try:
+        yield tmp_path
+        os.replace(tmp_path, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    with atomic_output(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)

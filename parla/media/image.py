@@ -1,0 +1,39 @@
+"""Still images in and out, always as RGB uint8 arrays of shape (H, W, 3)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from parla.errors import ImageReadError, require
+from parla.media.files import atomic_output, check_input
+
+MIN_IMAGE_SIDE = 32  # px: below this no face detector can work
+
+
+def load_image(path: str | os.PathLike) -> np.ndarray:
+    """Read any image OpenCV can decode (JPEG, PNG, WebP, BMP, TIFF; EXIF orientation applied) as RGB uint8."""
+    cv2 = require("cv2", "core")
+    p = check_input(path)
+    data = np.fromfile(p, dtype=np.uint8)
+    # IMREAD_COLOR drops alpha, expands grey to 3 channels and applies EXIF rotation.
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if bgr is None:
+        raise ImageReadError(f"{p}: not a readable image (JPEG, PNG, WebP, BMP or TIFF expected)")
+    if min(bgr.shape[:2]) < MIN_IMAGE_SIDE:
+        raise ImageReadError(f"{p}: image is only {bgr.shape[1]}x{bgr.shape[0]} px, too small for a face")
+    return np.ascontiguousarray(bgr[:, :, ::-1])
+
+
+def save_image(path: str | os.PathLike, rgb: np.ndarray) -> Path:
+    """Write an RGB uint8 image; the format follows the file suffix."""
+    cv2 = require("cv2", "core")
+    suffix = Path(path).suffix or ".png"
+    ok, buf = cv2.imencode(suffix, np.ascontiguousarray(rgb[:, :, ::-1]))
+    if not ok:
+        raise ImageReadError(f"{path}: cannot encode an image with suffix {suffix}")
+    with atomic_output(path) as tmp:
+        buf.tofile(tmp)
+    return Path(path)

@@ -1,0 +1,206 @@
+"""Video files: frame-by-frame reading with timestamps, and H.264/AAC mp4 writing.
+
+PyAV rather than OpenCV (docs/decisions.md): OpenCV's VideoWriter cannot mux audio and its readers cannot
+read audio tracks, while PyAV's wheels bundle FFmpeg with libx264 and AAC, so reading hevc/mpeg1/mp4,
+decoding the audio track and muxing speech into the output all go through one library.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from parla.audio.io import SAMPLE_RATE
+from parla.errors import VideoFormatError, require
+from parla.media.files import atomic_output, check_input
+
+VIDEO_SUFFIXES = (".mp4", ".mpg", ".mpeg", ".mov", ".mkv", ".avi", ".webm", ".m4v")
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: Path
+    width: int
+    height: int
+    fps: float
+    duration: float  # seconds, from the container (may be approximate)
+    n_frames: int  # estimated from duration and fps when the container does not say
+    has_audio: bool
+
+
+def _open(path: str | os.PathLike):
+    av = require("av", "core")
+    p = check_input(path)
+    try:
+        container = av.open(str(p))
+    except (av.FFmpegError, UnicodeDecodeError, ValueError) as e:
+        raise VideoFormatError(f"{p}: not a readable video: {e}") from e
+    if not container.streams.video:
+        container.close()
+        raise VideoFormatError(f"{p}: has no video stream")
+    return av, p, container
+
+
+def probe_video(path: str | os.PathLike) -> VideoInfo:
+    _, p, container = _open(path)
+    with container:
+        s = container.streams.video[0]
+        rate = s.average_rate or s.guessed_rate or Fraction(25)
+        fps = float(rate)
+        if s.duration is not None and s.time_base is not None:
+            duration = float(s.duration * s.time_base)
+        elif container.duration is not None:
+            duration = container.duration / 1_000_000
+        else:
+            duration = 0.0
+        n_frames = s.frames or int(round(duration * fps))
+        return VideoInfo(p, s.codec_context.width, s.codec_context.height, fps, duration, n_frames,
+                         bool(container.streams.audio))
+
+
+def iter_frames(path: str | os.PathLike) -> Iterator[tuple[float, np.ndarray]]:
+    """Yield ``(timestamp_seconds, rgb_uint8)`` for every decoded frame, in presentation order."""
+    av, p, container = _open(path)
+    with container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        fps = float(stream.average_rate or 25)
+        index = 0
+        try:
+            for frame in container.decode(stream):
+                t = float(frame.time) if frame.time is not None else index / fps
+                yield t, frame.to_ndarray(format="rgb24")
+                index += 1
+        except av.FFmpegError as e:
+            raise VideoFormatError(f"{p}: corrupt video data after frame {index}: {e}") from e
+        if index == 0:
+            raise VideoFormatError(f"{p}: no decodable frames")
+
+
+class VideoWriter:
+    """Write RGB frames as H.264 (yuv420p) and 16 kHz mono speech as AAC into an mp4, atomically.
+
+    Audio may be given whole (``audio=``) or pushed in chunks (``write_audio``); it is encoded only up to the
+    video written so far and on close padded or cut to the video's length, so the two durations agree to
+    within one AAC frame. Odd frame sizes are padded by one edge pixel (yuv420p needs even sides).
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float, *, audio: np.ndarray | None = None,
+                 crf: int = 18, preset: str = "veryfast", metadata: dict[str, str] | None = None) -> None:
+        self.path = Path(path)
+        self.fps = Fraction(fps).limit_denominator(1001)
+        self.crf, self.preset = crf, preset
+        self.metadata = dict(metadata or {})
+        self.n_frames = 0
+        self._audio_pending: list[np.ndarray] = [] if audio is None else [np.asarray(audio, np.float32)]
+        self._has_audio = audio is not None
+        self._audio_written = 0  # samples
+        self._atomic = atomic_output(self.path)
+        self._tmp: Path | None = None
+        self._container = None
+        self._vstream = self._astream = None
+
+    def __enter__(self) -> VideoWriter:
+        self._tmp = self._atomic.__enter__()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self._finish()
+            elif self._container is not None:
+                self._container.close()
+        except BaseException as e:
+            self._atomic.__exit__(type(e), e, e.__traceback__)
+            raise
+        self._atomic.__exit__(exc_type, exc, tb)
+
+    def write_audio(self, samples: np.ndarray) -> None:
+        self._has_audio = True
+        self._audio_pending.append(np.asarray(samples, np.float32).reshape(-1))
+
+    def write(self, rgb: np.ndarray) -> None:
+        if self._tmp is None:
+            raise RuntimeError("VideoWriter must be used as a context manager")
+        if self._container is None:
+            self._open(rgb.shape[1], rgb.shape[0])
+        frame = self._av.VideoFrame.from_ndarray(_even(rgb, self._size), format="rgb24")
+        frame.pts = self.n_frames
+        self._container.mux(self._vstream.encode(frame))
+        self.n_frames += 1
+        self._encode_audio(final=False)
+
+    def _open(self, width: int, height: int) -> None:
+        av = require("av", "core")
+        self._av = av
+        self._size = (width + width % 2, height + height % 2)
+        self._container = av.open(str(self._tmp), mode="w", format="mp4")
+        for k, v in self.metadata.items():
+            self._container.metadata[k] = v
+        vs = self._container.add_stream("libx264", rate=self.fps)
+        vs.width, vs.height = self._size
+        vs.pix_fmt = "yuv420p"
+        vs.time_base = 1 / self.fps
+        vs.options = {"crf": str(self.crf), "preset": self.preset}
+        self._vstream = vs
+        if self._has_audio:
+            aus = self._container.add_stream("aac", rate=SAMPLE_RATE)
+            aus.layout = "mono"
+            aus.bit_rate = 64_000
+            self._astream = aus
+
+    def _encode_audio(self, *, final: bool) -> None:
+        if self._astream is None:
+            return
+        target = int(round(self.n_frames / self.fps * SAMPLE_RATE))
+        pending = np.concatenate(self._audio_pending) if self._audio_pending else np.zeros(0, np.float32)
+        take = target - self._audio_written
+        if final and len(pending) < take:
+            pending = np.concatenate([pending, np.zeros(take - len(pending), np.float32)])
+        if take <= 0 or (not final and len(pending) < 1024):
+            self._audio_pending = [pending]
+            return
+        chunk, rest = pending[:take], pending[take:]
+        self._audio_pending = [] if final else [rest]
+        frame = self._av.AudioFrame.from_ndarray(np.clip(chunk, -1, 1)[None], format="flt", layout="mono")
+        frame.sample_rate = SAMPLE_RATE
+        frame.pts = self._audio_written
+        self._audio_written += len(chunk)
+        self._container.mux(self._astream.encode(frame))
+
+    def _finish(self) -> None:
+        if self._container is None:
+            raise VideoFormatError(f"{self.path}: no frames were written")
+        self._encode_audio(final=True)
+        self._container.mux(self._vstream.encode(None))
+        if self._astream is not None:
+            self._container.mux(self._astream.encode(None))
+        self._container.close()
+
+
+def _even(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    w, h = size
+    if rgb.shape[1] == w and rgb.shape[0] == h:
+        return np.ascontiguousarray(rgb)
+    return np.pad(rgb, ((0, h - rgb.shape[0]), (0, w - rgb.shape[1]), (0, 0)), mode="edge")
+
+
+def stream_durations(path: str | os.PathLike) -> dict[str, float]:
+    """Exact decoded durations of the video and audio streams, in seconds (for checks and tests)."""
+    av, p, container = _open(path)
+    out: dict[str, float] = {}
+    with container:
+        vs = container.streams.video[0]
+        fps = float(vs.average_rate or 25)
+        n = sum(1 for _ in container.decode(vs))
+        out["video"] = n / fps
+    if probe_video(p).has_audio:
+        from parla.audio.io import audio_duration
+
+        out["audio"] = audio_duration(p)
+    return out

@@ -1,0 +1,215 @@
+"""Talking-face metrics from a landmark track and the speech (docs/metrics.md). numpy only.
+
+No learned sync or perceptual model (SyncNet, LPIPS, FID) can be obtained offline, so lip sync is measured
+from geometry: the mouth-opening track against the speech-band energy envelope.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from parla.audio.mel import F_MAX, F_MIN, FRAMES_PER_SECOND, N_MELS, _hz_to_mel, _mel_to_hz, log_mel
+from parla.face import landmarks as L
+
+MAX_OFFSET_S = 0.4  # the lip-sync offset is searched within +-0.4 s
+BASELINE_S = 1.0  # the correlation at lags up to +-1 s is the "no sync" baseline
+DETREND_S = 1.0  # slow drifts (head pitch, loudness) are removed with a moving mean this long
+SPEECH_BAND = (250.0, 4000.0)  # Hz: where speech energy follows the mouth
+MIN_FRAMES = 8  # below this a statistic is reported as null
+
+
+def speech_envelope(audio: np.ndarray, fps: float, n_frames: int) -> np.ndarray:
+    """Speech-band log energy (dB) of 16 kHz audio, one value per video frame (frame i centred on i / fps)."""
+    mel = log_mel(audio)
+    centres = _mel_to_hz(np.linspace(_hz_to_mel(F_MIN), _hz_to_mel(F_MAX), N_MELS + 2))[1:-1]
+    band = (centres >= SPEECH_BAND[0]) & (centres <= SPEECH_BAND[1])
+    energy = 10 * np.log10(np.exp(mel[:, band]).sum(1) + 1e-10)
+    # Average the 100 fps feature frames that fall within each video frame.
+    t = np.arange(len(energy)) / FRAMES_PER_SECOND
+    idx = np.clip(np.round(t * fps).astype(int), 0, None)
+    sums = np.bincount(idx, weights=energy, minlength=n_frames)[:n_frames]
+    counts = np.bincount(idx, minlength=n_frames)[:n_frames]
+    out = np.full(n_frames, np.nan)
+    out[counts > 0] = sums[counts > 0] / counts[counts > 0]
+    return out
+
+
+def fill_gaps(x: np.ndarray, max_gap: int = 5) -> np.ndarray:
+    """Linearly interpolate NaN runs of at most ``max_gap`` samples; longer runs stay NaN."""
+    x = np.asarray(x, np.float64).copy()
+    nan = np.isnan(x)
+    if nan.all() or not nan.any():
+        return x
+    idx = np.arange(len(x))
+    filled = np.interp(idx, idx[~nan], x[~nan])
+    run_start = 0
+    for i in range(1, len(x) + 1):
+        if i == len(x) or nan[i] != nan[run_start]:
+            if nan[run_start] and i - run_start <= max_gap and run_start > 0 and i < len(x):
+                x[run_start:i] = filled[run_start:i]
+            run_start = i
+    return x
+
+
+def detrend(x: np.ndarray, window: int) -> np.ndarray:
+    """Subtract a centred moving mean (NaN-aware)."""
+    valid = ~np.isnan(x)
+    k = np.ones(max(window, 1))
+    s = np.convolve(np.where(valid, x, 0.0), k, mode="same")
+    n = np.convolve(valid.astype(float), k, mode="same")
+    return np.where(valid & (n > 0), x - s / np.maximum(n, 1), np.nan)
+
+
+def lagged_correlation(video: np.ndarray, audio: np.ndarray, lag: int) -> float:
+    """Pearson correlation of video[t + lag] with audio[t] over frames where both exist."""
+    if lag >= 0:
+        v, a = video[lag:], audio[: len(audio) - lag]
+    else:
+        v, a = video[: len(video) + lag], audio[-lag:]
+    n = min(len(v), len(a))
+    v, a = v[:n], a[:n]
+    ok = ~(np.isnan(v) | np.isnan(a))
+    if ok.sum() < MIN_FRAMES:
+        return float("nan")
+    v, a = v[ok] - v[ok].mean(), a[ok] - a[ok].mean()
+    denom = math.sqrt(float((v * v).sum() * (a * a).sum()))
+    return float((v * a).sum() / denom) if denom > 1e-12 else 0.0
+
+
+def lip_sync(mouth: np.ndarray, envelope: np.ndarray, fps: float) -> tuple[int | None, float | None]:
+    """(offset in frames, confidence). Offset > 0: the mouth moves after the sound.
+
+    Confidence is the peak correlation within +-MAX_OFFSET_S minus the median correlation over +-BASELINE_S,
+    in the spirit of SyncNet's (median - min) distance: signals that are merely smooth score near zero.
+    """
+    w = max(3, int(round(DETREND_S * fps)))
+    m, e = detrend(fill_gaps(mouth), w), detrend(envelope, w)
+    max_lag, base_lag = int(round(MAX_OFFSET_S * fps)), int(round(BASELINE_S * fps))
+    lags = np.arange(-base_lag, base_lag + 1)
+    corr = np.array([lagged_correlation(m, e, int(k)) for k in lags])
+    if np.isnan(corr).all():
+        return None, None
+    near = np.abs(lags) <= max_lag
+    best = int(np.nanargmax(np.where(near, corr, -np.inf)))
+    return int(lags[best]), float(corr[best] - np.nanmedian(corr))
+
+
+def voiced_silent_masks(envelope: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Frames clearly voiced (upper 40 % of the dB range) and clearly silent (lower 20 %, range >= 12 dB)."""
+    ok = ~np.isnan(envelope)
+    if ok.sum() < MIN_FRAMES:
+        return np.zeros_like(ok), np.zeros_like(ok)
+    lo, hi = np.percentile(envelope[ok], [5, 95])
+    if hi - lo < 12.0:  # no real pause in the clip: nothing can be called silent
+        return ok & (envelope > lo), np.zeros_like(ok)
+    e = np.where(ok, envelope, -np.inf)
+    return e > lo + 0.6 * (hi - lo), ok & (e < lo + 0.2 * (hi - lo))
+
+
+def mouth_activity(mouth: np.ndarray, envelope: np.ndarray) -> dict[str, float | None]:
+    """Mouth speed (|d opening / frame|) voiced vs silent, and the mean opening in each."""
+    voiced, silent = voiced_silent_masks(envelope)
+    speed = np.abs(np.diff(mouth, prepend=np.nan))
+    out: dict[str, float | None] = {"ratio": None, "open_voiced": None, "open_silent": None}
+    v, s = voiced & ~np.isnan(speed), silent & ~np.isnan(speed)
+    if v.sum() >= MIN_FRAMES:
+        out["open_voiced"] = float(np.mean(mouth[v]))
+    if s.sum() >= MIN_FRAMES:
+        out["open_silent"] = float(np.mean(mouth[s]))
+        if v.sum() >= MIN_FRAMES:
+            out["ratio"] = float(np.mean(speed[v]) / max(np.mean(speed[s]), 1e-6))
+    return out
+
+
+def blink_rate(ear: np.ndarray, fps: float) -> float | None:
+    """Blinks per minute: dips of the eye aspect ratio below 75 % of its 3-s running median, 1-15 frames long."""
+    ok = ~np.isnan(ear)
+    if ok.sum() < fps * 2:
+        return None
+    x = fill_gaps(ear)
+    half = int(1.5 * fps)
+    base = np.array([np.nanmedian(x[max(0, i - half): i + half + 1]) for i in range(len(x))])
+    closed = (x < 0.75 * base) & ~np.isnan(x)
+    max_len = max(1, int(0.6 * fps))
+    blinks, run = 0, 0
+    for c in np.append(closed, False):
+        if c:
+            run += 1
+        else:
+            blinks += 1 <= run <= max_len
+            run = 0
+    return float(blinks / (ok.sum() / fps / 60.0))
+
+
+# Generic 3-D positions (arbitrary units, nose tip at the origin) of six landmarks, for head-pose estimation.
+_MODEL_3D = np.array([
+    (0.0, 0.0, 0.0),  # 30 nose tip
+    (0.0, -330.0, -65.0),  # 8 chin
+    (-225.0, 170.0, -135.0),  # 36 outer corner of the image-left eye
+    (225.0, 170.0, -135.0),  # 45 outer corner of the image-right eye
+    (-150.0, -150.0, -125.0),  # 48 mouth corner
+    (150.0, -150.0, -125.0),  # 54 mouth corner
+])
+_MODEL_IDX = [30, 8, 36, 45, 48, 54]
+
+
+def head_pose(lms: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(T, 3) yaw, pitch, roll in degrees from solvePnP with a generic face model; NaN without a face."""
+    from parla.errors import require
+
+    cv2 = require("cv2", "core")
+    f = float(max(width, height))
+    cam = np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1]], np.float64)
+    out = np.full((len(lms), 3), np.nan)
+    for i, lm in enumerate(lms):
+        if np.isnan(lm[0, 0]):
+            continue
+        img_pts = lm[_MODEL_IDX].astype(np.float64)
+        ok, rvec, _ = cv2.solvePnP(_MODEL_3D, img_pts, cam, None, flags=cv2.SOLVEPNP_ITERATIVE)
+        if not ok:
+            continue
+        r, _ = cv2.Rodrigues(rvec)
+        pitch = math.degrees(math.atan2(r[2, 1], r[2, 2]))
+        yaw = math.degrees(math.asin(-max(-1.0, min(1.0, r[2, 0]))))
+        roll = math.degrees(math.atan2(r[1, 0], r[0, 0]))
+        out[i] = (yaw, pitch % 360 - 180, roll)  # the model's y axis points up, the image's down: pitch ~180
+    return out
+
+
+def head_motion(lms: np.ndarray, fps: float, width: int, height: int) -> dict[str, float | None]:
+    """Spread and speed of head rotation (degrees) and of the face centre (in inter-ocular distances)."""
+    pose = head_pose(lms, width, height)
+    ok = ~np.isnan(pose[:, 0])
+    keys = ("yaw_std", "pitch_std", "roll_std", "angular_speed", "translation_std")
+    if ok.sum() < MIN_FRAMES:
+        return dict.fromkeys(keys)
+    yaw, pitch, roll = (pose[ok, k] for k in range(3))
+    step = np.linalg.norm(np.diff(pose, axis=0), axis=1)
+    centre = lms[:, L.NOSE, :].mean(1) / L.interocular(lms)[:, None]
+    return {
+        "yaw_std": float(np.std(yaw)),
+        "pitch_std": float(np.std(pitch)),
+        "roll_std": float(np.std(roll)),
+        "angular_speed": float(np.nanmedian(step) * fps),  # degrees per second
+        "translation_std": float(np.linalg.norm(np.nanstd(centre, axis=0))),
+    }
+
+
+def landmark_jitter(lms: np.ndarray) -> float | None:
+    """Median over frames of the mean second difference of the landmarks, in inter-ocular distances.
+
+    Smooth motion has a small second difference; detector noise and flicker make it large.
+    """
+    acc = lms[2:] - 2 * lms[1:-1] + lms[:-2]
+    per_frame = np.linalg.norm(acc, axis=-1).mean(-1) / L.interocular(lms[1:-1])
+    per_frame = per_frame[~np.isnan(per_frame)]
+    return float(np.median(per_frame)) if len(per_frame) >= MIN_FRAMES else None
+
+
+def identity_distance(portrait_embedding: np.ndarray, frame_embeddings: np.ndarray) -> float | None:
+    """Median L2 distance between the portrait's and the frames' dlib embeddings (same person below ~0.6)."""
+    if len(frame_embeddings) == 0:
+        return None
+    return float(np.median(np.linalg.norm(frame_embeddings - portrait_embedding[None], axis=1)))

@@ -1,0 +1,143 @@
+"""Per-frame face tracks of a video: 68 landmarks per frame (NaN where no face), plus sampled identity embeddings.
+
+Tracking: after the first full-frame detection, each frame is searched by the HOG detector in a window around
+the previous face, rescaled so the face is ~120 px wide (fast and scale-independent); a full-frame search runs
+only when the window search fails. The landmark model is then fitted at full resolution.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from parla.errors import require
+from parla.face import detect
+from parla.media.video import iter_frames, probe_video
+from parla.progress import progress as progress_bar
+
+ROI_FACE_PX = 120  # px: face width the ROI search is rescaled to
+ROI_MARGIN = 0.6  # fraction of the face width added on each side of the previous box
+
+
+@dataclass
+class FaceTrack:
+    fps: float
+    width: int
+    height: int
+    landmarks: np.ndarray  # (T, 68, 2) float32, NaN for frames without a face
+    embeddings: np.ndarray  # (K, 128) float32 for K sampled frames with a face (may be empty)
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.landmarks)
+
+    @property
+    def valid(self) -> np.ndarray:
+        return ~np.isnan(self.landmarks[:, 0, 0])
+
+
+def _roi_detect(frame: np.ndarray, prev_box: tuple[float, ...]) -> tuple[float, ...] | None:
+    cv2 = require("cv2", "core")
+    x0, y0, x1, y1 = prev_box
+    w = max(x1 - x0, 8.0)
+    rx0, ry0 = int(max(0, x0 - ROI_MARGIN * w)), int(max(0, y0 - ROI_MARGIN * w))
+    rx1, ry1 = int(min(frame.shape[1], x1 + ROI_MARGIN * w)), int(min(frame.shape[0], y1 + ROI_MARGIN * w))
+    if rx1 - rx0 < 16 or ry1 - ry0 < 16:
+        return None
+    scale = ROI_FACE_PX / w
+    roi = cv2.resize(frame[ry0:ry1, rx0:rx1], None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    rects, _, _ = detect._models()["hog"].run(roi, 0, -0.3)
+    if not rects:
+        return None
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+
+    def to_image(r) -> tuple[float, ...]:
+        return (rx0 + r.left() / scale, ry0 + r.top() / scale, rx0 + r.right() / scale, ry0 + r.bottom() / scale)
+
+    boxes = [to_image(r) for r in rects]
+    return min(boxes, key=lambda b: ((b[0] + b[2]) / 2 - cx) ** 2 + ((b[1] + b[3]) / 2 - cy) ** 2)
+
+
+REDETECT_EVERY = 25  # frames: how often the detector re-checks a face followed by its own landmarks
+
+
+def _bbox(lm: np.ndarray) -> np.ndarray:
+    return np.concatenate([lm.min(0), lm.max(0)]).astype(np.float64)
+
+
+def _iou(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+class _Follower:
+    """Follows one face: the landmark fit of frame t places the box for frame t + 1.
+
+    The box is the previous landmarks' bounding box mapped by the offset that the last real detection had
+    from its own landmarks, so the landmark model always sees boxes of the detector's convention. This is
+    steadier than re-detecting every frame (detector boxes jitter by several pixels), and a periodic
+    detection in a window catches a lost face.
+    """
+
+    def __init__(self) -> None:
+        self.lm: np.ndarray | None = None
+        self.rel = np.zeros(4)
+        self.since_detect = 0
+
+    def _detect(self, frame: np.ndarray) -> tuple[float, ...] | None:
+        found = _roi_detect(frame, tuple(self.box())) if self.lm is not None else None
+        if found is None:
+            boxes = detect.detect_boxes(frame, cnn_fallback=False)
+            found = boxes[0][0] if boxes else None
+        return found
+
+    def box(self) -> np.ndarray:
+        b = _bbox(self.lm)
+        size = np.tile(b[2:] - b[:2], 2)
+        return b + self.rel * size
+
+    def step(self, frame: np.ndarray) -> np.ndarray | None:
+        if self.lm is not None and self.since_detect >= REDETECT_EVERY:
+            # A check, not a re-initialisation: replacing a good box would step the landmarks.
+            found, self.since_detect = self._detect(frame), 0
+            if found is None or _iou(found, self.box()) < 0.5:
+                self.lm = None
+        if self.lm is None:
+            found = self._detect(frame)
+            self.since_detect = 0
+            if found is None:
+                return None
+            lm = detect.fit_landmarks(frame, found)
+            b = _bbox(lm)
+            self.rel = (np.asarray(found) - b) / np.tile(np.maximum(b[2:] - b[:2], 1.0), 2)
+        else:
+            lm = detect.fit_landmarks(frame, tuple(self.box()))
+        self.since_detect += 1
+        self.lm = lm
+        return lm
+
+
+def track_video(path: str | os.PathLike, *, n_embeddings: int = 0, progress: bool = False) -> FaceTrack:
+    """Landmarks for every frame of ``path``; ``n_embeddings`` evenly spaced frames also get an identity embedding."""
+    info = probe_video(path)
+    embed_at = set(np.linspace(0, max(info.n_frames - 1, 0), n_embeddings).round().astype(int).tolist()) \
+        if n_embeddings else set()
+    rows: list[np.ndarray] = []
+    embeddings: list[np.ndarray] = []
+    follower = _Follower()
+    bar = progress_bar(info.n_frames, f"tracking {info.path.name}", enabled=progress, unit="frame")
+    for i, (_, frame) in enumerate(iter_frames(path)):
+        lm = follower.step(frame)
+        rows.append(np.full((68, 2), np.nan, np.float32) if lm is None else lm)
+        if lm is not None and i in embed_at:
+            embeddings.append(detect.face_embedding(frame, lm))
+        bar.update(1)
+    bar.close()
+    lms = np.stack(rows) if rows else np.zeros((0, 68, 2), np.float32)
+    emb = np.stack(embeddings) if embeddings else np.zeros((0, 128), np.float32)
+    return FaceTrack(info.fps, info.width, info.height, lms, emb)

@@ -1,0 +1,1 @@
+"""The server side: dataset preparation, GAN and motion training, distillation."""
