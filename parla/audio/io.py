@@ -35,7 +35,7 @@ class Resampler:
         self.src_rate = int(src_rate)
         self.channels = int(channels)
         self._layout = "mono" if channels == 1 else "stereo" if channels == 2 else f"{channels}c"
-        self._rs = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        self._rs = av.AudioResampler(format="fltp", layout=self._layout, rate=SAMPLE_RATE)
         self._pts = 0
 
     def push(self, samples: np.ndarray) -> np.ndarray:
@@ -60,9 +60,14 @@ class Resampler:
 
 
 def _frames_to_array(frames) -> np.ndarray:
+    """Planar float frames -> mono by the channel mean.
+
+    FFmpeg's own downmix sums channels at -3 dB, which makes identical channels 3 dB louder than either;
+    the mean keeps the level of a mono recording stored as stereo.
+    """
     if not frames:
         return np.zeros(0, np.float32)
-    return np.concatenate([f.to_ndarray().reshape(-1) for f in frames]).astype(np.float32, copy=False)
+    return np.concatenate([f.to_ndarray().mean(axis=0) for f in frames]).astype(np.float32, copy=False)
 
 
 def resample(samples: np.ndarray, src_rate: int, channels: int = 1) -> np.ndarray:
@@ -80,7 +85,7 @@ def _open_audio(path: os.PathLike | str):
         raise AudioFormatError(f"{p}: not a readable audio file (expected {SUPPORTED}): {e}") from e
     if not container.streams.audio:
         container.close()
-        raise AudioFormatError(f"{p}: has no audio stream")
+        raise AudioFormatError(f"{p}: has no audio stream (expected {SUPPORTED})")
     return av, p, container
 
 
@@ -91,7 +96,8 @@ def iter_audio(path: os.PathLike | str, *, chunk_samples: int = SAMPLE_RATE) -> 
     n_pending = 0
     try:
         stream = container.streams.audio[0]
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        # Keep the source layout here; _frames_to_array averages the channels.
+        resampler = av.AudioResampler(format="fltp", layout=stream.layout.name or "mono", rate=SAMPLE_RATE)
 
         def decoded() -> Iterator[np.ndarray]:
             for packet in container.demux(stream):

@@ -18,7 +18,9 @@ import numpy as np
 from parla.errors import AmbiguousFaceError, FaceIndexError, MissingDependencyError, NoFaceFoundError, require
 
 DETECT_MAX_SIDE = 800  # px: HOG runs on a copy no larger than this
+SMALL_IMAGE_SIDE = 640  # px: at most this large, HOG always runs on the 2x upsampled image
 CNN_MAX_SIDE = 640  # px: the CNN fallback costs ~1 s at this size on 2 cores
+WEAK_SCORE_RATIO = 0.25  # detections scoring below this fraction of the best one are dropped
 AMBIGUOUS_AREA_RATIO = 0.7  # a second face this close in size to the largest makes the choice ambiguous
 
 
@@ -82,9 +84,10 @@ def detect_boxes(image: np.ndarray, *, cnn_fallback: bool = True) -> list[tuple[
     m = _models()
     small, scale = _resize_max(image, DETECT_MAX_SIDE)
     found: list[tuple[tuple[float, ...], float]] = []
-    for upsample in (0, 1):
+    # Upsampling finds faces down to ~40 px; on small images it is cheap enough to always do.
+    for upsample in (1,) if max(small.shape[:2]) <= SMALL_IMAGE_SIDE else (0, 1):
         rects, scores, _ = m["hog"].run(small, upsample, 0.0)
-        found = [((r.left(), r.top(), r.right(), r.bottom()), float(s)) for r, s in zip(rects, scores)]
+        found = [((r.left(), r.top(), r.right(), r.bottom()), float(s)) for r, s in zip(rects, scores, strict=True)]
         if found:
             break
     if not found and cnn_fallback:
@@ -95,6 +98,10 @@ def detect_boxes(image: np.ndarray, *, cnn_fallback: bool = True) -> list[tuple[
                      for d in dets]
             if found:
                 break
+    if found:
+        # Weak detections far below the best one are the detector's false positives, not faces to choose from.
+        best = max(s for _, s in found)
+        found = [(b, s) for b, s in found if s >= WEAK_SCORE_RATIO * best]
     boxes = [(tuple(v / scale for v in b), s) for b, s in found]
     return sorted(boxes, key=lambda bs: -(bs[0][2] - bs[0][0]) * (bs[0][3] - bs[0][1]))
 

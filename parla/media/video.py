@@ -19,6 +19,8 @@ from parla.audio.io import SAMPLE_RATE
 from parla.errors import VideoFormatError, require
 from parla.media.files import atomic_output, check_input
 
+AAC_RATE = 48_000  # Hz: AAC frames of 1024 samples last 21 ms here (64 ms at 16 kHz), so the padded
+# end of the audio stays within one video frame of the video's end.
 VIDEO_SUFFIXES = (".mp4", ".mpg", ".mpeg", ".mov", ".mkv", ".avi", ".webm", ".m4v")
 
 
@@ -149,12 +151,14 @@ class VideoWriter:
         vs.options = {"crf": str(self.crf), "preset": self.preset}
         self._vstream = vs
         if self._has_audio:
-            aus = self._container.add_stream("aac", rate=SAMPLE_RATE)
+            aus = self._container.add_stream("aac", rate=AAC_RATE)
             aus.layout = "mono"
-            aus.bit_rate = 64_000
+            aus.bit_rate = 96_000
             self._astream = aus
+            self._upsampler = av.AudioResampler(format="fltp", layout="mono", rate=AAC_RATE)
 
     def _encode_audio(self, *, final: bool) -> None:
+        """Encode pending audio up to the end of the video written so far (all of it, padded, when final)."""
         if self._astream is None:
             return
         target = int(round(self.n_frames / self.fps * SAMPLE_RATE))
@@ -162,16 +166,23 @@ class VideoWriter:
         take = target - self._audio_written
         if final and len(pending) < take:
             pending = np.concatenate([pending, np.zeros(take - len(pending), np.float32)])
-        if take <= 0 or (not final and len(pending) < 1024):
+        if not final and (take < 1024 or len(pending) < 1024):  # encode in blocks, not per sample
             self._audio_pending = [pending]
             return
-        chunk, rest = pending[:take], pending[take:]
-        self._audio_pending = [] if final else [rest]
-        frame = self._av.AudioFrame.from_ndarray(np.clip(chunk, -1, 1)[None], format="flt", layout="mono")
-        frame.sample_rate = SAMPLE_RATE
-        frame.pts = self._audio_written
-        self._audio_written += len(chunk)
-        self._container.mux(self._astream.encode(frame))
+        chunk = pending[: max(take, 0)]
+        self._audio_pending = [] if final else [pending[len(chunk):]]
+        out = []
+        if len(chunk):
+            frame = self._av.AudioFrame.from_ndarray(np.clip(chunk, -1, 1)[None], format="flt", layout="mono")
+            frame.sample_rate = SAMPLE_RATE
+            frame.pts = self._audio_written
+            self._audio_written += len(chunk)
+            out = self._upsampler.resample(frame)
+        if final:
+            out += self._upsampler.resample(None)
+        for f in out:
+            f.pts = None  # the encoder numbers its own frames
+            self._container.mux(self._astream.encode(f))
 
     def _finish(self) -> None:
         if self._container is None:
