@@ -82,6 +82,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         check_output(args.json)
     show = not args.quiet
+    if args.mode == "probe":
+        return _fit_probe(args, show)
     if args.mode == "real":
         rep = R.evaluate_real(args.path, control=args.control, progress=show)
     else:
@@ -93,6 +95,21 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         R.write_report(rep, args.json)
         print(f"wrote {args.json}")
+    return 0
+
+
+def _fit_probe(args: argparse.Namespace, show: bool) -> int:
+    from parla.media.files import check_output
+    from parla.metrics.sync_probe import fit_probe
+
+    if not args.output:
+        raise ParlaError("parla eval probe needs -o OUT.npz (the bundled probe is parla/assets/sync_probe.npz)")
+    check_output(args.output)
+    probe = fit_probe(args.path, progress=show)
+    probe.save(args.output)
+    m = probe.meta
+    print(f"fitted on {len(m['clips'])} clips ({m['frames']} frames), skipped {len(m['skipped'])}; "
+          f"{m['folds']}-fold clip-wise CV correlation: median {m['cv_corr_median']:.3f}; wrote {args.output}")
     return 0
 
 
@@ -119,8 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
         s.set_defaults(func=_not_built(name))
 
     s = sub.add_parser("eval", help="measure talking-face videos: lip sync, mouth activity, blinks, motion")
-    s.add_argument("mode", choices=["real", "gen"], help="real: a folder of real clips; gen: one generated video")
-    s.add_argument("path", help="folder of videos (real) or a video file (gen)")
+    s.add_argument("mode", choices=["real", "gen", "probe"],
+                   help="real: a folder of real clips; gen: one generated video; "
+                        "probe: fit the lip-sync probe on a folder of training clips")
+    s.add_argument("path", help="folder of videos (real, probe) or a video file (gen)")
+    s.add_argument("-o", "--output", help="probe: where to write the fitted probe (.npz)")
     s.add_argument("--json", help="write the report as JSON to this file")
     s.add_argument("--portrait", help="gen: the photo the video was generated from")
     s.add_argument("--audio", help="gen: the speech (default: the video's own audio track)")

@@ -13,8 +13,8 @@ import numpy as np
 from parla.audio.mel import F_MAX, F_MIN, FRAMES_PER_SECOND, N_MELS, _hz_to_mel, _mel_to_hz, log_mel
 from parla.face import landmarks as L
 
-MAX_OFFSET_S = 0.4  # the lip-sync offset is searched within +-0.4 s
-BASELINE_S = 1.0  # the correlation at lags up to +-1 s is the "no sync" baseline
+MAX_OFFSET_S = 0.2  # s: the lip-sync offset is searched within +-5 frames at 25 fps
+BASELINE_S = 2.0  # s: windows of lags out to +-2 s give the "no sync" baseline
 DETREND_S = 1.0  # slow drifts (head pitch, loudness) are removed with a moving mean this long
 SPEECH_BAND = (250.0, 4000.0)  # Hz: where speech energy follows the mouth
 MIN_FRAMES = 8  # below this a statistic is reported as null
@@ -56,7 +56,7 @@ def fill_gaps(x: np.ndarray, max_gap: int = 5) -> np.ndarray:
 def detrend(x: np.ndarray, window: int) -> np.ndarray:
     """Subtract a centred moving mean (NaN-aware)."""
     valid = ~np.isnan(x)
-    k = np.ones(max(window, 1))
+    k = np.ones(max(1, min(window, len(x))))  # np.convolve("same") would lengthen a clip shorter than k
     s = np.convolve(np.where(valid, x, 0.0), k, mode="same")
     n = np.convolve(valid.astype(float), k, mode="same")
     return np.where(valid & (n > 0), x - s / np.maximum(n, 1), np.nan)
@@ -78,22 +78,34 @@ def lagged_correlation(video: np.ndarray, audio: np.ndarray, lag: int) -> float:
     return float((v * a).sum() / denom) if denom > 1e-12 else 0.0
 
 
-def lip_sync(mouth: np.ndarray, envelope: np.ndarray, fps: float) -> tuple[int | None, float | None]:
-    """(offset in frames, confidence). Offset > 0: the mouth moves after the sound.
+def mouth_target(mouth: np.ndarray, fps: float) -> np.ndarray:
+    """The mouth-opening track with slow drifts removed and unit variance (NaN where no face)."""
+    m = detrend(fill_gaps(mouth), max(3, int(round(DETREND_S * fps))))
+    return (m - np.nanmean(m)) / (np.nanstd(m) + 1e-6)
 
-    Confidence is the peak correlation within +-MAX_OFFSET_S minus the median correlation over +-BASELINE_S,
-    in the spirit of SyncNet's (median - min) distance: signals that are merely smooth score near zero.
+
+def lip_sync(mouth: np.ndarray, predicted: np.ndarray, fps: float) -> tuple[int | None, float | None, float | None]:
+    """(offset in frames, confidence, peak correlation) of a mouth-opening track against the lip-sync probe's
+    audio-only prediction of it. Offset > 0: the mouth moves after the sound.
+
+    Confidence = the peak correlation within +-MAX_OFFSET_S minus the median of the peaks of equally wide
+    windows at lags out to +-BASELINE_S. Chance correlations of unrelated signals are about as high in every
+    window, so unsynchronised video scores ~0 however smooth its signals are; the plain peak does not.
     """
-    w = max(3, int(round(DETREND_S * fps)))
-    m, e = detrend(fill_gaps(mouth), w), detrend(envelope, w)
-    max_lag, base_lag = int(round(MAX_OFFSET_S * fps)), int(round(BASELINE_S * fps))
-    lags = np.arange(-base_lag, base_lag + 1)
-    corr = np.array([lagged_correlation(m, e, int(k)) for k in lags])
-    if np.isnan(corr).all():
-        return None, None
-    near = np.abs(lags) <= max_lag
-    best = int(np.nanargmax(np.where(near, corr, -np.inf)))
-    return int(lags[best]), float(corr[best] - np.nanmedian(corr))
+    m = mouth_target(mouth, fps)
+    near, far = int(round(MAX_OFFSET_S * fps)), int(round(BASELINE_S * fps))
+    lags = np.arange(-far, far + 1)
+    corr = np.array([lagged_correlation(m, predicted, int(k)) for k in lags])
+    inside = np.abs(lags) <= near
+    if np.isnan(corr[inside]).all():
+        return None, None, None
+    best = int(np.nanargmax(np.where(inside, corr, -np.inf)))
+    width = 2 * near + 1
+    starts = list(range(-far, -near - width + 1, width)) + list(range(near + 1, far - width + 2, width))
+    peaks = [np.nanmax(c) for c in (corr[(lags >= s0) & (lags < s0 + width)] for s0 in starts)
+             if len(c) and not np.isnan(c).all()]
+    baseline = float(np.median(peaks)) if peaks else 0.0
+    return int(lags[best]), float(corr[best] - baseline), float(corr[best])
 
 
 def voiced_silent_masks(envelope: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -186,7 +198,10 @@ def head_motion(lms: np.ndarray, fps: float, width: int, height: int) -> dict[st
     if ok.sum() < MIN_FRAMES:
         return dict.fromkeys(keys)
     yaw, pitch, roll = (pose[ok, k] for k in range(3))
-    step = np.linalg.norm(np.diff(pose, axis=0), axis=1)
+    # Speed from a 5-frame moving average: landmark noise alone would read as ~10 deg/s on a still video.
+    k = np.ones(5) / 5
+    smooth = np.stack([np.convolve(fill_gaps(pose[:, j]), k, mode="valid") for j in range(3)], axis=1)
+    step = np.linalg.norm(np.diff(smooth, axis=0), axis=1)
     centre = lms[:, L.NOSE, :].mean(1) / L.interocular(lms)[:, None]
     return {
         "yaw_std": float(np.std(yaw)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
@@ -22,13 +23,20 @@ CLIP_KEYS = ("file", "sync_offset_frames", "sync_confidence", "mouth_activity_ra
 N_IDENTITY_FRAMES = 16  # frames sampled per clip for the identity distance
 
 
+@functools.lru_cache(maxsize=1)
+def _probe():
+    from parla.metrics.sync_probe import SyncProbe
+
+    return SyncProbe.load()
+
+
 def sidecar_audio(video: Path) -> Path | None:
     """A ``.wav`` beside the video with the same stem carries its audio (used instead of the video's track)."""
     wav = video.with_suffix(".wav")
     return wav if wav.is_file() else None
 
 
-def _clip_audio(video: Path, audio: Path | None) -> tuple[np.ndarray | None, str | None]:
+def clip_audio(video: Path, audio: Path | None) -> tuple[np.ndarray | None, str | None]:
     source = audio or sidecar_audio(video)
     if source is not None:
         return load_audio(source, allow_silent=True), str(source)
@@ -57,16 +65,18 @@ def _measure(video: Path, audio: str | os.PathLike | None, portrait_emb: np.ndar
     """(metrics, mouth-opening track, 16 kHz audio or None)."""
     track = track_video(video, n_embeddings=N_IDENTITY_FRAMES if portrait_emb is not None else 0,
                         progress=progress)
-    samples, audio_source = _clip_audio(video, Path(audio) if audio else None)
+    samples, audio_source = clip_audio(video, Path(audio) if audio else None)
     lms = track.landmarks
     mouth = L.mouth_opening(lms)
     clip: dict[str, Any] = dict.fromkeys(CLIP_KEYS)
     clip.update(file=video.name, n_frames=track.n_frames, fps=track.fps,
                 face_fraction=float(track.valid.mean()) if track.n_frames else 0.0, audio_source=audio_source,
-                mouth_open_voiced=None, mouth_open_silent=None)
+                sync_correlation=None, mouth_open_voiced=None, mouth_open_silent=None)
     if samples is not None:
         env = av.speech_envelope(samples, track.fps, track.n_frames)
-        clip["sync_offset_frames"], clip["sync_confidence"] = av.lip_sync(mouth, env, track.fps)
+        predicted = _probe().predict(samples, track.fps, track.n_frames)
+        clip["sync_offset_frames"], clip["sync_confidence"], clip["sync_correlation"] = av.lip_sync(
+            mouth, predicted, track.fps)
         act = av.mouth_activity(mouth, env)
         clip.update(mouth_activity_ratio=act["ratio"], mouth_open_voiced=act["open_voiced"],
                     mouth_open_silent=act["open_silent"])
@@ -86,7 +96,7 @@ def _median(values: list) -> float | None:
 def summarize(clips: list[dict[str, Any]]) -> dict[str, Any]:
     """Median of every numeric metric over the clips (per key for the head-motion dict)."""
     out: dict[str, Any] = {"n_clips": len(clips)}
-    for key in CLIP_KEYS[1:] + ("mouth_open_voiced", "mouth_open_silent"):
+    for key in CLIP_KEYS[1:] + ("sync_correlation", "mouth_open_voiced", "mouth_open_silent"):
         if key == "head_motion":
             sub = [c[key] or {} for c in clips]
             names = sorted({k for s in sub for k in s})
@@ -151,10 +161,10 @@ def _swapped_audio_control(measured: list) -> list[dict[str, Any]]:
         other_clip, _, other = with_audio[(i + 1) % len(with_audio)]
         if other_clip is clip:
             continue
-        env = av.speech_envelope(other, clip["fps"], len(mouth))
-        offset, conf = av.lip_sync(mouth, env, clip["fps"])
+        predicted = _probe().predict(other, clip["fps"], len(mouth))
+        offset, conf, corr = av.lip_sync(mouth, predicted, clip["fps"])
         out.append({**dict.fromkeys(CLIP_KEYS), "file": f"{clip['file']} + audio of {other_clip['file']}",
-                    "sync_offset_frames": offset, "sync_confidence": conf})
+                    "sync_offset_frames": offset, "sync_confidence": conf, "sync_correlation": corr})
     return out
 
 

@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from parla.metrics import av
+from parla.metrics.report import evaluate_generated, evaluate_real, make_still_video, write_report
+from parla.metrics.sync_probe import SyncProbe
+
+from .conftest import shared
+
+FPS = 25.0
+
+
+@pytest.fixture(scope="module")
+def probe() -> SyncProbe:
+    return SyncProbe.load()
+
+
+def test_bundled_probe_was_fitted_on_training_clips_only(probe):
+    assert probe.weights.shape == probe.mean.shape == probe.std.shape
+    assert len(probe.meta["clips"]) >= 40
+    assert "eval" not in probe.meta["source"] and probe.meta["cv_corr_median"] > 0.2
+
+
+def test_probe_prediction_follows_speech(probe, speech):
+    n = int(len(speech) / 16000 * FPS)
+    pred = probe.predict(speech, FPS, n)
+    env = av.speech_envelope(speech, FPS, n)
+    voiced, silent = av.voiced_silent_masks(env)
+    assert voiced.sum() > 20 and silent.sum() > 10
+    # More mouth movement predicted while speaking than in the silences at both ends.
+    assert np.std(pred[voiced]) > 2 * np.std(pred[silent])
+
+
+@pytest.mark.parametrize("shift", [-3, 0, 2, 4])
+def test_lip_sync_recovers_a_known_offset(probe, speech, shift):
+    n = int(len(speech) / 16000 * FPS)
+    pred = probe.predict(speech, FPS, n)
+    rng = np.random.default_rng(shift + 10)
+    mouth = 0.2 + 0.05 * np.roll(pred, shift) + 0.03 * rng.standard_normal(n)  # mouth moves `shift` frames late
+    offset, conf, corr = av.lip_sync(mouth, pred, FPS)
+    assert offset == shift
+    assert conf > 0.2 and corr > conf
+
+
+def test_lip_sync_of_unrelated_motion_is_near_zero(probe, speech):
+    n = int(len(speech) / 16000 * FPS)
+    pred = probe.predict(speech, FPS, n)
+    confs = []
+    for seed in range(8):
+        rng = np.random.default_rng(seed)
+        mouth = 0.2 + np.convolve(rng.standard_normal(n + 4), np.ones(5) / 5, "valid")[:n] * 0.05
+        confs.append(av.lip_sync(mouth, pred, FPS)[1])
+    assert abs(np.median(confs)) < 0.1
+
+
+def test_blink_rate_counts_dips():
+    n = int(60 * FPS)  # one minute
+    ear = np.full(n, 0.3) + np.random.default_rng(0).normal(0, 0.005, n)
+    for start in range(40, n - 10, 125):  # a 4-frame blink every 5 s: 12 per minute
+        ear[start: start + 4] = 0.12
+    assert av.blink_rate(ear, FPS) == pytest.approx(12, abs=1)
+    assert av.blink_rate(np.full(n, 0.3), FPS) == 0
+
+
+def test_jitter_separates_smooth_from_noisy_landmarks():
+    t = np.arange(100)[:, None, None]
+    base = np.random.default_rng(0).uniform(0, 100, (1, 68, 2))
+    smooth = base + np.concatenate([np.sin(t / 20), np.cos(t / 25)], axis=2) * 5
+    noisy = smooth + np.random.default_rng(1).normal(0, 1.0, smooth.shape)
+    assert av.landmark_jitter(noisy) > 10 * av.landmark_jitter(smooth)
+
+
+def test_mouth_activity_ratio():
+    env = np.concatenate([np.full(50, -60.0), np.full(100, -20.0), np.full(50, -60.0)])
+    rng = np.random.default_rng(0)
+    moving = np.concatenate([0.05 + rng.normal(0, 0.002, 50), 0.2 + 0.1 * np.sin(np.arange(100)), 0.05 + rng.normal(0, 0.002, 50)])
+    act = av.mouth_activity(moving, env)
+    assert act["ratio"] > 10 and act["open_silent"] < act["open_voiced"]
+    still = 0.1 + rng.normal(0, 0.002, 200)
+    assert 0.5 < av.mouth_activity(still, env)["ratio"] < 2
+
+
+def test_eval_gen_end_to_end_on_a_still_video(tmp_path, face_path, speech_path, speech):
+    """The still-photo control built from the fixtures: same identity, no lip sync, mouth as still as in silence."""
+    from parla.media.image import load_image
+    from parla.media.video import VideoWriter
+
+    image = load_image(face_path)
+    video = tmp_path / "still.mp4"
+    with VideoWriter(video, FPS, audio=speech) as w:
+        for _ in range(int(len(speech) / 16000 * FPS)):
+            w.write(image)
+    report = evaluate_generated(video, portrait=face_path, audio=speech_path)
+    clip = report["clips"][0]
+    assert clip["face_fraction"] == 1.0
+    assert clip["identity_distance"] < 0.3
+    assert abs(clip["sync_confidence"]) < 0.15
+    out = tmp_path / "r.json"
+    write_report(report, out)
+    loaded = json.loads(out.read_text())
+    for key in ("file", "sync_offset_frames", "sync_confidence", "mouth_activity_ratio", "blink_per_min",
+                "head_motion", "jitter", "identity_distance"):
+        assert key in loaded["clips"][0]
+        assert key == "file" or key in loaded["summary"]
+
+
+@pytest.mark.shared_data
+@pytest.mark.slow
+def test_real_clips_sync_and_their_controls_do_not(tmp_path):
+    src = shared("eval", "videos")
+    for name in ("v04_edtalk_mouth_source.mp4", "v04_edtalk_mouth_source.wav", "v05_aniportrait_pose_ref_video.mp4",
+                 "v11_liveportrait_d20.mp4"):
+        shutil.copy(src / name, tmp_path / name)
+    report = evaluate_real(tmp_path, control=True)
+    assert [c["file"] for c in report["clips"]] == ["v04_edtalk_mouth_source.mp4",
+                                                    "v05_aniportrait_pose_ref_video.mp4", "v11_liveportrait_d20.mp4"]
+    assert report["clips"][0]["audio_source"].endswith(".wav")  # the sidecar, not a missing track
+    assert report["summary"]["sync_confidence"] > 0.15
+    assert abs(report["summary"]["abs_sync_offset_frames"]) <= 4
+    assert abs(report["control"]["still"]["summary"]["sync_confidence"]) < 0.1
+    assert report["summary"]["sync_confidence"] > 2 * report["control"]["swapped_audio"]["summary"]["sync_confidence"]
+
+
+def test_still_video_has_the_audio_length(tmp_path, face_path, speech):
+    from parla.media.image import load_image
+    from parla.media.video import VideoWriter, stream_durations
+
+    src = tmp_path / "src.mp4"
+    with VideoWriter(src, FPS) as w:
+        for _ in range(5):
+            w.write(load_image(face_path))
+    out = make_still_video(src, tmp_path / "still.mp4", speech)
+    d = stream_durations(out)
+    assert abs(d["video"] - len(speech) / 16000) <= 1 / FPS
