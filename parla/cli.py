@@ -54,6 +54,50 @@ def _cmd_animate(args: argparse.Namespace) -> int:
     raise NotBuiltYetError("'parla animate' is not built yet (planned in issue 3)")
 
 
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from parla.training.prepare import prepare_dataset
+
+    report = prepare_dataset(args.videos, args.output, show=not args.quiet)
+    ok = sum(1 for v in report.values() if v.startswith("ok"))
+    print(f"{ok} of {len(report)} clips prepared in {args.output}")
+    for name, status in sorted(report.items()):
+        if not status.startswith("ok"):
+            print(f"  {name}: {status}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from parla.errors import require
+
+    require("torch", "train")
+    from dataclasses import replace
+
+    if args.what == "teacher":
+        from parla.models.refiner import RefinerConfig
+        from parla.training.teacher import TeacherTrainConfig, train_teacher
+
+        rc = RefinerConfig()
+        if args.channels:
+            rc = replace(rc, channels=tuple(int(c) for c in args.channels.split(",")))
+        if args.res:
+            rc = replace(rc, res=args.res)
+        if args.mode:
+            rc = replace(rc, mode=args.mode)
+        tc = TeacherTrainConfig()
+        tc = replace(tc, **{k: v for k, v in (("steps", args.steps), ("batch", args.batch)) if v is not None})
+        run = train_teacher(args.data, args.output, device=args.device, resume=args.resume, refiner=rc, train=tc,
+                            show=not args.quiet)
+    else:
+        from parla.training.motion import MotionTrainConfig, train_motion
+
+        tc = MotionTrainConfig()
+        if args.steps:
+            tc = replace(tc, steps=args.steps)
+        run = train_motion(args.data, args.output, device=args.device, train=tc, show=not args.quiet)
+    print(f"trained; checkpoint in {run}")
+    return 0
+
+
 def _cmd_face(args: argparse.Namespace) -> int:
     from parla.face.align import align_face
     from parla.face.detect import detect_faces, select_face
@@ -130,7 +174,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--face-index", type=int, default=None, help="which face to use, 0 = largest")
     s.set_defaults(func=_cmd_animate)
 
-    for name in ("stream", "prepare", "train", "distill", "export", "bench"):
+    s = sub.add_parser("prepare", help="turn talking-face videos into a training dataset (resumable)")
+    s.add_argument("videos", help="folder of videos (mp4/mpg, optional sidecar .wav)")
+    s.add_argument("-o", "--output", required=True, help="dataset folder")
+    s.add_argument("-q", "--quiet", action="store_true")
+    s.set_defaults(func=_cmd_prepare)
+
+    s = sub.add_parser("train", help="train the teacher GAN or the audio-to-motion model")
+    s.add_argument("what", choices=["teacher", "motion"])
+    s.add_argument("--data", required=True, help="dataset folder from 'parla prepare'")
+    s.add_argument("-o", "--output", required=True, help="run folder (checkpoints, logs, samples)")
+    s.add_argument("--device", default="cpu", help="cpu or cuda")
+    s.add_argument("--steps", type=int, default=None, help="total steps (a resumed run continues to this)")
+    s.add_argument("--batch", type=int, default=None)
+    s.add_argument("--channels", default=None, help="teacher: U-Net widths, e.g. 32,64,128,256")
+    s.add_argument("--res", type=int, default=None, help="teacher: the refiner's working resolution")
+    s.add_argument("--mode", choices=["residual_mask", "full"], default=None, help="teacher: how the output is composed")
+    s.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    s.add_argument("-q", "--quiet", action="store_true")
+    s.set_defaults(func=_cmd_train)
+
+    for name in ("stream", "distill", "export", "bench"):
         s = sub.add_parser(name, help=f"{PLANNED[name][0]} (not built yet)")
         s.add_argument("args", nargs=argparse.REMAINDER)
         s.set_defaults(func=_not_built(name))

@@ -1,0 +1,132 @@
+"""Motion -> driving landmarks: the expression basis (PCA of canonical landmark offsets), head pose and blink.
+
+Canonical space: landmarks similarity-aligned to the training mean shape (Umeyama, least squares).
+Expression = offsets from the clip's (or portrait's) own canonical shape, so identity is never encoded.
+Head pose is applied as a rotation of the landmarks about a coarse generic depth (small yaw/pitch only), then
+roll, scale and translation; the warp and the refiner turn the moved landmarks into pixels. numpy only.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+UPPER_LIDS = (37, 38, 43, 44)
+LOWER_LIDS = (41, 40, 47, 46)
+POSE_KEYS = ("yaw", "pitch", "roll", "tx", "ty", "scale")  # degrees, degrees, degrees, px, px, log-ratio
+
+
+def similarity_fit(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """2x3 similarity matrix (rotation, uniform scale, translation) mapping src (N, 2) to dst in least squares."""
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    s, d = src - mu_s, dst - mu_d
+    cov = d.T @ s / len(src)
+    u, sig, vt = np.linalg.svd(cov)
+    sign = np.diag([1.0, np.sign(np.linalg.det(u @ vt))])
+    r = u @ sign @ vt
+    scale = np.trace(np.diag(sig) @ sign) / max(s.var(0).sum(), 1e-12)
+    m = np.zeros((2, 3))
+    m[:, :2] = scale * r
+    m[:, 2] = mu_d - m[:, :2] @ mu_s
+    return m
+
+
+def apply(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    return pts @ m[:, :2].T + m[:, 2]
+
+
+def invert(m: np.ndarray) -> np.ndarray:
+    a = np.linalg.inv(m[:, :2])
+    return np.concatenate([a, (-a @ m[:, 2])[:, None]], axis=1)
+
+
+def generic_depth(mean_shape: np.ndarray) -> np.ndarray:
+    """A coarse depth per landmark (same units as x): a curved face, nose forward. Enough for +-10 degrees."""
+    c = mean_shape.mean(0)
+    half_w = (mean_shape[:, 0].max() - mean_shape[:, 0].min()) / 2
+    x = (mean_shape[:, 0] - c[0]) / half_w
+    z = 0.45 * half_w * (1 - np.clip(x, -1, 1) ** 2)
+    z[27:36] += 0.25 * half_w * np.linspace(0.3, 1.0, 9)  # nose bridge to tip stands out
+    return z
+
+
+@dataclass
+class ExpressionBasis:
+    mean_shape: np.ndarray  # (68, 2) canonical mean shape (crop pixels of the training mean)
+    components: np.ndarray  # (K, 136) orthonormal rows
+    stds: np.ndarray  # (K,) std of each coefficient over the training frames
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def n_components(self) -> int:
+        return len(self.components)
+
+    def canonical(self, lms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(canonical landmarks, the 2x3 matrix that took them there)."""
+        m = similarity_fit(lms.astype(np.float64), self.mean_shape)
+        return apply(m, lms.astype(np.float64)), m
+
+    def encode(self, offsets: np.ndarray) -> np.ndarray:
+        """Canonical offsets (..., 68, 2) -> coefficients (..., K)."""
+        return offsets.reshape(*offsets.shape[:-2], -1) @ self.components.T
+
+    def decode(self, coeffs: np.ndarray) -> np.ndarray:
+        return (coeffs @ self.components).reshape(*coeffs.shape[:-1], 68, 2)
+
+    def drive(self, identity: np.ndarray, coeffs: np.ndarray, pose: np.ndarray, blink: float) -> np.ndarray:
+        """Driving landmarks in crop pixels for one frame.
+
+        identity: (68, 2) the portrait's landmarks in crop pixels; coeffs: (K,) expression;
+        pose: (6,) as POSE_KEYS, relative to the portrait; blink: 0 open .. 1 closed.
+        """
+        canon, m = self.canonical(identity)
+        shape = canon + self.decode(coeffs)
+        shape = _close_eyes(shape, blink)
+        shape = _rotate(shape, self.mean_shape, pose)
+        return apply(invert(m), shape)
+
+    def save(self, path: str | os.PathLike) -> None:
+        from parla.media.files import atomic_output
+
+        buf = io.BytesIO()
+        np.savez(buf, mean_shape=self.mean_shape, components=self.components, stds=self.stds,
+                 meta=np.array(json.dumps(self.meta)))
+        with atomic_output(path) as tmp:
+            tmp.write_bytes(buf.getvalue())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> ExpressionBasis:
+        with open(Path(path), "rb") as f, np.load(f) as z:
+            return cls(z["mean_shape"], z["components"], z["stds"], json.loads(str(z["meta"])))
+
+
+def _close_eyes(shape: np.ndarray, blink: float) -> np.ndarray:
+    out = shape.copy()
+    b = float(np.clip(blink, 0.0, 1.0))
+    for up, lo in zip(UPPER_LIDS, LOWER_LIDS, strict=True):
+        mid = 0.5 * (shape[up] + shape[lo])
+        out[up] = shape[up] + b * (mid - shape[up])
+        out[lo] = shape[lo] + b * (mid - shape[lo])
+    return out
+
+
+def _rotate(shape: np.ndarray, mean_shape: np.ndarray, pose: np.ndarray) -> np.ndarray:
+    yaw, pitch, roll, tx, ty, log_s = (float(v) for v in pose)
+    c = shape.mean(0)
+    p = shape - c
+    z = generic_depth(mean_shape)
+    z = z - z.mean()
+    cy, sy = np.cos(np.radians(yaw)), np.sin(np.radians(yaw))
+    cp, sp = np.cos(np.radians(pitch)), np.sin(np.radians(pitch))
+    x = p[:, 0] * cy + z * sy  # yaw about the vertical axis (orthographic)
+    zz = -p[:, 0] * sy + z * cy
+    y = p[:, 1] * cp - zz * sp  # pitch about the horizontal axis
+    cr, sr = np.cos(np.radians(roll)), np.sin(np.radians(roll))
+    rx, ry = x * cr - y * sr, x * sr + y * cr
+    s = np.exp(log_s)
+    return np.stack([rx * s + c[0] + tx, ry * s + c[1] + ty], axis=1)

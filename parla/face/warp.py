@@ -1,0 +1,83 @@
+"""Host warp: thin-plate-spline flow from landmark displacements, applied with cv2.remap (DESIGN §3).
+
+Kept outside every exported network: an 8-bit grid_sample wrecks INT8 accuracy and LiteRT lowers it to slow
+gathers (toolchain.md). Also rasterises the driving-landmark maps the refiner is conditioned on.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from parla.errors import require
+
+GRID = 32  # the spline is evaluated on GRID x GRID points, then the flow is resized (smooth, so no loss)
+ANCHORS_PER_SIDE = 6  # fixed points on each crop border keep the background still
+REGULARISATION = 1e-3
+N_COND = 3  # conditioning channels: inner mouth, eyes, landmark lines
+
+
+def _kernel(r2: np.ndarray) -> np.ndarray:
+    return np.where(r2 > 0, r2 * np.log(r2 + 1e-12), 0.0)
+
+
+@functools.lru_cache(maxsize=4)
+def _anchors(size: int) -> np.ndarray:
+    t = np.linspace(0, size, ANCHORS_PER_SIDE, endpoint=False)
+    s = float(size)
+    return np.concatenate([np.stack([t, np.zeros_like(t)], 1), np.stack([np.full_like(t, s), t], 1),
+                           np.stack([s - t, np.full_like(t, s)], 1), np.stack([np.zeros_like(t), s - t], 1)])
+
+
+@functools.lru_cache(maxsize=4)
+def _grid(size: int) -> np.ndarray:
+    g = (np.arange(GRID) + 0.5) * (size / GRID) - 0.5  # the sample positions cv2.resize assumes
+    gx, gy = np.meshgrid(g, g)
+    return np.stack([gx.ravel(), gy.ravel()], 1)
+
+
+def tps_map(src_pts: np.ndarray, dst_pts: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Backward maps (map_x, map_y), each (size, size) float32: output pixel q samples the source at f(q),
+    where f is the thin-plate spline taking each dst point to its src point (and the border to itself)."""
+    cv2 = require("cv2", "core")
+    scale = size / 256.0  # solve in a fixed frame so the regularisation means the same at every size
+    anchors = _anchors(size)
+    ctrl = np.concatenate([dst_pts, anchors]) / scale
+    target = np.concatenate([src_pts, anchors]) / scale
+    n = len(ctrl)
+    d2 = ((ctrl[:, None] - ctrl[None]) ** 2).sum(-1)
+    p = np.concatenate([np.ones((n, 1)), ctrl], 1)
+    a = np.zeros((n + 3, n + 3))
+    a[:n, :n] = _kernel(d2) + REGULARISATION * np.eye(n)
+    a[:n, n:], a[n:, :n] = p, p.T
+    b = np.zeros((n + 3, 2))
+    b[:n] = target
+    coef = np.linalg.solve(a, b)
+    g = _grid(size) / scale
+    k = _kernel(((g[:, None] - ctrl[None]) ** 2).sum(-1))
+    mapped = (k @ coef[:n] + np.concatenate([np.ones((len(g), 1)), g], 1) @ coef[n:]) * scale
+    mx = cv2.resize(mapped[:, 0].reshape(GRID, GRID).astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
+    my = cv2.resize(mapped[:, 1].reshape(GRID, GRID).astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
+    return mx, my
+
+
+def warp(image: np.ndarray, src_pts: np.ndarray, dst_pts: np.ndarray) -> np.ndarray:
+    """Move the face in ``image`` (square crop) so that its landmarks ``src_pts`` land on ``dst_pts``."""
+    cv2 = require("cv2", "core")
+    mx, my = tps_map(src_pts.astype(np.float64), dst_pts.astype(np.float64), image.shape[0])
+    return cv2.remap(image, mx, my, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def condition_maps(lms: np.ndarray, size: int, crop_size: int = 256) -> np.ndarray:
+    """(N_COND, size, size) float32 in [0, 1] from driving landmarks given in crop pixels:
+    filled inner mouth, filled eyes, and the 68-point outline drawn as lines."""
+    cv2 = require("cv2", "core")
+    pts = np.round(lms * (size / crop_size) * 4).astype(np.int32)  # 2 fractional bits for sub-pixel drawing
+    maps = np.zeros((N_COND, size, size), np.uint8)
+    cv2.fillPoly(maps[0], [pts[60:68]], 255, cv2.LINE_AA, shift=2)
+    cv2.fillPoly(maps[1], [pts[36:42], pts[42:48]], 255, cv2.LINE_AA, shift=2)
+    for a, b, closed in ((0, 17, False), (17, 22, False), (22, 27, False), (27, 31, False), (31, 36, False),
+                         (36, 42, True), (42, 48, True), (48, 60, True), (60, 68, True)):
+        cv2.polylines(maps[2], [pts[a:b]], closed, 255, 1, cv2.LINE_AA, shift=2)
+    return maps.astype(np.float32) / 255.0

@@ -1,0 +1,41 @@
+"""Fit the expression basis: PCA of canonical landmark offsets from each clip's own median shape."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from parla.errors import ParlaError
+from parla.face.expression import ExpressionBasis, apply, similarity_fit
+
+N_COMPONENTS = 20  # keeps > 95 % of the offset variance on the training clips (see meta["explained"])
+
+
+def load_clip(path: Path) -> dict:
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+
+
+def clip_offsets(lms: np.ndarray, mean_shape: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(canonical shapes, offsets from their median) of the (T, 68, 2) valid landmarks of one clip."""
+    canon = np.stack([apply(similarity_fit(lm.astype(np.float64), mean_shape), lm.astype(np.float64)) for lm in lms])
+    return canon, canon - np.median(canon, axis=0)
+
+
+def fit_basis(clips_dir: Path, n_components: int = N_COMPONENTS) -> ExpressionBasis:
+    clips = [load_clip(p) for p in sorted(clips_dir.glob("*.npz"))]
+    shapes = [c["landmarks"][c["valid"]] for c in clips if c["valid"].sum() > 0]
+    if not shapes:
+        raise ParlaError(f"{clips_dir}: no prepared clip with a face; cannot fit the expression basis")
+    mean_shape = np.concatenate(shapes).mean(0).astype(np.float64)
+    for _ in range(2):  # generalised Procrustes: re-estimate the mean in its own frame
+        mean_shape = np.concatenate([clip_offsets(s, mean_shape)[0] for s in shapes]).mean(0)
+    offsets = np.concatenate([clip_offsets(s, mean_shape)[1] for s in shapes]).reshape(-1, 136)
+    _, sv, vt = np.linalg.svd(offsets - offsets.mean(0), full_matrices=False)
+    var = sv**2
+    comps = vt[:n_components]
+    stds = np.sqrt(var[:n_components] / len(offsets))
+    meta = {"frames": int(len(offsets)), "clips": len(shapes),
+            "explained": float(var[:n_components].sum() / var.sum())}
+    return ExpressionBasis(mean_shape.astype(np.float32), comps.astype(np.float32), stds.astype(np.float32), meta)

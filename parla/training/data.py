@@ -1,0 +1,100 @@
+"""Self-reenactment pairs from a prepared dataset: source and target frames of one clip, the source warped
+onto the target's landmarks by the host warp, at the refiner's resolution and at full crop resolution."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from parla.errors import ParlaError, require
+from parla.face.warp import condition_maps, warp
+
+# iBUG 68-point index of each point's mirror image (for horizontal-flip augmentation).
+FLIP = np.array(
+    list(range(16, -1, -1)) + list(range(26, 21, -1)) + list(range(21, 16, -1)) + [27, 28, 29, 30]
+    + [35, 34, 33, 32, 31] + [45, 44, 43, 42, 47, 46] + [39, 38, 37, 36, 41, 40]
+    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55] + [64, 63, 62, 61, 60, 67, 66, 65])
+MIN_GAP = 3  # frames: source and target differ by at least this much
+
+
+@dataclass
+class Clip:
+    name: str
+    crops: np.ndarray  # memmap (T, S, S, 3) uint8
+    landmarks: np.ndarray  # (T, 68, 2)
+    valid_idx: np.ndarray  # indices of frames with a face
+
+
+def load_clips(data_dir: str | Path) -> list[Clip]:
+    clips_dir = Path(data_dir) / "clips"
+    clips = []
+    for meta_path in sorted(clips_dir.glob("*.npz")):
+        crops_path = meta_path.with_name(meta_path.stem + ".crops.npy")
+        if not crops_path.is_file():
+            continue
+        with np.load(meta_path) as z:
+            lms, valid = z["landmarks"], z["valid"]
+        idx = np.flatnonzero(valid)
+        if len(idx) > MIN_GAP + 1:
+            clips.append(Clip(meta_path.stem, np.load(crops_path, mmap_mode="r"), lms, idx))
+    if not clips:
+        raise ParlaError(f"{data_dir}: no prepared clips (run 'parla prepare VIDEOS -o {data_dir}' first)")
+    return clips
+
+
+def to_tensor_layout(images: np.ndarray) -> np.ndarray:
+    """(B, H, W, 3) uint8 -> (B, 3, H, W) float32 in [-1, 1]."""
+    return images.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0
+
+
+class PairSampler:
+    """Draws batches of (source, warped source, target) with their conditioning; deterministic per seed."""
+
+    def __init__(self, clips: list[Clip], res: int, *, seed: int = 0, flip: bool = True) -> None:
+        self.clips, self.res, self.flip = clips, res, flip
+        self.rng = np.random.default_rng(seed)
+        sizes = np.array([len(c.valid_idx) for c in clips], np.float64)
+        self.p = np.sqrt(sizes) / np.sqrt(sizes).sum()  # long clips count more, but not linearly
+
+    def _pair(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        clip = self.clips[self.rng.choice(len(self.clips), p=self.p)]
+        for _ in range(10):
+            s, t = self.rng.choice(clip.valid_idx, 2, replace=False)
+            if abs(int(s) - int(t)) >= MIN_GAP:
+                break
+        src, tgt = np.asarray(clip.crops[s]), np.asarray(clip.crops[t])
+        ls, lt = clip.landmarks[s].astype(np.float64), clip.landmarks[t].astype(np.float64)
+        if self.flip and self.rng.random() < 0.5:
+            size = src.shape[1]
+            src, tgt = src[:, ::-1].copy(), tgt[:, ::-1].copy()
+            ls, lt = _flip_lm(ls, size), _flip_lm(lt, size)
+        return src, tgt, ls, lt
+
+    def batch(self, n: int) -> dict[str, np.ndarray]:
+        cv2 = require("cv2", "core")
+        out: dict[str, list] = {k: [] for k in ("source", "warped", "target", "source_lr", "warped_lr", "cond",
+                                                "target_lm")}
+        for _ in range(n):
+            src, tgt, ls, lt = self._pair()
+            w = warp(src, ls, lt)
+            size = (self.res, self.res)
+            out["source"].append(src)
+            out["warped"].append(w)
+            out["target"].append(tgt)
+            out["source_lr"].append(cv2.resize(src, size, interpolation=cv2.INTER_AREA))
+            out["warped_lr"].append(cv2.resize(w, size, interpolation=cv2.INTER_AREA))
+            out["cond"].append(condition_maps(lt, self.res, src.shape[0]))
+            out["target_lm"].append(lt.astype(np.float32))
+        batch = {k: to_tensor_layout(np.stack(out[k])) for k in ("source", "warped", "target", "source_lr",
+                                                                   "warped_lr")}
+        batch["cond"] = np.stack(out["cond"])
+        batch["target_lm"] = np.stack(out["target_lm"])
+        return batch
+
+
+def _flip_lm(lm: np.ndarray, size: int) -> np.ndarray:
+    out = lm[FLIP].copy()
+    out[:, 0] = (size - 1) - out[:, 0]
+    return out

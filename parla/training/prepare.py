@@ -1,0 +1,121 @@
+"""`parla prepare`: talking-face videos -> a training dataset (aligned crops, landmarks, pose, blink, mel).
+
+Layout of DATASET_DIR:
+  clips/<stem>.crops.npy   (T, 256, 256, 3) uint8 aligned crops, memory-mappable
+  clips/<stem>.npz         landmarks in crop pixels, validity, pose, eye aspect ratio, log-mel, fps, ...
+  basis.npz                the expression PCA basis (fitted on all prepared clips)
+  report.json              per clip: "ok" or the reason it was skipped
+
+Crops use a per-clip alignment smoothed over ~2 s, so that head motion stays inside the crop as it will at
+inference (the portrait's alignment is fixed while the head moves), while slow drift is followed.
+A clip already in clips/ is not redone (resumable); every file is written under a temporary name first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from parla.audio.mel import log_mel
+from parla.errors import InputFileError, ParlaError
+from parla.face.align import CROP_SIZE, Alignment, crop_face, face_quad
+from parla.face.landmarks import eye_aspect_ratio
+from parla.media.files import atomic_output, write_text_atomic
+from parla.media.video import iter_frames
+from parla.metrics.av import fill_gaps, head_pose
+from parla.metrics.report import clip_audio, list_videos
+from parla.metrics.tracks import track_video
+from parla.progress import progress
+
+ALIGN_SMOOTH_S = 2.0  # s: moving-average window of the per-clip crop alignment
+MIN_FACE_FRACTION = 0.5  # clips with a face in fewer frames are skipped
+MIN_FRAMES = 12
+SPEECH_RMS = 10 ** (-50 / 20)  # below this the audio counts as absent (motion training skips the clip)
+
+
+def _smoothed_alignments(lms: np.ndarray, valid: np.ndarray, fps: float) -> list[Alignment]:
+    import cv2
+
+    quads = np.full((len(lms), 4, 2), np.nan)
+    for i in np.flatnonzero(valid):
+        quads[i] = face_quad(lms[i])
+    flat = np.stack([fill_gaps(quads[:, k // 2, k % 2], max_gap=len(lms)) for k in range(8)], axis=1)
+    flat = np.where(np.isnan(flat), np.nanmean(flat, axis=0), flat)
+    win = max(1, int(round(ALIGN_SMOOTH_S * fps)) | 1)
+    padded = np.pad(flat, ((win // 2, win // 2), (0, 0)), mode="edge")
+    kernel = np.ones(win) / win
+    smooth = np.stack([np.convolve(padded[:, k], kernel, mode="valid") for k in range(8)], axis=1)
+    dst = np.array([[0, 0], [0, CROP_SIZE], [CROP_SIZE, CROP_SIZE]], np.float32)
+    out = []
+    for q in smooth.reshape(-1, 4, 2):
+        m = cv2.getAffineTransform(q[:3].astype(np.float32), dst).astype(np.float64)
+        out.append(Alignment(m, cv2.invertAffineTransform(m).astype(np.float64)))
+    return out
+
+
+def prepare_clip(video: Path, out_dir: Path) -> str:
+    """Prepare one clip; returns "ok" or the reason for skipping it."""
+    track = track_video(video)
+    valid = track.valid
+    if track.n_frames < MIN_FRAMES or valid.mean() < MIN_FACE_FRACTION:
+        return f"face found in only {valid.sum()} of {track.n_frames} frames"
+    try:
+        audio, _ = clip_audio(video, None)
+    except ParlaError:
+        audio = None
+    has_audio = audio is not None and float(np.sqrt(np.mean(audio**2))) >= SPEECH_RMS
+    aligns = _smoothed_alignments(track.landmarks, valid, track.fps)
+    crops_path = out_dir / f"{video.stem}.crops.npy"
+    with atomic_output(crops_path) as tmp:
+        crops = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
+                                          shape=(track.n_frames, CROP_SIZE, CROP_SIZE, 3))
+        for i, (_, frame) in enumerate(iter_frames(video)):
+            if i >= track.n_frames:
+                break
+            crops[i] = crop_face(frame, aligns[i])
+        crops.flush()
+        del crops
+    lm_crop = np.stack([a.to_crop(lm) for a, lm in zip(aligns, track.landmarks, strict=True)]).astype(np.float32)
+    meta = {
+        "landmarks": lm_crop, "valid": valid, "fps": np.float32(track.fps),
+        "ear": eye_aspect_ratio(track.landmarks).astype(np.float32),
+        "pose": head_pose(track.landmarks, track.width, track.height).astype(np.float32),
+        "matrices": np.stack([a.matrix for a in aligns]).astype(np.float32),
+        "has_audio": np.bool_(has_audio),
+        "mel": log_mel(audio) if has_audio else np.zeros((0, 80), np.float32),
+    }
+    with atomic_output(out_dir / f"{video.stem}.npz") as tmp, open(tmp, "wb") as f:
+        np.savez(f, **meta)
+    return "ok" if has_audio else "ok (no speech: refiner training only)"
+
+
+def prepare_dataset(videos_dir: str | os.PathLike, out_dir: str | os.PathLike, *, show: bool = True) -> dict:
+    """Prepare every clip of ``videos_dir`` (resumable), then fit the expression basis. Returns the report."""
+    from parla.training.basis import fit_basis
+
+    out = Path(out_dir)
+    clips_dir = out / "clips"
+    try:
+        clips_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputFileError(f"{out}: cannot create the dataset folder: {e}") from e
+    report_path = out / "report.json"
+    report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+    videos = list_videos(videos_dir)
+    with progress(len(videos), "preparing clips", enabled=show, unit="clip") as bar:
+        for v in videos:
+            done = (clips_dir / f"{v.stem}.npz").is_file() and (clips_dir / f"{v.stem}.crops.npy").is_file()
+            if not done and not str(report.get(v.name, "")).startswith("skipped"):
+                try:
+                    status = prepare_clip(v, clips_dir)
+                except ParlaError as e:
+                    status = f"error: {e}"
+                report[v.name] = status if status.startswith("ok") else f"skipped: {status}"
+                write_text_atomic(report_path, json.dumps(report, indent=2) + "\n")
+            bar.update(1)
+    basis = fit_basis(clips_dir)
+    basis.save(out / "basis.npz")
+    return report
