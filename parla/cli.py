@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from parla import __version__
 from parla.errors import ModelNotFoundError, NotBuiltYetError, ParlaError
@@ -32,26 +33,25 @@ def _not_built(name: str) -> Callable[[argparse.Namespace], int]:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from parla.assets import bundled_model
+    from importlib import resources
 
-    bundled_model()  # raises ModelNotFoundError until a trained model is bundled
-    raise NotBuiltYetError("'parla demo' is not built yet (planned in issue 3)")
+    from parla.pipeline import animate
+
+    demo = resources.files("parla.assets") / "demo"
+    out = animate(Path(str(demo / "portrait.jpg")), Path(str(demo / "speech.wav")), args.output,
+                  device=args.device, show=not args.quiet)
+    print(f"wrote {out}")
+    return 0
 
 
 def _cmd_animate(args: argparse.Namespace) -> int:
-    """Check every input the way the full pipeline will, so user errors surface now; then needs a model."""
-    from parla.assets import bundled_model
-    from parla.audio import load_audio
-    from parla.face.detect import detect_faces, select_face
-    from parla.media.files import check_output
-    from parla.media.image import load_image
+    from parla.pipeline import animate
 
-    check_output(args.output)
-    image = load_image(args.portrait)
-    select_face(detect_faces(image), args.face_index, name=str(args.portrait))
-    load_audio(args.audio)
-    bundled_model()
-    raise NotBuiltYetError("'parla animate' is not built yet (planned in issue 3)")
+    out = animate(args.portrait, args.audio, args.output, model=args.model, fps=args.fps, seed=args.seed,
+                  pose_scale=args.pose_scale, emotion=args.emotion, face_index=args.face_index,
+                  device=args.device, show=not args.quiet)
+    print(f"wrote {out}")
+    return 0
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
@@ -72,6 +72,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
     require("torch", "train")
     from dataclasses import replace
 
+    if args.what == "bundle":
+        from parla.training.bundle import make_bundle
+
+        if not (args.teacher and args.motion):
+            raise ParlaError("parla train bundle needs --teacher RUN and --motion RUN")
+        print(f"model bundle written to {make_bundle(args.teacher, args.motion, args.output)}")
+        return 0
+    if not args.data:
+        raise ParlaError(f"parla train {args.what} needs --data DATASET (from 'parla prepare')")
     if args.what == "teacher":
         from parla.models.refiner import RefinerConfig
         from parla.training.teacher import TeacherTrainConfig, train_teacher
@@ -157,6 +166,26 @@ def _fit_probe(args: argparse.Namespace, show: bool) -> int:
     return 0
 
 
+def _add_train_parser(sub) -> None:
+    s = sub.add_parser("train", help="train the teacher GAN or the audio-to-motion model")
+    s.add_argument("what", choices=["teacher", "motion", "bundle"],
+                   help="bundle: assemble a model folder from --teacher and --motion runs")
+    s.add_argument("--data", help="dataset folder from 'parla prepare'")
+    s.add_argument("--teacher", help="bundle: the teacher run folder")
+    s.add_argument("--motion", help="bundle: the motion run folder")
+    s.add_argument("-o", "--output", required=True, help="run folder (checkpoints, logs, samples)")
+    s.add_argument("--device", default="cpu", help="cpu or cuda")
+    s.add_argument("--steps", type=int, default=None, help="total steps (a resumed run continues to this)")
+    s.add_argument("--batch", type=int, default=None)
+    s.add_argument("--channels", default=None, help="teacher: U-Net widths, e.g. 32,64,128,256")
+    s.add_argument("--res", type=int, default=None, help="teacher: the refiner's working resolution")
+    s.add_argument("--mode", choices=["residual_mask", "full"], default=None,
+                   help="teacher: how the output is composed")
+    s.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    s.add_argument("-q", "--quiet", action="store_true")
+    s.set_defaults(func=_cmd_train)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="parla", description="One portrait plus speech in, a talking face out.")
     p.add_argument("--version", action="version", version=f"parla {__version__}")
@@ -165,13 +194,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("demo", help="animate the bundled portrait with the bundled speech")
     s.add_argument("-o", "--output", default="parla_demo.mp4")
+    s.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=_cmd_demo)
 
     s = sub.add_parser("animate", help="animate a portrait with a speech file (PyTorch reference path)")
     s.add_argument("portrait")
     s.add_argument("audio")
     s.add_argument("-o", "--output", required=True)
+    s.add_argument("--model", default=None, help="model folder (default: the bundled model)")
     s.add_argument("--face-index", type=int, default=None, help="which face to use, 0 = largest")
+    s.add_argument("--seed", type=int, default=0, help="seed of head motion and blinks (same seed, same video)")
+    s.add_argument("--pose-scale", type=float, default=1.0, help="head-motion amplitude (0 = still head)")
+    s.add_argument("--emotion", default=None, help="neutral, happy, sad, surprised, or K numbers")
+    s.add_argument("--fps", type=float, default=25.0)
+    s.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=_cmd_animate)
 
     s = sub.add_parser("prepare", help="turn talking-face videos into a training dataset (resumable)")
@@ -180,19 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=_cmd_prepare)
 
-    s = sub.add_parser("train", help="train the teacher GAN or the audio-to-motion model")
-    s.add_argument("what", choices=["teacher", "motion"])
-    s.add_argument("--data", required=True, help="dataset folder from 'parla prepare'")
-    s.add_argument("-o", "--output", required=True, help="run folder (checkpoints, logs, samples)")
-    s.add_argument("--device", default="cpu", help="cpu or cuda")
-    s.add_argument("--steps", type=int, default=None, help="total steps (a resumed run continues to this)")
-    s.add_argument("--batch", type=int, default=None)
-    s.add_argument("--channels", default=None, help="teacher: U-Net widths, e.g. 32,64,128,256")
-    s.add_argument("--res", type=int, default=None, help="teacher: the refiner's working resolution")
-    s.add_argument("--mode", choices=["residual_mask", "full"], default=None, help="teacher: how the output is composed")
-    s.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
-    s.add_argument("-q", "--quiet", action="store_true")
-    s.set_defaults(func=_cmd_train)
+    _add_train_parser(sub)
 
     for name in ("stream", "distill", "export", "bench"):
         s = sub.add_parser(name, help=f"{PLANNED[name][0]} (not built yet)")

@@ -22,7 +22,11 @@ MIN_FRAMES = 8  # below this a statistic is reported as null
 
 def speech_envelope(audio: np.ndarray, fps: float, n_frames: int) -> np.ndarray:
     """Speech-band log energy (dB) of 16 kHz audio, one value per video frame (frame i centred on i / fps)."""
-    mel = log_mel(audio)
+    return envelope_from_mel(log_mel(audio), fps, n_frames)
+
+
+def envelope_from_mel(mel: np.ndarray, fps: float, n_frames: int) -> np.ndarray:
+    """``speech_envelope`` from an already computed log-mel (100 frames per second)."""
     centres = _mel_to_hz(np.linspace(_hz_to_mel(F_MIN), _hz_to_mel(F_MAX), N_MELS + 2))[1:-1]
     band = (centres >= SPEECH_BAND[0]) & (centres <= SPEECH_BAND[1])
     energy = 10 * np.log10(np.exp(mel[:, band]).sum(1) + 1e-10)
@@ -135,24 +139,32 @@ def mouth_activity(mouth: np.ndarray, envelope: np.ndarray) -> dict[str, float |
     return out
 
 
-def blink_rate(ear: np.ndarray, fps: float) -> float | None:
-    """Blinks per minute: dips of the eye aspect ratio below 75 % of its 3-s running median, 1-15 frames long."""
-    ok = ~np.isnan(ear)
-    if ok.sum() < fps * 2:
-        return None
+def blink_events(ear: np.ndarray, fps: float) -> list[int]:
+    """Start frames of blinks: dips of the eye aspect ratio below 75 % of its 3-s running median,
+    1 frame to 0.6 s long."""
     x = fill_gaps(ear)
     half = int(1.5 * fps)
-    base = np.array([np.nanmedian(x[max(0, i - half): i + half + 1]) for i in range(len(x))])
+    windows = (x[max(0, i - half): i + half + 1] for i in range(len(x)))
+    base = np.array([np.nanmedian(w) if not np.isnan(w).all() else np.nan for w in windows])
     closed = (x < 0.75 * base) & ~np.isnan(x)
     max_len = max(1, int(0.6 * fps))
-    blinks, run = 0, 0
-    for c in np.append(closed, False):
+    starts, run = [], 0
+    for i, c in enumerate(np.append(closed, False)):
         if c:
             run += 1
         else:
-            blinks += 1 <= run <= max_len
+            if 1 <= run <= max_len:
+                starts.append(i - run)
             run = 0
-    return float(blinks / (ok.sum() / fps / 60.0))
+    return starts
+
+
+def blink_rate(ear: np.ndarray, fps: float) -> float | None:
+    """Blinks per minute of tracked face (see ``blink_events``)."""
+    ok = ~np.isnan(ear)
+    if ok.sum() < fps * 2:
+        return None
+    return float(len(blink_events(ear, fps)) / (ok.sum() / fps / 60.0))
 
 
 # Generic 3-D positions (arbitrary units, nose tip at the origin) of six landmarks, for head-pose estimation.

@@ -26,7 +26,7 @@ class DiscriminatorConfig:
 
 def _patch(cin: int, channels: tuple[int, ...]) -> nn.ModuleList:
     layers, c = [], cin
-    for i, ch in enumerate(channels):
+    for ch in channels:
         layers.append(nn.Sequential(nn.Conv2d(c, ch, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)))
         c = ch
     layers.append(nn.Sequential(nn.Conv2d(c, c, 3, 1, 1), nn.LeakyReLU(0.2, inplace=True)))

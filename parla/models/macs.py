@@ -20,7 +20,8 @@ def count_macs(model: nn.Module, *inputs: torch.Tensor) -> int:
         elif isinstance(mod, nn.Linear):
             total += out.numel() // out.shape[0] * mod.in_features
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d | nn.Conv1d | nn.Linear)]
+    counted = (nn.Conv2d, nn.Conv1d, nn.Linear)
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, counted)]
     try:
         with torch.no_grad():
             model(*inputs)

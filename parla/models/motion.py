@@ -1,0 +1,72 @@
+"""The audio -> motion network: a causal dilated temporal CNN over log-mel with a small look-ahead.
+
+It predicts the (standardised) expression coefficients of the lips and jaw deterministically, at the mel frame
+rate (100 Hz); the caller samples it at the video frame times. Head motion and blinks are stochastic and live in
+``parla.motion`` (a learned autoregressive model), not in this network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class MotionConfig:
+    n_mels: int = 80
+    n_coeffs: int = 20
+    width: int = 128
+    dilations: tuple[int, ...] = (1, 2, 4, 8, 1, 2)
+    lookahead: int = 8  # mel frames (80 ms) of future audio each output may see
+
+    @property
+    def receptive_field(self) -> int:
+        return 5 + 2 * sum(self.dilations)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> MotionConfig:
+        d = dict(d)
+        d["dilations"] = tuple(d["dilations"])
+        return cls(**d)
+
+
+class _CausalConv(nn.Conv1d):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pad = (self.kernel_size[0] - 1) * self.dilation[0]
+        return super().forward(F.pad(x, (pad, 0)))
+
+
+class _Block(nn.Module):
+    def __init__(self, width: int, dilation: int) -> None:
+        super().__init__()
+        self.a = _CausalConv(width, width, 3, dilation=dilation)
+        self.b = _CausalConv(width, width, 3, dilation=dilation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.b(F.leaky_relu(self.a(F.leaky_relu(x, 0.2)), 0.2))
+
+
+class MotionNet(nn.Module):
+    def __init__(self, cfg: MotionConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.inp = _CausalConv(cfg.n_mels, cfg.width, 5)
+        self.blocks = nn.Sequential(*[_Block(cfg.width, d) for d in cfg.dilations])
+        self.out = nn.Conv1d(cfg.width, cfg.n_coeffs, 1)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        """mel: (B, n_mels, M) normalised log-mel -> (B, n_coeffs, M); output t has seen mel frames <= t + lookahead.
+
+        The look-ahead is realised by shifting: the network is causal, and output t is read at index t + lookahead
+        of a sequence padded at the end with ``lookahead`` frames of the last mel frame.
+        """
+        la = self.cfg.lookahead
+        x = F.pad(mel, (0, la), mode="replicate") if la else mel
+        y = self.out(F.leaky_relu(self.blocks(self.inp(x)), 0.2))
+        return y[..., la:]

@@ -1,0 +1,107 @@
+"""Stochastic head motion and blinks, learned from the training clips, and the motion generator that combines
+them with the audio->expression network. numpy only (torch is imported by ``MotionGenerator`` when used).
+
+Head motion: one AR(2) process per pose axis (yaw, pitch, roll, tx, ty, log-scale), fitted by least squares on
+the training clips, with separate innovation scales for voiced and silent frames, so the head moves more while
+speaking. Blinks: a renewal process whose intervals follow a gamma distribution fitted to the blinks detected in
+the training clips, each blink shaped like the mean eye-closure profile. VASA-1 uses a diffusion transformer; this
+is the lightest model that gives non-repeating, audio-conditioned motion (docs/decisions.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+MIN_BLINK_INTERVAL_S = 1.0
+BLINK_FRAMES_25FPS = (0.0, 0.5, 1.0, 1.0, 0.6, 0.25)  # eye-closure profile of a ~240 ms blink at 25 fps
+
+
+@dataclass
+class HeadModel:
+    a1: np.ndarray  # (6,) AR coefficients per axis, at 25 fps
+    a2: np.ndarray
+    sigma_voiced: np.ndarray  # (6,) innovation std
+    sigma_silent: np.ndarray
+    limit: np.ndarray  # (6,) hard bound per axis (the training clips' 95th percentile)
+    target_std: np.ndarray  # (6,) median over training clips of each clip's std per axis
+
+    def stationary_std(self) -> np.ndarray:
+        """Std of the AR(2) process driven by the voiced innovations (analytic)."""
+        a1, a2, s = self.a1, self.a2, self.sigma_voiced
+        var = s**2 * (1 - a2) / np.maximum((1 + a2) * ((1 - a2) ** 2 - a1**2), 1e-9)
+        return np.sqrt(np.maximum(var, 1e-12))
+
+    def sample(self, voiced: np.ndarray, rng: np.random.Generator, scale: float = 1.0) -> np.ndarray:
+        """(T, 6) pose track; ``voiced`` (T,) in [0, 1] chooses between the two innovation scales."""
+        n = len(voiced)
+        out = np.zeros((n + 2, 6))
+        sig = self.sigma_silent[None] + voiced[:, None] * (self.sigma_voiced - self.sigma_silent)[None]
+        noise = rng.standard_normal((n, 6)) * sig
+        for t in range(n):
+            out[t + 2] = self.a1 * out[t + 1] + self.a2 * out[t] + noise[t]
+        # Dynamics from the fit, amplitude from a typical clip (landmark-pose outliers inflate the fitted noise).
+        gain = self.target_std / self.stationary_std()
+        return np.clip(out[2:] * gain, -self.limit, self.limit) * scale
+
+    def to_dict(self) -> dict:
+        keys = ("a1", "a2", "sigma_voiced", "sigma_silent", "limit", "target_std")
+        return {k: getattr(self, k).tolist() for k in keys}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> HeadModel:
+        return cls(**{k: np.asarray(v, np.float64) for k, v in d.items()})
+
+
+@dataclass
+class BlinkModel:
+    shape: float  # gamma shape of the interval between blinks
+    mean_interval_s: float
+    profile: list[float] = field(default_factory=lambda: list(BLINK_FRAMES_25FPS))
+
+    def sample(self, n_frames: int, fps: float, rng: np.random.Generator) -> np.ndarray:
+        """(T,) eye closure in [0, 1]."""
+        out = np.zeros(n_frames)
+        prof = np.interp(np.arange(0, len(self.profile) * 25 / fps) * fps / 25, np.arange(len(self.profile)),
+                         self.profile)
+        scale = max(self.mean_interval_s - MIN_BLINK_INTERVAL_S, 0.1) / self.shape
+        t = rng.uniform(0.3, 1.5)  # the first blink comes early, so short clips blink too
+        while t * fps < n_frames:
+            i = int(t * fps)
+            seg = prof[: n_frames - i]
+            out[i: i + len(seg)] = np.maximum(out[i: i + len(seg)], seg)
+            t += MIN_BLINK_INTERVAL_S + rng.gamma(self.shape, scale)
+        return out
+
+    def to_dict(self) -> dict:
+        return {"shape": self.shape, "mean_interval_s": self.mean_interval_s, "profile": list(self.profile)}
+
+
+def fit_ar2(tracks: list[np.ndarray], voiced: list[np.ndarray]) -> HeadModel:
+    """Least-squares AR(2) per axis on (T, 6) pose tracks (each relative to its clip's median, at 25 fps)."""
+    a1, a2, sv, ss = (np.zeros(6) for _ in range(4))
+    for k in range(6):
+        x2 = np.concatenate([p[2:, k] for p in tracks])
+        x1 = np.concatenate([p[1:-1, k] for p in tracks])
+        x0 = np.concatenate([p[:-2, k] for p in tracks])
+        v = np.concatenate([vv[2:] for vv in voiced])
+        a = np.stack([x1, x0], 1)
+        coef, *_ = np.linalg.lstsq(a, x2, rcond=None)
+        a1[k], a2[k] = coef
+        resid = x2 - a @ coef
+        sv[k] = resid[v > 0.5].std() if (v > 0.5).sum() > 10 else resid.std()
+        ss[k] = resid[v <= 0.5].std() if (v <= 0.5).sum() > 10 else resid.std()
+    limit = np.percentile(np.abs(np.concatenate(tracks)), 95, axis=0)
+    target = np.median(np.stack([p.std(0) for p in tracks]), axis=0)
+    return HeadModel(a1, a2, sv, ss, limit, target)
+
+
+def fit_blinks(intervals_s: list[float]) -> BlinkModel:
+    """Gamma fit (method of moments) to the intervals between detected blinks, beyond the refractory second."""
+    x = np.asarray([i for i in intervals_s if i > MIN_BLINK_INTERVAL_S]) - MIN_BLINK_INTERVAL_S
+    if len(x) < 3:  # too few blinks seen: a typical conversational rate of ~17 per minute
+        return BlinkModel(shape=2.0, mean_interval_s=3.5)
+    mean, var = x.mean(), x.var() + 1e-6
+    return BlinkModel(shape=float(np.clip(mean**2 / var, 0.8, 8.0)), mean_interval_s=float(mean + MIN_BLINK_INTERVAL_S))
+

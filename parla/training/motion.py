@@ -1,0 +1,191 @@
+"""`parla train motion`: the audio->expression network, and the head-motion and blink models, from a prepared
+dataset. Writes RUN/config.json, RUN/motion.safetensors, RUN/basis.npz and a CSV log."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from parla.audio.mel import FRAMES_PER_SECOND
+from parla.errors import ParlaError
+from parla.face.expression import ExpressionBasis, similarity_fit
+from parla.metrics import av
+from parla.models.motion import MotionConfig, MotionNet
+from parla.motion import fit_ar2, fit_blinks
+from parla.training import checkpoint as ckpt
+from parla.training.basis import clip_offsets, load_clip
+
+POSE_FPS = 25.0  # the head model runs at this rate; tracks are resampled to it
+
+
+@dataclass(frozen=True)
+class MotionTrainConfig:
+    steps: int = 1500
+    batch: int = 16
+    window: int = 200  # mel frames (2 s) per training window
+    lr: float = 1e-3
+    w_vel: float = 1.0
+    val_fraction: float = 0.1
+    seed: int = 0
+    log_every: int = 250
+
+
+@dataclass
+class MotionClip:
+    name: str
+    mel: np.ndarray  # (M, 80)
+    coeffs: np.ndarray  # (T, K) standardised expression coefficients, NaN where no face
+    mel_index: np.ndarray  # (T,) the mel frame of each video frame
+    fps: float
+
+
+def _pose_track(clip: dict, fps: float) -> np.ndarray | None:
+    """(T', 6) yaw, pitch, roll, tx, ty, log-scale relative to the clip's median, resampled to 25 fps."""
+    valid, lms = clip["valid"], clip["landmarks"].astype(np.float64)
+    if valid.mean() < 0.8:
+        return None
+    median = np.median(lms[valid], axis=0)
+    track = np.full((len(lms), 6), np.nan)
+    for i in np.flatnonzero(valid):
+        m = similarity_fit(median, lms[i])
+        scale = math.sqrt(abs(np.linalg.det(m[:, :2])))
+        track[i, 2] = math.degrees(math.atan2(m[1, 0], m[0, 0]))
+        track[i, 3:5] = lms[i].mean(0) - median.mean(0)
+        track[i, 5] = math.log(scale)
+    track[:, :2] = clip["pose"][:, :2] - np.nanmedian(clip["pose"][:, :2], axis=0)
+    track = np.stack([av.fill_gaps(track[:, k], max_gap=len(track)) for k in range(6)], 1)
+    # 5-frame moving average: per-frame pose estimates from landmarks are noisy (solvePnP yaw/pitch especially).
+    k = np.ones(5) / 5
+    track = np.stack([np.convolve(np.pad(track[:, j], 2, mode="edge"), k, mode="valid") for j in range(6)], 1)
+    idx = np.round(np.arange(0, len(track) / fps, 1 / POSE_FPS) * fps).astype(int)
+    out = track[np.clip(idx, 0, len(track) - 1)]
+    return None if np.isnan(out).any() else out
+
+
+def build(data_dir: Path, basis: ExpressionBasis) -> tuple[list[MotionClip], dict]:
+    clips, poses, voiced, intervals = [], [], [], []
+    for path in sorted((data_dir / "clips").glob("*.npz")):
+        c = load_clip(path)
+        fps = float(c["fps"])
+        pose = _pose_track(c, fps)
+        ear = np.where(c["valid"], c["ear"], np.nan)
+        starts = av.blink_events(ear, fps)
+        intervals += list(np.diff(starts) / fps)
+        if not bool(c["has_audio"]):
+            if pose is not None:
+                poses.append(pose)
+                voiced.append(np.zeros(len(pose)))
+            continue
+        env = av.envelope_from_mel(c["mel"], fps, len(c["valid"]))
+        v, _ = av.voiced_silent_masks(env)
+        if pose is not None:
+            poses.append(pose)
+            vi = np.round(np.arange(len(pose)) / POSE_FPS * fps).astype(int)
+            voiced.append(v[np.clip(vi, 0, len(v) - 1)].astype(float))
+        coeffs = np.full((len(c["valid"]), basis.n_components), np.nan, np.float32)
+        _, offsets = clip_offsets(c["landmarks"][c["valid"]], basis.mean_shape.astype(np.float64))
+        coeffs[c["valid"]] = basis.encode(offsets) / basis.stds
+        mel_index = np.round(np.arange(len(coeffs)) / fps * FRAMES_PER_SECOND).astype(int)
+        clips.append(MotionClip(path.stem, c["mel"], coeffs, np.clip(mel_index, 0, len(c["mel"]) - 1), fps))
+    if not clips:
+        raise ParlaError(f"{data_dir}: no prepared clip has speech; cannot train the motion model")
+    stochastic = {"head": fit_ar2(poses, voiced).to_dict(), "blink": fit_blinks(intervals).to_dict(),
+                  "pose_clips": len(poses), "blink_intervals": len(intervals)}
+    return clips, stochastic
+
+
+def _window(clip: MotionClip, mc: MotionConfig, tc: MotionTrainConfig, rng: np.random.Generator):
+    """A (ctx + window, 80) mel slice (left-padded with its first frame near the clip start), the positions of the
+    video frames inside it, and their target coefficients."""
+    ctx = mc.receptive_field
+    start = int(rng.integers(0, max(1, len(clip.mel) - tc.window)))
+    padded = np.concatenate([np.repeat(clip.mel[:1], ctx, 0), clip.mel, np.repeat(clip.mel[-1:], tc.window, 0)])
+    mel = padded[start: start + ctx + tc.window]  # padded index start + ctx is mel frame `start`
+    frames = np.flatnonzero((clip.mel_index >= start) & (clip.mel_index < start + tc.window)
+                            & ~np.isnan(clip.coeffs[:, 0]))
+    return mel, clip.mel_index[frames] - start + ctx, clip.coeffs[frames]
+
+
+def _loss(net: MotionNet, clips: list[MotionClip], norm: tuple[np.ndarray, np.ndarray], mc: MotionConfig,
+          tc: MotionTrainConfig, rng: np.random.Generator) -> torch.Tensor:
+    windows = [_window(clips[rng.integers(len(clips))], mc, tc, rng) for _ in range(tc.batch)]
+    windows = [w for w in windows if len(w[1]) >= 3]
+    x = torch.from_numpy(np.stack([((w[0] - norm[0]) / norm[1]).T for w in windows]).astype(np.float32))
+    out = net(x)
+    total = torch.zeros(())
+    for k, (_, idx, target) in enumerate(windows):
+        pred = out[k, :, torch.from_numpy(idx)].T
+        y = torch.from_numpy(target)
+        total = total + F.l1_loss(pred, y) + tc.w_vel * F.l1_loss(pred[1:] - pred[:-1], y[1:] - y[:-1])
+    return total / max(len(windows), 1)
+
+
+def _validate(net: MotionNet, clips: list[MotionClip], norm, basis: ExpressionBasis) -> dict[str, float]:
+    """L1 of the coefficients and the correlation of the predicted with the true mouth opening, per held-out clip."""
+    from parla.face.landmarks import mouth_opening
+
+    l1s, corrs = [], []
+    with torch.no_grad():
+        for c in clips:
+            x = torch.from_numpy(((c.mel - norm[0]) / norm[1]).T[None].astype(np.float32))
+            pred = net(x)[0].numpy().T[c.mel_index]
+            ok = ~np.isnan(c.coeffs[:, 0])
+            l1s.append(float(np.abs(pred[ok] - c.coeffs[ok]).mean()))
+            shape = basis.mean_shape[None].astype(np.float64)
+            mo_p = mouth_opening(shape + basis.decode(pred[ok] * basis.stds))
+            mo_t = mouth_opening(shape + basis.decode(c.coeffs[ok] * basis.stds))
+            if ok.sum() > 5 and mo_t.std() > 0:
+                corrs.append(float(np.corrcoef(mo_p, mo_t)[0, 1]))
+    return {"val_l1": float(np.mean(l1s)), "val_mouth_corr": float(np.median(corrs)) if corrs else float("nan")}
+
+
+def train_motion(data_dir: str | Path, run_dir: str | Path, *, device: str = "cpu",
+                 train: MotionTrainConfig | None = None, show: bool = True) -> Path:
+    from parla.progress import progress
+
+    tc, mc = train or MotionTrainConfig(), None
+    data, run = Path(data_dir), Path(run_dir)
+    basis = ExpressionBasis.load(data / "basis.npz")
+    clips, stochastic = build(data, basis)
+    rng = np.random.default_rng(tc.seed)
+    order = rng.permutation(len(clips))
+    n_val = max(1, int(round(tc.val_fraction * len(clips))))
+    val, trn = [clips[i] for i in order[:n_val]], [clips[i] for i in order[n_val:]]
+    if not trn:  # a single clip (tests, tiny data sets): validate on what we train on
+        trn = val
+    allmel = np.concatenate([c.mel for c in trn])
+    norm = (allmel.mean(0).astype(np.float32), (allmel.std(0) + 1e-3).astype(np.float32))
+    mc = MotionConfig(n_coeffs=basis.n_components)
+    torch.manual_seed(tc.seed)
+    net = MotionNet(mc)
+    opt = torch.optim.Adam(net.parameters(), lr=tc.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, tc.steps)
+    run.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(data / "basis.npz", run / "basis.npz")
+    log, t0 = ckpt.CsvLog(run / "log.csv"), time.time()
+    metrics: dict[str, float] = {}
+    with progress(tc.steps, "motion", enabled=show, unit="step") as bar:
+        for step in range(1, tc.steps + 1):
+            loss = _loss(net, trn, norm, mc, tc, rng)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            bar.update(1)
+            if step % tc.log_every == 0 or step == tc.steps:
+                metrics = _validate(net, val, norm, basis)
+                log.write(step, time.time() - t0, {"loss": float(loss.detach()), **metrics})
+    config = {"kind": "motion", "motion": mc.to_dict(), "train": asdict(tc), "data": str(data),
+              "mel_mean": norm[0].tolist(), "mel_std": norm[1].tolist(), "val_clips": [c.name for c in val],
+              "final": metrics, **stochastic}
+    digest = ckpt.save_weights(net, run / "motion.safetensors")
+    ckpt.write_config(run, {**config, "sha256": {"motion.safetensors": digest}})
+    ckpt.plot_losses(run / "log.csv", run / "loss.png")
+    return run

@@ -1,0 +1,129 @@
+"""Tensor operations around the networks (the PyTorch FP32 reference path): load a model bundle, turn audio into
+per-frame motion, turn a warped crop into a refined crop. No media I/O here (that is ``parla.pipeline``)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from parla.errors import ModelNotFoundError, require
+from parla.face.expression import ExpressionBasis
+from parla.motion import BlinkModel, HeadModel
+
+EMOTIONS = ("neutral", "happy", "sad", "surprised")
+
+
+@dataclass
+class Motion:
+    coeffs: np.ndarray  # (T, K) expression coefficients (basis units, not standardised)
+    pose: np.ndarray  # (T, 6) yaw, pitch, roll, tx, ty, log-scale
+    blink: np.ndarray  # (T,) eye closure 0..1
+
+
+class ModelBundle:
+    """A folder with config.json, refiner.safetensors, motion.safetensors and basis.npz, checked by sha256."""
+
+    def __init__(self, folder: str | Path, device: str | None = None) -> None:
+        torch = require("torch", "train")
+        from parla.models.motion import MotionConfig, MotionNet
+        from parla.models.refiner import Refiner, RefinerConfig
+        from parla.training.checkpoint import load_weights, sha256
+
+        self.folder = Path(folder)
+        cfg_path = self.folder / "config.json"
+        if not cfg_path.is_file():
+            raise ModelNotFoundError(f"{self.folder}: not a Parla model (no config.json)")
+        self.config = json.loads(cfg_path.read_text())
+        for name, digest in self.config.get("sha256", {}).items():
+            if sha256(self.folder / name) != digest:
+                raise ModelNotFoundError(f"{self.folder / name}: checksum mismatch (corrupt or modified model file)")
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.refiner_cfg = RefinerConfig.from_dict(self.config["refiner"])
+        self.refiner = Refiner(self.refiner_cfg).eval().to(self.device)
+        load_weights(self.refiner, self.folder / "refiner.safetensors", self.device)
+        self.motion_cfg = MotionConfig.from_dict(self.config["motion"])
+        self.motion_net = MotionNet(self.motion_cfg).eval().to(self.device)
+        load_weights(self.motion_net, self.folder / "motion.safetensors", self.device)
+        self.mel_norm = (np.asarray(self.config["mel_mean"], np.float32),
+                         np.asarray(self.config["mel_std"], np.float32))
+        self.head = HeadModel.from_dict(self.config["head"])
+        self.blink = BlinkModel(**self.config["blink"])
+        self.basis = ExpressionBasis.load(self.folder / "basis.npz")
+
+    def motion(self, audio: np.ndarray, fps: float, n_frames: int, *, seed: int = 0, pose_scale: float = 1.0,
+               emotion: np.ndarray | None = None) -> Motion:
+        """Per-frame motion for 16 kHz audio: deterministic lips and jaw, seeded head motion and blinks."""
+        import torch
+
+        from parla.audio.mel import FRAMES_PER_SECOND, log_mel
+        from parla.metrics.av import speech_envelope, voiced_silent_masks
+
+        mel = log_mel(audio)
+        x = torch.from_numpy(((mel - self.mel_norm[0]) / self.mel_norm[1]).T[None].astype(np.float32))
+        with torch.no_grad():
+            z = self.motion_net(x.to(self.device))[0].cpu().numpy().T  # (M, K) standardised
+        t = np.arange(n_frames) / fps * FRAMES_PER_SECOND
+        z = np.stack([np.interp(t, np.arange(len(z)), z[:, k]) for k in range(z.shape[1])], 1)
+        coeffs = z * self.basis.stds
+        if emotion is not None:
+            coeffs = coeffs + emotion[None]
+        rng = np.random.default_rng(seed)
+        voiced = voiced_silent_masks(speech_envelope(audio, fps, n_frames))[0].astype(float)
+        voiced = np.convolve(voiced, np.ones(5) / 5, mode="same")  # soft on/off of speech
+        pose = self.head.sample(voiced, rng, scale=pose_scale)
+        return Motion(coeffs, pose, self.blink.sample(n_frames, fps, rng))
+
+    def refine(self, warped: np.ndarray, warped_lr: np.ndarray, source_lr: np.ndarray,
+               cond: np.ndarray) -> np.ndarray:
+        """Batch: warped (B, S, S, 3) uint8, *_lr (B, r, r, 3) uint8, cond (B, C, r, r) -> (B, S, S, 3) uint8."""
+        import torch
+
+        from parla.models.refiner import compose
+
+        def t(a: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(a.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0).to(self.device)
+
+        with torch.no_grad():
+            w_lr = t(warped_lr)
+            rgb, mask = self.refiner(w_lr, t(source_lr), torch.from_numpy(cond).to(self.device))
+            out = compose(t(warped), w_lr, rgb, mask, self.refiner_cfg.mode)
+        return ((out.cpu().numpy().transpose(0, 2, 3, 1) + 1) * 127.5 + 0.5).clip(0, 255).astype(np.uint8)
+
+
+def emotion_vector(spec: str | None, basis: ExpressionBasis) -> np.ndarray | None:
+    """An expression offset from a name (neutral, happy, sad, surprised) or K comma-separated coefficients
+    in units of each component's training std."""
+    from parla.errors import ParlaError
+
+    if spec is None or spec == "neutral":
+        return None
+    if spec in EMOTIONS:
+        return basis.encode(_emotion_offsets(spec, basis.mean_shape.astype(np.float64)))
+    try:
+        v = np.array([float(x) for x in spec.split(",")])
+    except ValueError as e:
+        raise ParlaError(f"--emotion: expected one of {', '.join(EMOTIONS)} or {basis.n_components} numbers") from e
+    if len(v) != basis.n_components:
+        raise ParlaError(f"--emotion: expected {basis.n_components} comma-separated numbers, got {len(v)}")
+    return v * basis.stds
+
+
+def _emotion_offsets(name: str, shape: np.ndarray) -> np.ndarray:
+    """Landmark displacements of a mild expression, in the canonical frame (units: fraction of face width)."""
+    w = shape[:, 0].max() - shape[:, 0].min()
+    d = np.zeros_like(shape)
+    if name == "happy":  # mouth corners up and out, cheeks lift the lower eyelids a little
+        d[48] += (-0.03, -0.035)
+        d[54] += (0.03, -0.035)
+        d[[49, 53, 59, 55]] += (0.0, -0.015)
+        d[[40, 41, 46, 47]] += (0.0, -0.008)
+    elif name == "sad":  # corners down, inner brows up
+        d[[48, 54]] += (0.0, 0.03)
+        d[[21, 22]] += (0.0, -0.03)
+    elif name == "surprised":  # brows up, jaw slightly open
+        d[17:27] += (0.0, -0.04)
+        d[[56, 57, 58, 65, 66, 67, 7, 8, 9]] += (0.0, 0.04)
+    return d * w

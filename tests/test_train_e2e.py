@@ -1,0 +1,80 @@
+"""prepare -> train teacher -> train motion -> bundle -> animate, end to end on a tiny model (CPU, < 2 min)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+FPS = 25
+
+
+@pytest.fixture(scope="module")
+def talking_clip_dir(tmp_path_factory, face_path, speech):
+    """A self-made talking clip: the fixture portrait with its jaw opened by the host warp along the speech
+    envelope (so prepare sees a moving mouth), with the fixture speech as audio."""
+    from parla.face.align import align_face, paste_back
+    from parla.face.detect import detect_faces, select_face
+    from parla.face.warp import warp
+    from parla.media.image import load_image
+    from parla.media.video import VideoWriter
+    from parla.metrics.av import speech_envelope
+
+    image = load_image(face_path)
+    face = select_face(detect_faces(image))
+    crop, a = align_face(image, face.landmarks)
+    lm = a.to_crop(face.landmarks)
+    n = int(len(speech) / 16000 * FPS)
+    env = speech_envelope(speech, FPS, n)
+    opening = np.clip((env - np.nanpercentile(env, 20)) / 30, 0, 1)
+    folder = tmp_path_factory.mktemp("videos")
+    with VideoWriter(folder / "talk.mp4", FPS, audio=speech) as w:
+        for t in range(n):
+            drv = lm.copy()
+            drv[[56, 57, 58, 65, 66, 67, 6, 7, 8, 9, 10], 1] += 10 * opening[t]
+            w.write(paste_back(image, warp(crop, lm, drv), a))
+    return folder
+
+
+def test_prepare_train_animate(tmp_path, talking_clip_dir, face_path, speech_path):
+    from parla.media.video import probe_video, stream_durations
+    from parla.models.refiner import RefinerConfig
+    from parla.pipeline import animate
+    from parla.training.bundle import make_bundle
+    from parla.training.motion import MotionTrainConfig, train_motion
+    from parla.training.prepare import prepare_dataset
+    from parla.training.teacher import TeacherTrainConfig, train_teacher
+
+    data = tmp_path / "data"
+    report = prepare_dataset(talking_clip_dir, data, show=False)
+    assert report == {"talk.mp4": "ok"}
+    assert (data / "basis.npz").is_file() and (data / "clips" / "talk.crops.npy").is_file()
+    again = prepare_dataset(talking_clip_dir, data, show=False)  # resumable: nothing redone
+    assert again == report
+
+    tiny = RefinerConfig(res=64, channels=(8, 16, 32), n_res=1)
+    tc = TeacherTrainConfig(steps=4, batch=2, gan_start=2, ckpt_every=2, sample_every=2, log_every=1)
+    teacher = train_teacher(data, tmp_path / "teacher", refiner=tiny, train=tc, show=False)
+    state = json.loads((teacher / "state.json").read_text())
+    assert state["step"] == 4 and (teacher / "samples" / "step_000004.png").is_file()
+    log = (teacher / "log.csv").read_text().splitlines()
+    assert log[0].startswith("step,seconds,l1,ssim,mouth") and "gan" in log[0] and len(log) == 5
+    # Resume continues to a new total instead of starting over.
+    train_teacher(data, teacher, resume=True, train=TeacherTrainConfig(steps=6), show=False)
+    assert json.loads((teacher / "state.json").read_text())["step"] == 6
+
+    motion = train_motion(data, tmp_path / "motion", train=MotionTrainConfig(steps=3, batch=2, log_every=3),
+                          show=False)
+    bundle = make_bundle(teacher, motion, tmp_path / "model")
+
+    out = animate(face_path, speech_path, tmp_path / "out.mp4", model=bundle, seed=3, show=False)
+    info = probe_video(out)
+    assert info.has_audio and (info.width, info.height) == (320, 320)
+    d = stream_durations(out)
+    assert abs(d["video"] - d["audio"]) <= 1 / FPS
+    from parla.audio import load_audio
+
+    assert abs(d["video"] - len(load_audio(speech_path)) / 16000) <= 1 / FPS
