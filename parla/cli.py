@@ -137,6 +137,16 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     show = not args.quiet
     if args.mode == "probe":
         return _fit_probe(args, show)
+    if args.mode == "reenact":
+        from parla.metrics.reenact import evaluate_reenactment
+
+        rep = evaluate_reenactment(args.path, model=args.model, progress=show)
+        for c in rep["clips"] + [{"file": "mean", **rep["summary"]}]:
+            f = {k: "-" if c.get(k) is None else f"{c[k]:.4f}" for k in ("lmd", "lmd_still", "improvement")}
+            print(f"{c['file']:<50} LMD {f['lmd']:>7}  still {f['lmd_still']:>7}  improvement {f['improvement']:>7}")
+        if args.json:
+            R.write_report(rep, args.json)
+        return 0
     if args.mode == "real":
         rep = R.evaluate_real(args.path, control=args.control, progress=show)
     else:
@@ -226,9 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
         s.set_defaults(func=_not_built(name))
 
     s = sub.add_parser("eval", help="measure talking-face videos: lip sync, mouth activity, blinks, motion")
-    s.add_argument("mode", choices=["real", "gen", "probe"],
+    s.add_argument("mode", choices=["real", "gen", "probe", "reenact"],
                    help="real: a folder of real clips; gen: one generated video; "
-                        "probe: fit the lip-sync probe on a folder of training clips")
+                        "probe: fit the lip-sync probe on a folder of training clips; "
+                        "reenact: animate each clip's first frame with its audio and compare mouths (LMD)")
+    s.add_argument("--model", help="reenact: model folder (default: the bundled model)")
     s.add_argument("path", help="folder of videos (real, probe) or a video file (gen)")
     s.add_argument("-o", "--output", help="probe: where to write the fitted probe (.npz)")
     s.add_argument("--json", help="write the report as JSON to this file")

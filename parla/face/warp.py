@@ -12,7 +12,7 @@ import numpy as np
 
 from parla.errors import require
 
-GRID = 32  # the spline is evaluated on GRID x GRID points, then the flow is resized (smooth, so no loss)
+GRID = 33  # the spline is evaluated on GRID x GRID points, then interpolated (smooth, so no loss)
 ANCHORS_PER_SIDE = 6  # fixed points on each crop border keep the background still
 REGULARISATION = 1e-3
 N_COND = 3  # conditioning channels: inner mouth, eyes, landmark lines
@@ -31,8 +31,20 @@ def _anchors(size: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=4)
+def _upsampler(size: int) -> np.ndarray:
+    """(size, GRID) linear-interpolation weights from the GRID samples to every pixel (corners aligned)."""
+    pos = np.arange(size) * (GRID - 1) / (size - 1)
+    lo = np.minimum(np.floor(pos).astype(int), GRID - 2)
+    frac = pos - lo
+    w = np.zeros((size, GRID))
+    w[np.arange(size), lo] = 1 - frac
+    w[np.arange(size), lo + 1] = frac
+    return w
+
+
+@functools.lru_cache(maxsize=4)
 def _grid(size: int) -> np.ndarray:
-    g = (np.arange(GRID) + 0.5) * (size / GRID) - 0.5  # the sample positions cv2.resize assumes
+    g = np.linspace(0, size - 1, GRID)  # corners included, so the anchored border maps exactly
     gx, gy = np.meshgrid(g, g)
     return np.stack([gx.ravel(), gy.ravel()], 1)
 
@@ -40,7 +52,6 @@ def _grid(size: int) -> np.ndarray:
 def tps_map(src_pts: np.ndarray, dst_pts: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Backward maps (map_x, map_y), each (size, size) float32: output pixel q samples the source at f(q),
     where f is the thin-plate spline taking each dst point to its src point (and the border to itself)."""
-    cv2 = require("cv2", "core")
     scale = size / 256.0  # solve in a fixed frame so the regularisation means the same at every size
     anchors = _anchors(size)
     ctrl = np.concatenate([dst_pts, anchors]) / scale
@@ -57,8 +68,9 @@ def tps_map(src_pts: np.ndarray, dst_pts: np.ndarray, size: int) -> tuple[np.nda
     g = _grid(size) / scale
     k = _kernel(((g[:, None] - ctrl[None]) ** 2).sum(-1))
     mapped = (k @ coef[:n] + np.concatenate([np.ones((len(g), 1)), g], 1) @ coef[n:]) * scale
-    mx = cv2.resize(mapped[:, 0].reshape(GRID, GRID).astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
-    my = cv2.resize(mapped[:, 1].reshape(GRID, GRID).astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
+    up = _upsampler(size)
+    mx = (up @ mapped[:, 0].reshape(GRID, GRID) @ up.T).astype(np.float32)
+    my = (up @ mapped[:, 1].reshape(GRID, GRID) @ up.T).astype(np.float32)
     return mx, my
 
 

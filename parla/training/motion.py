@@ -30,11 +30,11 @@ class MotionTrainConfig:
     steps: int = 1500
     batch: int = 16
     window: int = 200  # mel frames (2 s) per training window
-    lr: float = 1e-3
+    lr: float = 5e-4
     w_vel: float = 1.0
     val_fraction: float = 0.1
     seed: int = 0
-    log_every: int = 250
+    log_every: int = 100
 
 
 @dataclass
@@ -171,6 +171,7 @@ def train_motion(data_dir: str | Path, run_dir: str | Path, *, device: str = "cp
     shutil.copyfile(data / "basis.npz", run / "basis.npz")
     log, t0 = ckpt.CsvLog(run / "log.csv"), time.time()
     metrics: dict[str, float] = {}
+    best = (-np.inf, None)  # the weights with the best held-out mouth correlation are kept
     with progress(tc.steps, "motion", enabled=show, unit="step") as bar:
         for step in range(1, tc.steps + 1):
             loss = _loss(net, trn, norm, mc, tc, rng)
@@ -182,6 +183,12 @@ def train_motion(data_dir: str | Path, run_dir: str | Path, *, device: str = "cp
             if step % tc.log_every == 0 or step == tc.steps:
                 metrics = _validate(net, val, norm, basis)
                 log.write(step, time.time() - t0, {"loss": float(loss.detach()), **metrics})
+                if metrics["val_mouth_corr"] > best[0]:
+                    best = (metrics["val_mouth_corr"], {k: v.clone() for k, v in net.state_dict().items()},
+                            dict(metrics, step=step))
+    if best[1] is not None:
+        net.load_state_dict(best[1])
+        metrics = best[2]
     config = {"kind": "motion", "motion": mc.to_dict(), "train": asdict(tc), "data": str(data),
               "mel_mean": norm[0].tolist(), "mel_std": norm[1].tolist(), "val_clips": [c.name for c in val],
               "final": metrics, **stochastic}

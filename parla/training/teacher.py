@@ -113,7 +113,7 @@ def train_teacher(data_dir: str | Path, run_dir: str | Path, *, device: str = "c
         ckpt.write_config(run, {"kind": "teacher", "refiner": rc.to_dict(), "discriminator": dc.to_dict(),
                                 "train": asdict(tc), "data": str(data_dir), "device": device, "world": world})
     log = ckpt.CsvLog(run / "log.csv") if rank == 0 else None
-    t0 = time.time()
+    t0, sums = time.time(), {}
     with progress(tc.steps - step, "teacher", enabled=show and rank == 0, unit="step") as bar:
         while step < tc.steps:
             b = _to(sampler.batch(tc.batch), dev)
@@ -129,8 +129,12 @@ def train_teacher(data_dir: str | Path, run_dir: str | Path, *, device: str = "c
                 logs["d"] = loss_d
             step += 1
             bar.update(1)
+            for k, v in logs.items():  # the log shows means over the interval, not one noisy batch
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
             if log and step % tc.log_every == 0:
-                log.write(step, time.time() - t0, {k: float(v.detach()) for k, v in logs.items()})
+                n = tc.log_every
+                log.write(step, time.time() - t0, {k: v / n for k, v in sums.items()})
+                sums = {}
             if rank == 0 and (step % tc.ckpt_every == 0 or step == tc.steps):
                 _unwrap = getattr(g, "module", g)
                 ckpt.save(run, _unwrap, getattr(d, "module", d), opt_g, opt_d, step)

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from parla.face.expression import ExpressionBasis, apply, invert, similarity_fit
+from parla.face.warp import condition_maps, warp
+from parla.motion import BlinkModel, HeadModel, fit_ar2, fit_blinks
+
+
+@pytest.fixture(scope="module")
+def portrait(face_path):
+    from parla.face.align import align_face
+    from parla.face.detect import detect_faces, select_face
+    from parla.media.image import load_image
+
+    image = load_image(face_path)
+    crop, a = align_face(image, select_face(detect_faces(image)).landmarks)
+    return crop, a.to_crop(select_face(detect_faces(image)).landmarks)
+
+
+def test_identity_warp_keeps_the_image(portrait):
+    crop, lm = portrait
+    same = warp(crop, lm, lm)
+    inner = np.abs(same[8:-8, 8:-8].astype(int) - crop[8:-8, 8:-8])
+    assert inner.mean() < 1.0 and inner.max() < 40
+
+
+def test_warp_moves_the_jaw(portrait):
+    crop, lm = portrait
+    drv = lm.copy()
+    drv[[6, 7, 8, 9, 10], 1] += 12
+    out = warp(crop, lm, drv)
+    chin = lm[8].astype(int)
+    # The chin's pixels now appear ~12 px lower.
+    patch = crop[chin[1] - 4: chin[1] + 4, chin[0] - 4: chin[0] + 4].astype(float)
+    moved = out[chin[1] + 8: chin[1] + 16, chin[0] - 4: chin[0] + 4].astype(float)
+    stayed = out[chin[1] - 4: chin[1] + 4, chin[0] - 4: chin[0] + 4].astype(float)
+    assert np.abs(moved - patch).mean() < np.abs(stayed - patch).mean()
+    assert np.array_equal(out[:4, :4], crop[:4, :4])  # the border is anchored
+
+
+def test_condition_maps(portrait):
+    _, lm = portrait
+    maps = condition_maps(lm, 128)
+    assert maps.shape == (3, 128, 128) and maps.max() <= 1.0
+    eyes = maps[1] > 0.5
+    ys = np.nonzero(eyes)[0]
+    assert eyes.sum() > 10 and ys.mean() < 64  # eyes are in the upper half
+
+
+def test_similarity_fit_recovers_a_transform():
+    rng = np.random.default_rng(0)
+    pts = rng.uniform(0, 100, (68, 2))
+    ang, s, t = np.radians(12), 1.3, np.array([5.0, -7.0])
+    m = np.array([[s * np.cos(ang), -s * np.sin(ang), t[0]], [s * np.sin(ang), s * np.cos(ang), t[1]]])
+    fit = similarity_fit(pts, apply(m, pts))
+    np.testing.assert_allclose(fit, m, atol=1e-9)
+    np.testing.assert_allclose(apply(invert(m), apply(m, pts)), pts, atol=1e-9)
+
+
+def test_drive_with_no_motion_returns_the_portrait(portrait):
+    _, lm = portrait
+    k = 4
+    basis = ExpressionBasis(lm.astype(np.float32), np.eye(k, 136, dtype=np.float32), np.ones(k, np.float32))
+    same = basis.drive(lm, np.zeros(k), np.zeros(6), 0.0)
+    np.testing.assert_allclose(same, lm, atol=1e-6)
+    closed = basis.drive(lm, np.zeros(k), np.zeros(6), 1.0)
+    assert np.abs(closed[37] - closed[41]).sum() < 1e-6  # eyelids meet
+    turned = basis.drive(lm, np.zeros(k), np.array([8.0, 0, 0, 0, 0, 0]), 0.0)
+    assert np.abs(turned - lm)[:, 0].max() > 2  # yaw moves points sideways
+
+
+def test_head_and_blink_models_are_seeded_and_bounded():
+    rng = np.random.default_rng(1)
+    tracks = [np.cumsum(rng.normal(0, 0.2, (300, 6)), 0) * 0.1 for _ in range(5)]
+    voiced = [np.tile([0.0] * 25 + [1.0] * 25, 6) for _ in range(5)]
+    head = fit_ar2(tracks, voiced)
+    assert isinstance(head, HeadModel)
+    v = np.ones(500)
+    a, b = head.sample(v, np.random.default_rng(7)), head.sample(v, np.random.default_rng(7))
+    np.testing.assert_array_equal(a, b)
+    assert np.all(np.abs(a) <= head.limit + 1e-9) and a.std(0).max() > 0
+    assert np.all(head.sample(v, np.random.default_rng(7), scale=0.0) == 0)
+    blink = fit_blinks([2.5, 3.0, 4.1, 2.2, 6.0, 3.3])
+    assert isinstance(blink, BlinkModel)
+    closure = blink.sample(25 * 60, 25.0, np.random.default_rng(3))
+    starts = np.flatnonzero(np.diff((closure > 0.5).astype(int)) == 1)
+    assert 8 <= len(starts) <= 30  # per minute
