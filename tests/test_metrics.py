@@ -78,7 +78,8 @@ def test_jitter_separates_smooth_from_noisy_landmarks():
 def test_mouth_activity_ratio():
     env = np.concatenate([np.full(50, -60.0), np.full(100, -20.0), np.full(50, -60.0)])
     rng = np.random.default_rng(0)
-    moving = np.concatenate([0.05 + rng.normal(0, 0.002, 50), 0.2 + 0.1 * np.sin(np.arange(100)), 0.05 + rng.normal(0, 0.002, 50)])
+    quiet = [0.05 + rng.normal(0, 0.002, 50) for _ in range(2)]
+    moving = np.concatenate([quiet[0], 0.2 + 0.1 * np.sin(np.arange(100)), quiet[1]])
     act = av.mouth_activity(moving, env)
     assert act["ratio"] > 10 and act["open_silent"] < act["open_voiced"]
     still = 0.1 + rng.normal(0, 0.002, 200)
