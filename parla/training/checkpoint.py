@@ -43,7 +43,10 @@ def load_weights(module: torch.nn.Module, path: Path, device: torch.device | str
 
     if not path.is_file():
         raise ModelNotFoundError(f"{path}: no such checkpoint file")
-    module.load_state_dict(load_file(str(path), device=str(device)))
+    try:
+        module.load_state_dict(load_file(str(path), device=str(device)))
+    except (RuntimeError, OSError, ValueError) as e:  # safetensors raises SafetensorError (an OSError/ValueError)
+        raise ModelNotFoundError(f"{path}: unreadable or does not match the model's config.json ({e})") from e
 
 
 def save(run: Path, g, d, opt_g, opt_d, step: int) -> None:

@@ -27,14 +27,16 @@ POSE_FPS = 25.0  # the head model runs at this rate; tracks are resampled to it
 
 @dataclass(frozen=True)
 class MotionTrainConfig:
-    steps: int = 1500
+    steps: int = 1000
     batch: int = 16
     window: int = 200  # mel frames (2 s) per training window
     lr: float = 5e-4
     w_vel: float = 1.0
     val_fraction: float = 0.1
     seed: int = 0
-    log_every: int = 100
+    log_every: int = 50
+    gain_db: float = 6.0  # augmentation: random loudness change (the mel is in natural-log power units)
+    noise: float = 0.3  # augmentation: a random offset per mel band (microphone/room colouring), normalised units
 
 
 @dataclass
@@ -117,8 +119,10 @@ def _loss(net: MotionNet, clips: list[MotionClip], norm: tuple[np.ndarray, np.nd
           tc: MotionTrainConfig, rng: np.random.Generator) -> torch.Tensor:
     windows = [_window(clips[rng.integers(len(clips))], mc, tc, rng) for _ in range(tc.batch)]
     windows = [w for w in windows if len(w[1]) >= 3]
-    x = torch.from_numpy(np.stack([((w[0] - norm[0]) / norm[1]).T for w in windows]).astype(np.float32))
-    out = net(x)
+    gains = rng.uniform(-1, 1, (len(windows), 1, 1)) * tc.gain_db * np.log(10) / 10
+    mels = np.stack([w[0] for w in windows]) + gains
+    x = ((mels - norm[0]) / norm[1]).transpose(0, 2, 1) + tc.noise * rng.standard_normal((len(windows), 80, 1))
+    out = net(torch.from_numpy(x.astype(np.float32)))
     total = torch.zeros(())
     for k, (_, idx, target) in enumerate(windows):
         pred = out[k, :, torch.from_numpy(idx)].T
@@ -165,7 +169,7 @@ def train_motion(data_dir: str | Path, run_dir: str | Path, *, device: str = "cp
     mc = MotionConfig(n_coeffs=basis.n_components)
     torch.manual_seed(tc.seed)
     net = MotionNet(mc)
-    opt = torch.optim.Adam(net.parameters(), lr=tc.lr)
+    opt = torch.optim.AdamW(net.parameters(), lr=tc.lr, weight_decay=1e-2)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, tc.steps)
     run.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(data / "basis.npz", run / "basis.npz")
@@ -174,6 +178,7 @@ def train_motion(data_dir: str | Path, run_dir: str | Path, *, device: str = "cp
     best = (-np.inf, None)  # the weights with the best held-out mouth correlation are kept
     with progress(tc.steps, "motion", enabled=show, unit="step") as bar:
         for step in range(1, tc.steps + 1):
+            net.train()
             loss = _loss(net, trn, norm, mc, tc, rng)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -181,6 +186,7 @@ def train_motion(data_dir: str | Path, run_dir: str | Path, *, device: str = "cp
             sched.step()
             bar.update(1)
             if step % tc.log_every == 0 or step == tc.steps:
+                net.eval()
                 metrics = _validate(net, val, norm, basis)
                 log.write(step, time.time() - t0, {"loss": float(loss.detach()), **metrics})
                 if metrics["val_mouth_corr"] > best[0]:
