@@ -61,7 +61,8 @@ def render_crops(bundle, portrait: Portrait, motion) -> Iterator[np.ndarray]:
         idx = range(start, min(start + BATCH, n))
         warped, warped_lr, cond = [], [], []
         for t in idx:
-            drv = bundle.basis.drive(portrait.landmarks, motion.coeffs[t], motion.pose[t], motion.blink[t])
+            drv = bundle.basis.drive(portrait.landmarks, motion.coeffs[t], motion.pose[t], motion.blink[t],
+                                     motion.mouth_close[t])
             w = warp(portrait.crop, portrait.landmarks, drv)
             warped.append(w)
             warped_lr.append(cv2.resize(w, (res, res), interpolation=cv2.INTER_AREA))

@@ -21,6 +21,7 @@ class Motion:
     coeffs: np.ndarray  # (T, K) expression coefficients (basis units, not standardised)
     pose: np.ndarray  # (T, 6) yaw, pitch, roll, tx, ty, log-scale
     blink: np.ndarray  # (T,) eye closure 0..1
+    mouth_close: np.ndarray  # (T,) 0..1: closes the lips in pauses of the speech
 
 
 class ModelBundle:
@@ -49,6 +50,7 @@ class ModelBundle:
         load_weights(self.motion_net, self.folder / "motion.safetensors", self.device)
         self.mel_norm = (np.asarray(self.config["mel_mean"], np.float32),
                          np.asarray(self.config["mel_std"], np.float32))
+        self.articulation = float(self.config.get("articulation_gain", 1.0))
         self.head = HeadModel.from_dict(self.config["head"])
         self.blink = BlinkModel(**self.config["blink"])
         self.basis = ExpressionBasis.load(self.folder / "basis.npz")
@@ -67,14 +69,15 @@ class ModelBundle:
             z = self.motion_net(x.to(self.device))[0].cpu().numpy().T  # (M, K) standardised
         t = np.arange(n_frames) / fps * FRAMES_PER_SECOND
         z = np.stack([np.interp(t, np.arange(len(z)), z[:, k]) for k in range(z.shape[1])], 1)
-        coeffs = z * self.basis.stds
+        coeffs = z * self.articulation * self.basis.stds
         if emotion is not None:
             coeffs = coeffs + emotion[None]
         rng = np.random.default_rng(seed)
-        voiced = voiced_silent_masks(speech_envelope(audio, fps, n_frames))[0].astype(float)
-        voiced = np.convolve(voiced, np.ones(5) / 5, mode="same")  # soft on/off of speech
-        pose = self.head.sample(voiced, rng, scale=pose_scale)
-        return Motion(coeffs, pose, self.blink.sample(n_frames, fps, rng))
+        voiced, silent = voiced_silent_masks(speech_envelope(audio, fps, n_frames))
+        soft = np.ones(5) / 5  # on/off of speech over 200 ms, not per frame
+        pose = self.head.sample(np.convolve(voiced.astype(float), soft, mode="same"), rng, scale=pose_scale)
+        mouth_close = np.convolve(silent.astype(float), soft, mode="same")
+        return Motion(coeffs, pose, self.blink.sample(n_frames, fps, rng), mouth_close)
 
     def refine(self, warped: np.ndarray, warped_lr: np.ndarray, source_lr: np.ndarray,
                cond: np.ndarray) -> np.ndarray:

@@ -18,6 +18,8 @@ import numpy as np
 
 UPPER_LIDS = (37, 38, 43, 44)
 LOWER_LIDS = (41, 40, 47, 46)
+UPPER_INNER_LIP = (61, 62, 63)
+LOWER_INNER_LIP = (67, 66, 65)
 POSE_KEYS = ("yaw", "pitch", "roll", "tx", "ty", "scale")  # degrees, degrees, degrees, px, px, log-ratio
 
 
@@ -78,15 +80,18 @@ class ExpressionBasis:
     def decode(self, coeffs: np.ndarray) -> np.ndarray:
         return (coeffs @ self.components).reshape(*coeffs.shape[:-1], 68, 2)
 
-    def drive(self, identity: np.ndarray, coeffs: np.ndarray, pose: np.ndarray, blink: float) -> np.ndarray:
+    def drive(self, identity: np.ndarray, coeffs: np.ndarray, pose: np.ndarray, blink: float,
+              mouth_close: float = 0.0) -> np.ndarray:
         """Driving landmarks in crop pixels for one frame.
 
         identity: (68, 2) the portrait's landmarks in crop pixels; coeffs: (K,) expression;
-        pose: (6,) as POSE_KEYS, relative to the portrait; blink: 0 open .. 1 closed.
+        pose: (6,) as POSE_KEYS, relative to the portrait; blink: 0 open .. 1 closed;
+        mouth_close: 0 .. 1, how far to close the inner lips (silence; also closes a portrait's open mouth).
         """
         canon, m = self.canonical(identity)
         shape = canon + self.decode(coeffs)
-        shape = _close_eyes(shape, blink)
+        shape = _close_pairs(shape, blink, UPPER_LIDS, LOWER_LIDS)
+        shape = _close_pairs(shape, mouth_close, UPPER_INNER_LIP, LOWER_INNER_LIP)
         shape = _rotate(shape, self.mean_shape, pose)
         return apply(invert(m), shape)
 
@@ -105,10 +110,13 @@ class ExpressionBasis:
             return cls(z["mean_shape"], z["components"], z["stds"], json.loads(str(z["meta"])))
 
 
-def _close_eyes(shape: np.ndarray, blink: float) -> np.ndarray:
+def _close_pairs(shape: np.ndarray, amount: float, upper: tuple[int, ...], lower: tuple[int, ...]) -> np.ndarray:
+    """Move each upper/lower point pair towards its midpoint (1 = they meet)."""
+    b = float(np.clip(amount, 0.0, 1.0))
+    if b == 0.0:
+        return shape
     out = shape.copy()
-    b = float(np.clip(blink, 0.0, 1.0))
-    for up, lo in zip(UPPER_LIDS, LOWER_LIDS, strict=True):
+    for up, lo in zip(upper, lower, strict=True):
         mid = 0.5 * (shape[up] + shape[lo])
         out[up] = shape[up] + b * (mid - shape[up])
         out[lo] = shape[lo] + b * (mid - shape[lo])

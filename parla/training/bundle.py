@@ -29,7 +29,7 @@ def make_bundle(teacher_run: str | Path, motion_run: str | Path, out_dir: str | 
         "version": f"teacher-step{state['step']}",
         "refiner": state["refiner"], "motion": motion["motion"],
         "mel_mean": motion["mel_mean"], "mel_std": motion["mel_std"],
-        "head": motion["head"], "blink": motion["blink"],
+        "head": motion["head"], "blink": motion["blink"], "articulation_gain": motion.get("articulation_gain", 1.0),
         "training": {"teacher_steps": state["step"], "teacher_train": state["train"], "teacher_data": state["data"],
                      "motion_train": motion["train"], "motion_final": motion.get("final"),
                      "motion_data": motion["data"]},
