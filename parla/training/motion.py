@@ -220,7 +220,8 @@ def train_motion(data_dir: str | Path, run_dir: str | Path, *, device: str = "cp
         metrics = best[2]
     gain = articulation_gain(net, trn, norm, basis)
     config = {"kind": "motion", "articulation_gain": gain, "motion": mc.to_dict(), "train": asdict(tc),
-              "data": str(data), "mel_mean": norm[0].tolist(), "mel_std": norm[1].tolist(), "val_clips": [c.name for c in val],
+              "data": str(data), "mel_mean": norm[0].tolist(), "mel_std": norm[1].tolist(),
+              "val_clips": [c.name for c in val],
               "final": metrics, **stochastic}
     digest = ckpt.save_weights(net, run / "motion.safetensors")
     ckpt.write_config(run, {**config, "sha256": {"motion.safetensors": digest}})
