@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 MIN_BLINK_INTERVAL_S = 1.0
+# Hard bounds at synthesis (yaw, pitch, roll in degrees; tx, ty in crop px; log-scale): a 2-D warp of one photo
+# turns larger rotations into visible distortion, and landmark-based pose in the training clips is noisy.
+SAFE_LIMIT = np.array([12.0, 8.0, 6.0, 8.0, 6.0, 0.04])
 BLINK_FRAMES_25FPS = (0.0, 0.5, 1.0, 1.0, 0.6, 0.25)  # eye-closure profile of a ~240 ms blink at 25 fps
 
 
@@ -43,7 +46,8 @@ class HeadModel:
             out[t + 2] = self.a1 * out[t + 1] + self.a2 * out[t] + noise[t]
         # Dynamics from the fit, amplitude from a typical clip (landmark-pose outliers inflate the fitted noise).
         gain = self.target_std / self.stationary_std()
-        return np.clip(out[2:] * gain, -self.limit, self.limit) * scale
+        bound = np.minimum(self.limit, SAFE_LIMIT)
+        return np.clip(out[2:] * gain, -bound, bound) * scale
 
     def to_dict(self) -> dict:
         keys = ("a1", "a2", "sigma_voiced", "sigma_silent", "limit", "target_std")

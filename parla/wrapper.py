@@ -76,8 +76,7 @@ class ModelBundle:
         voiced, silent = voiced_silent_masks(speech_envelope(audio, fps, n_frames))
         soft = np.ones(5) / 5  # on/off of speech over 200 ms, not per frame
         pose = self.head.sample(np.convolve(voiced.astype(float), soft, mode="same"), rng, scale=pose_scale)
-        mouth_close = np.convolve(silent.astype(float), soft, mode="same")
-        return Motion(coeffs, pose, self.blink.sample(n_frames, fps, rng), mouth_close)
+        return Motion(coeffs, pose, self.blink.sample(n_frames, fps, rng), _closure(silent, ramp=3))
 
     def refine(self, warped: np.ndarray, warped_lr: np.ndarray, source_lr: np.ndarray,
                cond: np.ndarray) -> np.ndarray:
@@ -94,6 +93,25 @@ class ModelBundle:
             rgb, mask = self.refiner(w_lr, t(source_lr), torch.from_numpy(cond).to(self.device))
             out = compose(t(warped), w_lr, rgb, mask, self.refiner_cfg.mode)
         return ((out.cpu().numpy().transpose(0, 2, 3, 1) + 1) * 127.5 + 0.5).clip(0, 255).astype(np.uint8)
+
+
+def _closure(silent: np.ndarray, ramp: int) -> np.ndarray:
+    """1 on silent frames, falling linearly to 0 over ``ramp`` frames on either side of them.
+
+    The lips close before a pause begins and open as speech resumes, so that they are still (not closing)
+    during the pause itself.
+    """
+    return np.clip(1 - _distance_transform(silent) / (ramp + 1), 0, 1)
+
+
+def _distance_transform(mask: np.ndarray) -> np.ndarray:
+    """Frames to the nearest True (inf if none), in two linear passes."""
+    d = np.where(mask, 0.0, np.inf)
+    for i in range(1, len(d)):
+        d[i] = min(d[i], d[i - 1] + 1)
+    for i in range(len(d) - 2, -1, -1):
+        d[i] = min(d[i], d[i + 1] + 1)
+    return d
 
 
 def emotion_vector(spec: str | None, basis: ExpressionBasis) -> np.ndarray | None:

@@ -52,11 +52,6 @@ def test_unbuilt_commands_say_so(capsys, cmd):
     assert code == 3 and "not built yet" in err
 
 
-def test_demo_says_no_model_is_bundled(capsys):
-    code, _, err = run(capsys, "demo")
-    assert code == 3 and "no trained model is bundled" in err
-
-
 def test_missing_portrait(capsys, tmp_path, speech_path):
     code, _, err = run(capsys, "animate", str(tmp_path / "nobody.jpg"), str(speech_path), "-o", str(tmp_path / "o.mp4"))
     assert code == 2
@@ -126,12 +121,6 @@ def test_unwritable_output(capsys, tmp_path, face_path, speech_path):
     code, _, err = run(capsys, "eval", "gen", str(speech_path), "--portrait", str(face_path), "--json", str(tmp_path))
     assert code == 2
     one_error_line(err, "is a directory")
-
-
-def test_good_inputs_reach_the_model_check(capsys, tmp_path, face_path, speech_path):
-    code, _, err = run(capsys, "animate", str(face_path), str(speech_path), "-o", str(tmp_path / "o.mp4"))
-    assert code == 3 and "no trained model is bundled" in err
-    assert not (tmp_path / "o.mp4").exists()
 
 
 def test_no_traceback_from_the_real_entry_point(tmp_path):

@@ -180,7 +180,12 @@ _MODEL_IDX = [30, 8, 36, 45, 48, 54]
 
 
 def head_pose(lms: np.ndarray, width: int, height: int) -> np.ndarray:
-    """(T, 3) yaw, pitch, roll in degrees from solvePnP with a generic face model; NaN without a face."""
+    """(T, 3) yaw, pitch, roll in degrees; NaN without a face or where the fit is implausible.
+
+    Roll is the angle of the line between the eye centres (exact and robust). Yaw and pitch come from solvePnP
+    of six landmarks on a generic face, started from a frontal pose: started from nothing, the 6-point solve
+    sometimes lands on a mirrored solution (yaw -60, roll 180) that is pure noise.
+    """
     from parla.errors import require
 
     cv2 = require("cv2", "core")
@@ -190,15 +195,21 @@ def head_pose(lms: np.ndarray, width: int, height: int) -> np.ndarray:
     for i, lm in enumerate(lms):
         if np.isnan(lm[0, 0]):
             continue
-        img_pts = lm[_MODEL_IDX].astype(np.float64)
-        ok, rvec, _ = cv2.solvePnP(_MODEL_3D, img_pts, cam, None, flags=cv2.SOLVEPNP_ITERATIVE)
+        le, re = L.eye_centres(lm)
+        roll = math.degrees(math.atan2(re[1] - le[1], re[0] - le[0]))
+        iod = max(float(np.linalg.norm(re - le)), 1e-6)
+        rvec = np.array([[math.pi], [0.0], [0.0]])  # frontal: the model's y axis points up, the image's down
+        tvec = np.array([[0.0], [0.0], [f * 450.0 / iod]])  # 450: the model's eye-corner distance
+        ok, rvec, _ = cv2.solvePnP(_MODEL_3D, lm[_MODEL_IDX].astype(np.float64), cam, None, rvec, tvec,
+                                   useExtrinsicGuess=True, flags=cv2.SOLVEPNP_ITERATIVE)
         if not ok:
             continue
         r, _ = cv2.Rodrigues(rvec)
-        pitch = math.degrees(math.atan2(r[2, 1], r[2, 2]))
+        r = r @ np.diag([1.0, -1.0, -1.0])  # undo the frontal flip
         yaw = math.degrees(math.asin(-max(-1.0, min(1.0, r[2, 0]))))
-        roll = math.degrees(math.atan2(r[1, 0], r[0, 0]))
-        out[i] = (yaw, pitch % 360 - 180, roll)  # the model's y axis points up, the image's down: pitch ~180
+        pitch = math.degrees(math.atan2(r[2, 1], r[2, 2]))
+        if abs(yaw) < 60 and abs(pitch) < 60:
+            out[i] = (yaw, pitch, roll)
     return out
 
 

@@ -27,6 +27,22 @@ class Clip:
     valid_idx: np.ndarray  # indices of frames with a face
 
 
+def _well_aligned(lms: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Frames whose face sits where the crop alignment put it. A clip with two people (an interview) or a
+    tracking slip yields frames whose landmarks are far from the smoothed alignment: such pairs taught the
+    refiner to hallucinate whole faces (seen in the step-250 samples), so they are left out."""
+    from parla.face.landmarks import eye_centres
+
+    le, re = eye_centres(lms)
+    iod = np.linalg.norm(re - le, axis=-1)
+    mid = (le + re) / 2
+    ok = valid & ~np.isnan(iod)
+    if not ok.any():
+        return ok
+    ref_iod, ref_mid = np.median(iod[ok]), np.median(mid[ok], axis=0)
+    return ok & (np.abs(np.log(iod / ref_iod)) < np.log(1.3)) & (np.linalg.norm(mid - ref_mid, axis=-1) < 0.6 * ref_iod)
+
+
 def load_clips(data_dir: str | Path) -> list[Clip]:
     clips_dir = Path(data_dir) / "clips"
     clips = []
@@ -36,7 +52,7 @@ def load_clips(data_dir: str | Path) -> list[Clip]:
             continue
         with np.load(meta_path) as z:
             lms, valid = z["landmarks"], z["valid"]
-        idx = np.flatnonzero(valid)
+        idx = np.flatnonzero(_well_aligned(lms, valid))
         if len(idx) > MIN_GAP + 1:
             clips.append(Clip(meta_path.stem, np.load(crops_path, mmap_mode="r"), lms, idx))
     if not clips:

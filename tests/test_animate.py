@@ -1,0 +1,78 @@
+"""The bundled default model through the PyTorch reference path: demo, animate, determinism, bad model files."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from parla.cli import main  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def short_speech(tmp_path_factory, speech):
+    from .test_audio import encode
+
+    path = tmp_path_factory.mktemp("audio") / "short.wav"
+    encode(path, speech[8000: 8000 + 2 * 16000], 16000, "wav", "pcm_s16le")  # 2 s
+    return path
+
+
+def test_demo_renders_a_video(tmp_path, capsys):
+    from parla.media.video import probe_video, stream_durations
+
+    out = tmp_path / "demo.mp4"
+    assert main(["demo", "-o", str(out), "-q"]) == 0
+    info = probe_video(out)
+    assert info.has_audio and (info.width, info.height) == (320, 320)
+    d = stream_durations(out)
+    assert abs(d["video"] - d["audio"]) <= 1 / 25
+
+
+def test_same_seed_same_video_other_seed_other_motion(tmp_path, face_path, short_speech):
+    from parla.media.video import iter_frames
+
+    outs = {}
+    for name, seed in (("a", 5), ("b", 5), ("c", 6)):
+        outs[name] = tmp_path / f"{name}.mp4"
+        assert main(["animate", str(face_path), str(short_speech), "-o", str(outs[name]), "--seed", str(seed),
+                     "-q"]) == 0
+    fa, fb, fc = ([f for _, f in iter_frames(outs[k])] for k in "abc")
+    assert len(fa) == len(fb) == 50
+    assert all(np.array_equal(x, y) for x, y in zip(fa, fb, strict=True))
+    assert any(not np.array_equal(x, y) for x, y in zip(fa, fc, strict=True))
+
+
+def test_pose_scale_zero_keeps_the_head_still(tmp_path, face_path, short_speech):
+    from parla.assets import bundled_model
+    from parla.audio import load_audio
+    from parla.wrapper import ModelBundle
+
+    bundle = ModelBundle(bundled_model(), device="cpu")
+    m = bundle.motion(load_audio(short_speech), 25, 50, seed=1, pose_scale=0.0)
+    assert np.all(m.pose == 0) and m.coeffs.shape == (50, bundle.basis.n_components)
+    assert 0 <= m.blink.min() and m.blink.max() <= 1
+
+
+def test_corrupt_model_file_is_a_clear_error(tmp_path, capsys, face_path, short_speech):
+    from parla.assets import bundled_model
+
+    model = tmp_path / "model"
+    shutil.copytree(bundled_model(), model)
+    data = bytearray((model / "refiner.safetensors").read_bytes())
+    data[-100] ^= 0xFF
+    (model / "refiner.safetensors").write_bytes(bytes(data))
+    code = main(["animate", str(face_path), str(short_speech), "-o", str(tmp_path / "o.mp4"), "--model", str(model)])
+    err = capsys.readouterr().err
+    assert code == 3 and "checksum mismatch" in err and "Traceback" not in err
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_emotion_names_and_vectors(tmp_path, capsys, face_path, short_speech):
+    code = main(["animate", str(face_path), str(short_speech), "-o", str(tmp_path / "e.mp4"), "--emotion", "angry"])
+    assert code == 2 and "--emotion" in capsys.readouterr().err
+    assert main(["animate", str(face_path), str(short_speech), "-o", str(tmp_path / "h.mp4"), "--emotion", "happy",
+                 "-q"]) == 0
