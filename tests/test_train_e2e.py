@@ -39,7 +39,16 @@ def talking_clip_dir(tmp_path_factory, face_path, speech):
     return folder
 
 
-def test_prepare_train_animate(tmp_path, talking_clip_dir, face_path, speech_path):
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory, talking_clip_dir):
+    from parla.training.prepare import prepare_dataset
+
+    data = tmp_path_factory.mktemp("data")
+    report = prepare_dataset(talking_clip_dir, data, show=False)
+    return data, report
+
+
+def test_prepare_train_animate(tmp_path, prepared, talking_clip_dir, face_path, speech_path):
     from parla.media.video import probe_video, stream_durations
     from parla.models.refiner import RefinerConfig
     from parla.pipeline import animate
@@ -48,8 +57,7 @@ def test_prepare_train_animate(tmp_path, talking_clip_dir, face_path, speech_pat
     from parla.training.prepare import prepare_dataset
     from parla.training.teacher import TeacherTrainConfig, train_teacher
 
-    data = tmp_path / "data"
-    report = prepare_dataset(talking_clip_dir, data, show=False)
+    data, report = prepared
     assert report == {"talk.mp4": "ok"}
     assert (data / "basis.npz").is_file() and (data / "clips" / "talk.crops.npy").is_file()
     again = prepare_dataset(talking_clip_dir, data, show=False)  # resumable: nothing redone
@@ -78,3 +86,18 @@ def test_prepare_train_animate(tmp_path, talking_clip_dir, face_path, speech_pat
     from parla.audio import load_audio
 
     assert abs(d["video"] - len(load_audio(speech_path)) / 16000) <= 1 / FPS
+
+
+def test_teacher_trains_under_torchrun(tmp_path, prepared):
+    """Two CPU processes with DistributedDataParallel (gloo), as on a multi-GPU server with nccl."""
+    import subprocess
+    import sys
+
+    data, _ = prepared
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "parla",
+           "train", "teacher", "--data", str(data), "-o", str(tmp_path / "ddp"), "--steps", "2", "--batch", "1",
+           "--channels", "8,16,32", "--res", "64", "-q"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    state = json.loads((tmp_path / "ddp" / "state.json").read_text())
+    assert state["step"] == 2 and state["world"] == 2

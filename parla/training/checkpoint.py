@@ -100,6 +100,8 @@ class CsvLog:
 
 
 def plot_losses(csv_path: Path, png_path: Path) -> None:
+    if not csv_path.is_file():  # nothing logged yet
+        return
     try:
         import matplotlib
 
