@@ -87,3 +87,28 @@ def test_head_and_blink_models_are_seeded_and_bounded():
     closure = blink.sample(25 * 60, 25.0, np.random.default_rng(3))
     starts = np.flatnonzero(np.diff((closure > 0.5).astype(int)) == 1)
     assert 8 <= len(starts) <= 30  # per minute
+
+
+def test_lips_close_before_a_pause_and_stay_still_in_it():
+    from parla.wrapper import _closure
+
+    silent = np.zeros(30, bool)
+    silent[10:20] = True
+    c = _closure(silent, ramp=3)
+    assert np.all(c[10:20] == 1.0)  # closed and still through the pause
+    assert 0 < c[8] < c[9] < 1 and 0 < c[21] < c[20] < 1  # ramps on both sides
+    assert c[0] == 0 and c[29] == 0
+    assert np.all(_closure(np.zeros(10, bool), ramp=3) == 0)
+
+
+def test_mouth_lmd_ignores_head_position():
+    from parla.metrics.reenact import mouth_lmd
+
+    rng = np.random.default_rng(0)
+    base = rng.uniform(50, 150, (1, 68, 2))
+    track = np.repeat(base, 20, 0)
+    moved = track + np.array([15.0, -4.0])  # the same mouth shape elsewhere in the frame
+    assert mouth_lmd(track, moved) == pytest.approx(0.0, abs=1e-9)
+    opened = track.copy()
+    opened[:, 57, 1] += 10
+    assert mouth_lmd(track, opened) > 0.005
