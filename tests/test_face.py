@@ -144,3 +144,14 @@ def test_at_least_95_percent_of_training_faces_align():
         except Exception as e:  # noqa: BLE001 - any failure counts against the rate
             failed.append(f"{p.name}: {e}")
     assert ok / len(paths) >= 0.95, failed
+
+
+def test_strided_frames_are_accepted(face_path):
+    """Decoded video frames of some widths are views with padded rows; dlib needs contiguous arrays."""
+    img = load_image(face_path)
+    padded = np.zeros((img.shape[0], img.shape[1] + 10, 3), np.uint8)
+    padded[:, : img.shape[1]] = img
+    view = padded[:, : img.shape[1]]
+    assert not view.flags.c_contiguous
+    face = select_face(detect_faces(view))
+    assert face_embedding(view, face.landmarks).shape == (128,)

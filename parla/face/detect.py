@@ -110,7 +110,7 @@ def fit_landmarks(image: np.ndarray, box: tuple[float, ...]) -> np.ndarray:
     """68 landmarks (float32, image pixels) inside ``box``."""
     m = _models()
     rect = m["dlib"].rectangle(*(int(round(v)) for v in box))
-    shape = m["shape"](image, rect)
+    shape = m["shape"](np.ascontiguousarray(image), rect)
     return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
 
 
@@ -143,4 +143,5 @@ def face_embedding(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     x1, y1 = pts.max(0)
     rect = dlib.rectangle(int(x0), int(y0), int(x1), int(y1))
     shape = dlib.full_object_detection(rect, [dlib.point(int(round(x)), int(round(y))) for x, y in pts])
-    return np.asarray(_embedder().compute_face_descriptor(image, shape), dtype=np.float32)
+    # dlib's bindings reject strided arrays (decoded frames of some widths have padded rows).
+    return np.asarray(_embedder().compute_face_descriptor(np.ascontiguousarray(image), shape), dtype=np.float32)
