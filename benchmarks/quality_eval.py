@@ -10,6 +10,7 @@ Runs on CPU (about 30 s per clip on 2 cores). Uses ../shared/data/eval only for 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -36,7 +37,10 @@ def main() -> int:
     ap.add_argument("--speech", nargs="*", default=list(DEFAULT_SPEECH))
     ap.add_argument("--portraits", nargs="*", default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--merge", nargs="*", default=None, help="merge these quality.json files instead of running")
     args = ap.parse_args()
+    if args.merge:
+        return merge([Path(p) for p in args.merge], Path(args.out))
 
     from parla.metrics.report import evaluate_generated, summarize
     from parla.pipeline import animate
@@ -62,6 +66,23 @@ def main() -> int:
               "seconds": time.time() - t0}
     from parla.metrics.report import write_report
 
+    write_report(report, out / "quality.json")
+    (out / "quality.md").write_text(markdown(report))
+    print(markdown(report))
+    return 0
+
+
+def merge(paths: list[Path], out: Path) -> int:
+    """One report from several runs (e.g. two halves of the portraits run one after the other)."""
+    from parla.metrics.report import summarize, write_report
+
+    reports = [json.loads(p.read_text()) for p in paths]
+    rows = [c for r in reports for c in r["clips"]]
+    speech = sorted({c["speech"] for c in rows})
+    report = {"model": reports[0]["model"], "clips": rows, "summary": summarize(rows),
+              "per_speech": {s: summarize([c for c in rows if c["speech"] == s]) for s in speech},
+              "seconds": sum(r["seconds"] for r in reports)}
+    out.mkdir(parents=True, exist_ok=True)
     write_report(report, out / "quality.json")
     (out / "quality.md").write_text(markdown(report))
     print(markdown(report))
