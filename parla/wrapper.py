@@ -61,7 +61,7 @@ class ModelBundle:
         import torch
 
         from parla.audio.mel import FRAMES_PER_SECOND, log_mel
-        from parla.metrics.av import speech_envelope, voiced_silent_masks
+        from parla.metrics.av import envelope_from_mel, voiced_silent_masks
 
         mel = log_mel(audio)
         x = torch.from_numpy(((mel - self.mel_norm[0]) / self.mel_norm[1]).T[None].astype(np.float32))
@@ -73,7 +73,7 @@ class ModelBundle:
         if emotion is not None:
             coeffs = coeffs + emotion[None]
         rng = np.random.default_rng(seed)
-        voiced, silent = voiced_silent_masks(speech_envelope(audio, fps, n_frames))
+        voiced, silent = voiced_silent_masks(envelope_from_mel(mel, fps, n_frames))
         soft = np.ones(5) / 5  # on/off of speech over 200 ms, not per frame
         pose = self.head.sample(np.convolve(voiced.astype(float), soft, mode="same"), rng, scale=pose_scale)
         return Motion(coeffs, pose, self.blink.sample(n_frames, fps, rng), _closure(silent, ramp=3))

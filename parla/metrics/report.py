@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from parla.audio.io import load_audio
+from parla.audio.mel import log_mel
 from parla.errors import InputFileError
 from parla.face import landmarks as L
 from parla.media.video import VIDEO_SUFFIXES, VideoWriter, iter_frames, probe_video
@@ -73,8 +74,9 @@ def _measure(video: Path, audio: str | os.PathLike | None, portrait_emb: np.ndar
                 face_fraction=float(track.valid.mean()) if track.n_frames else 0.0, audio_source=audio_source,
                 sync_correlation=None, mouth_open_voiced=None, mouth_open_silent=None)
     if samples is not None:
-        env = av.speech_envelope(samples, track.fps, track.n_frames)
-        predicted = _probe().predict(samples, track.fps, track.n_frames)
+        mel = log_mel(samples)  # shared by the envelope and the probe
+        env = av.envelope_from_mel(mel, track.fps, track.n_frames)
+        predicted = _probe().predict(samples, track.fps, track.n_frames, mel=mel)
         clip["sync_offset_frames"], clip["sync_confidence"], clip["sync_correlation"] = av.lip_sync(
             mouth, predicted, track.fps)
         act = av.mouth_activity(mouth, env)

@@ -35,9 +35,10 @@ class SyncProbe:
     weights: np.ndarray  # (F,)
     meta: dict
 
-    def predict(self, audio: np.ndarray, fps: float, n_frames: int) -> np.ndarray:
-        """Expected (detrended, standardised) mouth opening per video frame, from the audio alone."""
-        return ((features(audio, fps, n_frames) - self.mean) / self.std) @ self.weights
+    def predict(self, audio: np.ndarray, fps: float, n_frames: int, *, mel: np.ndarray | None = None) -> np.ndarray:
+        """Expected (detrended, standardised) mouth opening per video frame, from the audio alone.
+        ``mel``: the audio's log-mel when the caller already has it."""
+        return ((features(audio, fps, n_frames, mel=mel) - self.mean) / self.std) @ self.weights
 
     def save(self, path: str | os.PathLike) -> None:
         from parla.media.files import atomic_output
@@ -56,9 +57,9 @@ class SyncProbe:
             return cls(z["mean"], z["std"], z["weights"], json.loads(str(z["meta"])))
 
 
-def features(audio: np.ndarray, fps: float, n_frames: int) -> np.ndarray:
+def features(audio: np.ndarray, fps: float, n_frames: int, *, mel: np.ndarray | None = None) -> np.ndarray:
     """(n_frames, len(TAPS) * BANDS): log-mel bands around each video frame, mean-normalised per clip."""
-    mel = log_mel(audio)
+    mel = log_mel(audio) if mel is None else mel
     mel = mel.reshape(len(mel), BANDS, N_MELS // BANDS).mean(2)
     mel = mel - mel.mean(0)  # removes the channel (microphone, room) per clip
     margin = int(np.abs(TAPS).max())
