@@ -196,6 +196,81 @@ def _add_train_parser(sub) -> None:
     s.set_defaults(func=_cmd_train)
 
 
+def _cmd_distill(args: argparse.Namespace) -> int:
+    from parla.errors import require
+
+    require("torch", "train")
+    from dataclasses import replace
+
+    from parla.training.distill import STUDENT, DistillConfig, train_student
+
+    sc = STUDENT
+    if args.width:
+        sc = replace(sc, channels=tuple(int(c) for c in args.width.split(",")))
+    dc = DistillConfig()
+    dc = replace(dc, **{k: v for k, v in (("steps", args.steps), ("batch", args.batch)) if v is not None})
+    photos = None if args.photos == "none" else args.photos
+    run = train_student(args.teacher, args.output, data_dir=args.data, photos=photos, device=args.device,
+                        resume=args.resume, student=sc, train=dc, show=not args.quiet)
+    print(f"student distilled; checkpoint in {run}")
+    return 0
+
+
+def _add_distill_parser(sub) -> None:
+    s = sub.add_parser("distill", help=PLANNED["distill"][0])
+    s.add_argument("--teacher", default="default",
+                   help="teacher: a teacher run folder or a model folder ('default': the bundled model)")
+    s.add_argument("--data", required=True, help="dataset folder from 'parla prepare' (real pairs)")
+    s.add_argument("--photos", default="../shared/data/train/faces",
+                   help="folder of training face photos for synthetic pairs ('none' to use video frames only)")
+    s.add_argument("-o", "--output", required=True, help="run folder (checkpoints, logs, samples)")
+    s.add_argument("--width", default=None, help="student U-Net widths (default 16,32,64,128)")
+    s.add_argument("--device", default="cpu", help="cpu or cuda")
+    s.add_argument("--steps", type=int, default=None, help="total steps (a resumed run continues to this)")
+    s.add_argument("--batch", type=int, default=None)
+    s.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    s.add_argument("-q", "--quiet", action="store_true")
+    s.set_defaults(func=_cmd_distill)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from parla.errors import require
+
+    require("torch", "train")
+    from parla.export.api import export_model
+
+    r = export_model(args.checkpoint, args.format, args.precision, args.output, calib=args.calib,
+                     calib_size=args.calib_size, parity=args.parity, parity_size=args.parity_size,
+                     show=not args.quiet)
+    for x in r["results"]:
+        q = "reference" if x["psnr"] is None else f"PSNR {x['psnr']:.2f} dB, SSIM {x['ssim']:.4f}"
+        print(f"{x['format']:>8} {x['precision']:<5} {q}, {x['size_mb']:.2f} MB, {x['latency_ms']:.2f} ms/frame")
+    print(f"wrote {args.output}/parity.json and parity.md in {r['seconds']:.0f} s")
+    return 0
+
+
+def _add_export_parser(sub) -> None:
+    from parla.export.formats import EXPORTABLE, FORMATS
+
+    precisions = sorted({p for f in EXPORTABLE for p in FORMATS[f].precisions}) + ["all"]
+    s = sub.add_parser("export", help=PLANNED["export"][0])
+    s.add_argument("checkpoint", help="'default' (the bundled student), a model folder, or a distill/teacher run")
+    s.add_argument("--format", choices=[*EXPORTABLE, "all"], default="all")
+    s.add_argument("--precision", choices=precisions, default="int8",
+                   help="fp32, fp16 (OpenVINO), w8 (TFLite dynamic range), int8 (full integer), all")
+    s.add_argument("--calib", default=None,
+                   help="int8 calibration frames: a prepared dataset or a folder of training videos "
+                        "(default: ../shared/data/train/videos)")
+    s.add_argument("--calib-size", type=int, default=64, help="calibration frames")
+    s.add_argument("--parity", default=None,
+                   help="held-back frames for the parity report: a dataset or videos (default: "
+                        "../shared/data/eval/videos, else synthetic motions of the bundled portrait)")
+    s.add_argument("--parity-size", type=int, default=32)
+    s.add_argument("-o", "--output", required=True, help="output folder (models, parity.json, parity.md)")
+    s.add_argument("-q", "--quiet", action="store_true")
+    s.set_defaults(func=_cmd_export)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="parla", description="One portrait plus speech in, a talking face out.")
     p.add_argument("--version", action="version", version=f"parla {__version__}")
@@ -230,7 +305,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_train_parser(sub)
 
-    for name in ("stream", "distill", "export", "bench"):
+    _add_distill_parser(sub)
+
+    _add_export_parser(sub)
+
+    for name in ("stream", "bench"):
         s = sub.add_parser(name, help=f"{PLANNED[name][0]} (not built yet)")
         s.add_argument("args", nargs=argparse.REMAINDER)
         s.set_defaults(func=_not_built(name))

@@ -51,6 +51,8 @@ class ModelBundle:
         self.mel_norm = (np.asarray(self.config["mel_mean"], np.float32),
                          np.asarray(self.config["mel_std"], np.float32))
         self.articulation = float(self.config.get("articulation_gain", 1.0))
+        # How far the whole lip/jaw shape returns to rest in pauses (0: only the inner lips close).
+        self.silence_damping = float(self.config.get("silence_damping", 0.0))
         self.head = HeadModel.from_dict(self.config["head"])
         self.blink = BlinkModel(**self.config["blink"])
         self.basis = ExpressionBasis.load(self.folder / "basis.npz")
@@ -70,13 +72,15 @@ class ModelBundle:
         t = np.arange(n_frames) / fps * FRAMES_PER_SECOND
         z = np.stack([np.interp(t, np.arange(len(z)), z[:, k]) for k in range(z.shape[1])], 1)
         coeffs = z * self.articulation * self.basis.stds
-        if emotion is not None:
-            coeffs = coeffs + emotion[None]
         rng = np.random.default_rng(seed)
         voiced, silent = voiced_silent_masks(envelope_from_mel(mel, fps, n_frames))
+        close = _closure(silent, ramp=3)
+        coeffs = coeffs * (1.0 - self.silence_damping * close)[:, None]
+        if emotion is not None:
+            coeffs = coeffs + emotion[None]
         soft = np.ones(5) / 5  # on/off of speech over 200 ms, not per frame
         pose = self.head.sample(np.convolve(voiced.astype(float), soft, mode="same"), rng, scale=pose_scale)
-        return Motion(coeffs, pose, self.blink.sample(n_frames, fps, rng), _closure(silent, ramp=3))
+        return Motion(coeffs, pose, self.blink.sample(n_frames, fps, rng), close)
 
     def refine(self, warped: np.ndarray, warped_lr: np.ndarray, source_lr: np.ndarray,
                cond: np.ndarray) -> np.ndarray:

@@ -1,1 +1,1 @@
-"""The on-device runtime: backends, streaming engine, sources, sinks, camera, watermark."""
+"""The on-device runtime (DESIGN §6): backends that run the exported refiner, and the streaming engine."""

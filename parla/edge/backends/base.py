@@ -1,0 +1,76 @@
+"""The backend interface: a static-shape refiner graph, x (1, 9, r, r) float32 -> y (1, 4, r, r) float32."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from parla.errors import ModelNotFoundError, ParlaError
+
+
+class Backend:
+    """Subclasses load ``path`` in ``__init__`` and implement ``_run``; ``meta`` holds the file's ``parla.*``
+    metadata (version, refiner config, layout), read from the file itself."""
+
+    name = "base"
+
+    def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None) -> None:
+        self.path, self.device, self.threads = Path(path), device, threads
+        if not self.path.is_file():
+            raise ModelNotFoundError(f"{self.path}: no such model file")
+        self.meta: dict[str, str] = {}
+
+    @property
+    def precision(self) -> str:
+        return self.meta.get("parla.precision", "fp32")
+
+    @property
+    def refiner_config(self) -> dict:
+        return json.loads(self.meta["parla.refiner_config"])
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(json.loads(self.meta["parla.shape"]))
+
+    def _check_meta(self) -> None:
+        if self.meta.get("parla.model") != "refiner":
+            raise ModelNotFoundError(f"{self.path}: not a Parla refiner export (no parla metadata)")
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """(B, 9, r, r) float32 -> (B, 4, r, r) float32, one static-shape call per frame."""
+        if x.ndim != 4 or x.shape[1:] != self.input_shape[1:]:
+            raise ParlaError(f"{self.path.name}: expected input (B, {', '.join(map(str, self.input_shape[1:]))}), "
+                             f"got {x.shape}")
+        return np.concatenate([self._run(np.ascontiguousarray(x[i: i + 1], np.float32)) for i in range(len(x))])
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the runtime's resources."""
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def corrupt(path: Path, e: Exception) -> ModelNotFoundError:
+    return ModelNotFoundError(f"{path}: unreadable model file (corrupt or truncated?): {str(e).splitlines()[0][:200]}")
+
+
+def open_model(path: str | Path, device: str = "cpu", threads: int | None = None) -> Backend:
+    """The backend for a model file, by its suffix (.onnx, .xml, .tflite)."""
+    p = Path(path)
+    if p.suffix == ".onnx":
+        from parla.edge.backends.onnxruntime_backend import OnnxRuntimeBackend as cls
+    elif p.suffix == ".xml":
+        from parla.edge.backends.openvino_backend import OpenVinoBackend as cls
+    elif p.suffix == ".tflite":
+        from parla.edge.backends.tflite_backend import TfliteBackend as cls
+    else:
+        raise ParlaError(f"{p}: unknown model format (expected .onnx, .xml or .tflite)")
+    return cls(p, device=device, threads=threads)

@@ -1,0 +1,193 @@
+"""`parla export`: a refiner checkpoint -> ONNX / OpenVINO / TFLite files at the asked precisions, each checked
+against the FP32 PyTorch reference (``parity.json`` + ``parity.md`` in the output folder)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from parla.errors import ModelNotFoundError, ParlaError
+from parla.export import samples as S
+from parla.export.formats import EXPORTABLE, FORMATS, check
+from parla.media.files import write_text_atomic
+
+CALIB_VIDEOS = S.SHARED / "train" / "videos"
+PARITY_VIDEOS = S.SHARED / "eval" / "videos"
+
+
+@dataclass
+class Checkpoint:
+    module: object  # the EdgeRefiner (torch, eval mode, FP32)
+    cfg: object  # RefinerConfig
+    version: str
+    basis: object | None  # ExpressionBasis, for synthetic parity frames
+
+
+def bundled_folder() -> Path:
+    from importlib.resources import files
+
+    return Path(str(files("parla") / "assets" / "default"))
+
+
+def load_checkpoint(spec: str | Path) -> Checkpoint:
+    """``default`` (the bundled student), a model folder with a student, or a teacher/student run folder."""
+    from parla.export.exporter import edge_module
+    from parla.face.expression import ExpressionBasis
+    from parla.models.refiner import Refiner, RefinerConfig
+    from parla.training.checkpoint import load_weights, sha256
+
+    p = bundled_folder() if str(spec) == "default" else Path(spec)
+    if (p / "state.json").is_file():  # a run folder
+        state = json.loads((p / "state.json").read_text())
+        cfg = RefinerConfig.from_dict(state["refiner"])
+        weights, version = p / "refiner.safetensors", f"{state.get('kind', 'teacher')}-step{state['step']}"
+        basis_path = Path(state.get("data", "")) / "basis.npz"
+    elif (p / "config.json").is_file():  # a model folder
+        config = json.loads((p / "config.json").read_text())
+        if "student" not in config:
+            raise ModelNotFoundError(f"{p}: this model folder has no distilled student (run 'parla distill' and "
+                                     "'parla train bundle --student RUN')")
+        cfg = RefinerConfig.from_dict(config["student"]["refiner"])
+        weights, version = p / "student.safetensors", config["student"]["version"]
+        if sha256(weights) != config["sha256"].get("student.safetensors"):
+            raise ModelNotFoundError(f"{weights}: checksum mismatch (corrupt or modified model file)")
+        basis_path = p / "basis.npz"
+    else:
+        raise ModelNotFoundError(f"{spec}: not a model folder or a training run (no config.json or state.json)")
+    g = Refiner(cfg).eval()
+    load_weights(g, weights)
+    basis = ExpressionBasis.load(basis_path) if basis_path.is_file() else None
+    return Checkpoint(edge_module(g), cfg, version, basis)
+
+
+def plan(formats: str, precision: str) -> list[tuple[str, str]]:
+    """(format, precision) pairs; ``all`` expands, and with ``--format all`` a precision a format lacks is
+    skipped (fp16 exists only in OpenVINO; TFLite's dynamic-range is ``w8``)."""
+    fmts = list(EXPORTABLE) if formats == "all" else [formats]
+    out = []
+    for f in fmts:
+        precs = FORMATS[f].precisions if precision == "all" else (precision,)
+        for p in precs:
+            if formats == "all" and p not in FORMATS[f].precisions:
+                continue
+            check(f, p)
+            out.append((f, p))
+    if not out:
+        raise ParlaError(f"no format offers precision {precision}")
+    return out
+
+
+def export_model(checkpoint: str | Path, formats: str, precision: str, out_dir: str | Path, *,
+                 calib: str | None = None, calib_size: int = 64, parity: str | None = None, parity_size: int = 32,
+                 seed: int = 0, show: bool = True) -> dict:
+    """Export, check parity, write ``parity.json`` and ``parity.md``; returns the report."""
+    from parla.export.exporter import export
+    from parla.progress import progress
+
+    t0 = time.time()
+    out = Path(out_dir)
+    jobs = plan(formats, precision)
+    ck = load_checkpoint(checkpoint)
+    res = ck.cfg.res
+    cal = None
+    if any(p == "int8" for _, p in jobs):
+        cal = S.gather(calib, CALIB_VIDEOS, calib_size, res, seed, max_clips=12, show=show)
+    par = S.gather(parity, PARITY_VIDEOS, parity_size, res, seed + 1, max_clips=12, show=show,
+                   fallback=lambda: _demo_samples(ck, parity_size, seed + 1))
+    files = []
+    with progress(len(jobs), "exporting", enabled=show, unit="model") as bar:
+        for fmt, prec in jobs:
+            bar.set_description(f"exporting {fmt} {prec}")
+            files.append((fmt, prec, export(ck.module, ck.cfg, ck.version, fmt, prec, out,
+                                            None if cal is None else cal.x)))
+            bar.update(1)
+    report = _report(ck, files, par, cal, show)
+    report["seconds"] = round(time.time() - t0, 1)
+    write_text_atomic(out / "parity.json", json.dumps(report, indent=2) + "\n")
+    write_text_atomic(out / "parity.md", markdown(report))
+    return report
+
+
+def _demo_samples(ck: Checkpoint, n: int, seed: int) -> S.Samples:
+    if ck.basis is None:
+        raise ParlaError("no parity frames: give --parity DATASET_OR_VIDEOS")
+    from importlib.resources import files
+
+    return S.from_portrait(Path(str(files("parla") / "assets" / "demo" / "portrait.jpg")), ck.basis, n,
+                           ck.cfg.res, seed)
+
+
+def _report(ck: Checkpoint, files, par: S.Samples, cal, show: bool) -> dict:
+    import torch
+
+    from parla.edge.backends import open_model
+    from parla.export import parity as P
+    from parla.models.macs import count_macs
+    from parla.progress import progress
+
+    y_ref = P.torch_reference(ck.module, par.x)
+    x1 = par.x[:1]
+    params = sum(p.numel() for p in ck.module.parameters())
+    macs = count_macs(ck.module, torch.from_numpy(x1))
+    rows = [{"format": "torch", "precision": "fp32", "psnr": None, "ssim": None, "max_abs_error": 0.0,
+             "size_mb": round(params * 4 / 2 ** 20, 3), "latency_ms": round(P.latency_ms(
+                 lambda x: P.torch_reference(ck.module, x), x1), 2), "file": None}]
+    with progress(len(files), "checking parity", enabled=show, unit="model") as bar:
+        for fmt, prec, path in files:
+            dev = "CPU" if fmt == "openvino" else "cpu"
+            with open_model(path, device=dev) as b:
+                y = b.run(par.x)
+                row = {"format": fmt, "precision": prec, **P.compare(y, y_ref, par, ck.cfg.mode),
+                       "size_mb": round(P.file_size_mb(path), 3), "latency_ms": round(P.latency_ms(b.run, x1), 2),
+                       "file": path.name}
+            if fmt != "torch":
+                row["int8_ops"] = count_int8_ops(path)
+            rows.append(row)
+            bar.update(1)
+    return {"model": "refiner", "version": ck.version, "refiner_config": ck.cfg.to_dict(), "params": params,
+            "macs_per_frame": macs, "reference": "torch fp32 eager, same process", "machine": P.machine(),
+            "threads": torch.get_num_threads(), "parity_frames": par.source,
+            "calibration": None if cal is None else cal.source, "results": rows}
+
+
+def count_int8_ops(path: Path) -> int:
+    """Operations that compute or carry 8-bit integers in a model file (QDQ nodes, FakeQuantize, int8 kernels)."""
+    if path.suffix == ".onnx":
+        import onnx
+
+        m = onnx.load(str(path))
+        return sum(n.op_type in ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger")
+                   for n in m.graph.node)
+    if path.suffix == ".xml":
+        import openvino as ov
+
+        m = ov.Core().read_model(str(path))
+        return sum(op.get_type_name() == "FakeQuantize" or any(
+            str(op.get_output_element_type(i)) in ("i8", "u8") for i in range(op.get_output_size()))
+            for op in m.get_ops())
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_path=str(path))
+    return sum(d["dtype"] in (np.int8, np.uint8) for d in it.get_tensor_details() if d["index"] >= 0)
+
+
+def markdown(r: dict) -> str:
+    lines = [f"# Export parity: {r['model']} {r['version']}", "",
+             f"Reference: {r['reference']}. Machine: {r['machine']} ({r['threads']} torch threads).",
+             f"Parity frames: {r['parity_frames']}. Calibration: {r['calibration'] or 'none (no int8)'}.",
+             f"Parameters {r['params']:,}; {r['macs_per_frame'] / 1e9:.3f} GMAC per frame "
+             f"({r['refiner_config']['res']}² input).", "",
+             "| format | precision | PSNR dB | SSIM | max abs err | size MB | latency ms | int8 ops |",
+             "|---|---|---|---|---|---|---|---|"]
+    def f(v, fmt: str) -> str:
+        return "—" if v is None else format(v, fmt)
+
+    for x in r["results"]:
+        lines.append(f"| {x['format']} | {x['precision']} | {f(x['psnr'], '.2f')} | {f(x['ssim'], '.4f')} | "
+                     f"{x['max_abs_error']:.4f} | {x['size_mb']:.3f} | {x['latency_ms']:.2f} | "
+                     f"{x.get('int8_ops', '—')} |")
+    return "\n".join(lines) + "\n"

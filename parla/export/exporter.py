@@ -1,0 +1,181 @@
+"""Export the refiner (and the audio->motion net) to ONNX, OpenVINO IR and TFLite at each precision.
+
+The exported refiner is one static-shape graph: x (1, 9, r, r) float32 NCHW -> y (1, 4, r, r) float32
+(channels of x: warped RGB, source RGB in [-1, 1], driving-landmark maps in [0, 1]; of y: RGB in [-1, 1] and the
+blend mask in [0, 1]). Batch 1 and static shapes, as NPUs want. Every file carries its own metadata
+(``parla.*`` keys: version, config, layout, normalisation) so that a runtime needs no side channel.
+INT8 is calibrated on real frames (``parla.export.samples``): onnxruntime static QDQ (u8 activations, s8
+per-channel weights), NNCF post-training quantization, ai-edge-quantizer static int8 (int8 in/out).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from parla.errors import ParlaError, require
+from parla.export.formats import check, model_filename
+
+log = logging.getLogger(__name__)
+INPUT, OUTPUT = "x", "y"
+LAYOUT = ("x: (1, 9, R, R) float32 NCHW; channels 0-2 warped RGB and 3-5 source RGB in [-1, 1] (pixel / 127.5 - 1), "
+          "6-8 driving-landmark maps (inner mouth, eyes, outline) in [0, 1]. y: (1, 4, R, R); channels 0-2 refined "
+          "RGB in [-1, 1], 3 blend mask in [0, 1]. TFLite int8: quantise x and dequantise y with the tensors' scale "
+          "and zero point.")
+
+
+def edge_module(refiner):
+    """The refiner as a single-input, single-output module (what every format receives)."""
+    import torch
+
+    class EdgeRefiner(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.g = refiner
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            rgb, mask = self.g(x[:, :3], x[:, 3:6], x[:, 6:])
+            return torch.cat([rgb, mask], 1)
+
+    return EdgeRefiner().eval()
+
+
+def metadata(cfg, version: str, precision: str, fmt: str) -> dict[str, str]:
+    return {"parla.model": "refiner", "parla.version": version, "parla.format": fmt, "parla.precision": precision,
+            "parla.refiner_config": json.dumps(cfg.to_dict()), "parla.input": INPUT, "parla.output": OUTPUT,
+            "parla.layout": LAYOUT, "parla.shape": json.dumps([1, 6 + cfg.cond, cfg.res, cfg.res])}
+
+
+def export(module, cfg, version: str, fmt: str, precision: str, out_dir: Path,
+           calib: np.ndarray | None) -> Path:
+    """Write one format x precision of the refiner into out_dir; returns the model file. ``calib``: (N, 9, r, r)."""
+    check(fmt, precision)
+    if precision in ("int8",) and (calib is None or len(calib) == 0):
+        raise ParlaError("int8 export needs calibration frames (--calib DATASET)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    meta = metadata(cfg, version, precision, fmt)
+    path = out_dir / model_filename(fmt, precision)
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".export-") as tmp:
+        tmp_path = Path(tmp) / path.name
+        {"onnx": _onnx, "openvino": _openvino, "tflite": _tflite}[fmt](module, cfg, precision, tmp_path, calib, meta)
+        for f in Path(tmp).iterdir():  # the finished files replace old ones only now (nothing half-written)
+            if f.name.startswith(path.stem):
+                shutil.move(str(f), out_dir / f.name)
+    return path
+
+
+def _example(cfg):
+    import torch
+
+    return torch.zeros(1, 6 + cfg.cond, cfg.res, cfg.res)
+
+
+def _onnx_fp32(module, cfg, path: Path, meta: dict[str, str]) -> None:
+    import torch
+
+    require("onnxscript", "export")
+    prog = torch.onnx.export(module, (_example(cfg),), dynamo=True, opset_version=18, input_names=[INPUT],
+                             output_names=[OUTPUT], verbose=False)
+    prog.save(str(path))
+    _onnx_meta(path, meta)
+
+
+def _onnx_meta(path: Path, meta: dict[str, str]) -> None:
+    onnx = require("onnx", "export")
+    m = onnx.load(str(path))
+    del m.metadata_props[:]
+    for k, v in meta.items():
+        m.metadata_props.add(key=k, value=v)
+    onnx.save(m, str(path))
+
+
+def _onnx(module, cfg, precision, path: Path, calib, meta) -> None:
+    if precision == "fp32":
+        _onnx_fp32(module, cfg, path, meta)
+        return
+    require("onnxruntime", "onnx")
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    fp32 = path.with_name(path.stem + ".fp32.onnx")
+    _onnx_fp32(module, cfg, fp32, meta)
+    pre = path.with_name(path.stem + ".pre.onnx")
+    quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.it = iter(calib)
+
+        def get_next(self):
+            x = next(self.it, None)
+            return None if x is None else {INPUT: x[None].astype(np.float32)}
+
+    quantize_static(str(pre), str(path), Reader(), quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8, per_channel=True)
+    fp32.unlink()
+    pre.unlink()
+    _onnx_meta(path, meta)
+
+
+def _openvino(module, cfg, precision, path: Path, calib, meta) -> None:
+    ov = require("openvino", "openvino")
+    src = path.with_name(path.stem + ".src.onnx")
+    _onnx_fp32(module, cfg, src, meta)
+    model = ov.convert_model(str(src))
+    if precision == "int8":
+        nncf = require("nncf", "export")
+        model = nncf.quantize(model, nncf.Dataset(list(calib), lambda x: x[None].astype(np.float32)),
+                              subset_size=len(calib), preset=nncf.QuantizationPreset.MIXED)
+    for k, v in meta.items():
+        model.set_rt_info(v, ["parla", k.removeprefix("parla.")])
+    ov.save_model(model, str(path), compress_to_fp16=precision == "fp16")
+    src.unlink()
+
+
+def _tflite(module, cfg, precision, path: Path, calib, meta) -> None:
+    litert_torch = require("litert_torch", "export")
+    fp32 = path.with_name(path.stem + ".fp32.tflite") if precision != "fp32" else path
+    litert_torch.convert(module, (_example(cfg),)).export(str(fp32))
+    if precision != "fp32":
+        from ai_edge_quantizer import quantizer, recipe
+
+        q = quantizer.Quantizer(str(fp32))
+        if precision == "w8":
+            q.load_quantization_recipe(recipe.dynamic_wi8_afp32())
+            result = q.quantize(enable_progress_report=False)
+        else:
+            q.load_quantization_recipe(recipe.static_wi8_ai8())
+            name = _tflite_input_name(fp32)
+            stats = q.calibrate({"serving_default": [{name: x[None].astype(np.float32)} for x in calib]},
+                                num_threads=2)
+            result = q.quantize(stats, enable_progress_report=False)
+        result.export_model(str(path), overwrite=True)
+        fp32.unlink()
+    _tflite_meta(path, meta)
+
+
+def _tflite_input_name(path: Path) -> str:
+    from ai_edge_litert.interpreter import Interpreter
+
+    sig = Interpreter(model_path=str(path)).get_signature_list()["serving_default"]
+    return sig["inputs"][0]
+
+
+def _tflite_meta(path: Path, meta: dict[str, str]) -> None:
+    """Store the metadata as a flatbuffer metadata entry named "parla" (JSON)."""
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils as fb
+
+    model = fb.read_model(str(path))
+    buf = schema.BufferT()
+    buf.data = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    model.buffers.append(buf)
+    entry = schema.MetadataT()
+    entry.name, entry.buffer = "parla", len(model.buffers) - 1
+    model.metadata = [m for m in (model.metadata or []) if m.name != "parla"] + [entry]
+    fb.write_model(model, str(path))
