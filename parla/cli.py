@@ -264,7 +264,7 @@ def _add_export_parser(sub) -> None:
     s.add_argument("--calib-size", type=int, default=64, help="calibration frames")
     s.add_argument("--parity", default=None,
                    help="held-back frames for the parity report: a dataset or videos (default: "
-                        "../shared/data/eval/videos, else synthetic motions of the bundled portrait)")
+                        "../shared/data/eval/videos, else 'demo': synthetic motions of the bundled portrait)")
     s.add_argument("--parity-size", type=int, default=32)
     s.add_argument("-o", "--output", required=True, help="output folder (models, parity.json, parity.md)")
     s.add_argument("-q", "--quiet", action="store_true")

@@ -10,6 +10,9 @@ class _Silent:
     def close(self) -> None:
         pass
 
+    def set_description(self, desc: str) -> None:
+        pass
+
     def __enter__(self) -> _Silent:
         return self
 

@@ -51,8 +51,9 @@ class ModelBundle:
         self.mel_norm = (np.asarray(self.config["mel_mean"], np.float32),
                          np.asarray(self.config["mel_std"], np.float32))
         self.articulation = float(self.config.get("articulation_gain", 1.0))
-        # How far the whole lip/jaw shape returns to rest in pauses (0: only the inner lips close).
-        self.silence_damping = float(self.config.get("silence_damping", 0.0))
+        # Pauses: the lip/jaw coefficients are replaced by their running mean over this many seconds, so that
+        # the mouth holds its (closed) shape instead of twitching with the network's output (0: off).
+        self.silence_hold_s = float(self.config.get("silence_hold_s", 0.0))
         self.head = HeadModel.from_dict(self.config["head"])
         self.blink = BlinkModel(**self.config["blink"])
         self.basis = ExpressionBasis.load(self.folder / "basis.npz")
@@ -75,7 +76,8 @@ class ModelBundle:
         rng = np.random.default_rng(seed)
         voiced, silent = voiced_silent_masks(envelope_from_mel(mel, fps, n_frames))
         close = _closure(silent, ramp=3)
-        coeffs = coeffs * (1.0 - self.silence_damping * close)[:, None]
+        if self.silence_hold_s > 0:
+            coeffs = coeffs + close[:, None] * (_running_mean(coeffs, int(self.silence_hold_s * fps)) - coeffs)
         if emotion is not None:
             coeffs = coeffs + emotion[None]
         soft = np.ones(5) / 5  # on/off of speech over 200 ms, not per frame
@@ -106,6 +108,15 @@ def _closure(silent: np.ndarray, ramp: int) -> np.ndarray:
     during the pause itself.
     """
     return np.clip(1 - _distance_transform(silent) / (ramp + 1), 0, 1)
+
+
+def _running_mean(x: np.ndarray, width: int) -> np.ndarray:
+    """Centred moving average along axis 0 (shorter windows at the ends)."""
+    if width <= 1 or len(x) == 0:
+        return x
+    k = np.ones(width)
+    num = np.stack([np.convolve(x[:, j], k, mode="same") for j in range(x.shape[1])], 1)
+    return num / np.convolve(np.ones(len(x)), k, mode="same")[:, None]
 
 
 def _distance_transform(mask: np.ndarray) -> np.ndarray:

@@ -113,11 +113,12 @@ def export_model(checkpoint: str | Path, formats: str, precision: str, out_dir: 
 
 
 def _demo_samples(ck: Checkpoint, n: int, seed: int) -> S.Samples:
-    if ck.basis is None:
-        raise ParlaError("no parity frames: give --parity DATASET_OR_VIDEOS")
     from importlib.resources import files
 
-    return S.from_portrait(Path(str(files("parla") / "assets" / "demo" / "portrait.jpg")), ck.basis, n,
+    from parla.face.expression import ExpressionBasis
+
+    basis = ck.basis or ExpressionBasis.load(bundled_folder() / "basis.npz")
+    return S.from_portrait(Path(str(files("parla") / "assets" / "demo" / "portrait.jpg")), basis, n,
                            ck.cfg.res, seed)
 
 

@@ -70,8 +70,10 @@ def prepared(videos_dir: Path, max_clips: int, show: bool):
 
 def gather(spec: str | None, default_videos: Path, n: int, res: int, seed: int, *, max_clips: int, show: bool,
            fallback=None) -> Samples:
-    """Samples from ``spec`` (a prepared dataset or a folder of videos), else from ``default_videos`` if it exists,
-    else ``fallback()`` (or an error)."""
+    """Samples from ``spec`` (a prepared dataset or a folder of videos; ``demo``: ``fallback()``), else from
+    ``default_videos`` if it exists, else ``fallback()`` (or an error)."""
+    if spec == "demo" and fallback is not None:
+        return fallback()
     path = Path(spec) if spec else default_videos
     if (path / "clips").is_dir():
         return from_dataset(path, n, res, seed)

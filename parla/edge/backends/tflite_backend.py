@@ -58,7 +58,7 @@ class TfliteBackend(Backend):
             self.interp = tfl.Interpreter(model_path=str(self.path), num_threads=threads,
                                           experimental_delegates=delegates or None)
             self.interp.allocate_tensors()
-        except (ValueError, RuntimeError) as e:
+        except Exception as e:  # flatbuffers raises struct.error / IndexError, the interpreter ValueError
             raise corrupt(self.path, e) from e
         self._check_meta()
         self.inp = self.interp.get_input_details()[0]
