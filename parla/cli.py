@@ -73,11 +73,22 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     if args.what == "bundle":
-        from parla.training.bundle import make_bundle
+        from parla.training.bundle import add_edge, add_student, make_bundle
 
-        if not (args.teacher and args.motion):
-            raise ParlaError("parla train bundle needs --teacher RUN and --motion RUN")
-        print(f"model bundle written to {make_bundle(args.teacher, args.motion, args.output)}")
+        if not (args.teacher and args.motion) and not (args.student or args.edge):
+            raise ParlaError("parla train bundle needs --teacher RUN and --motion RUN (and/or --student RUN, "
+                             "--edge EXPORT_DIR to add to an existing model folder)")
+        if args.teacher and args.motion:
+            make_bundle(args.teacher, args.motion, args.output)
+        if args.student:
+            add_student(args.output, args.student)
+        if args.edge:
+            from parla.export.formats import BEST, EXPORTABLE, model_filename
+
+            names = [model_filename(f, BEST[f]) for f in EXPORTABLE] + [model_filename(f, "fp32", "motion")
+                                                                         for f in EXPORTABLE]
+            add_edge(args.output, args.edge, names)
+        print(f"model bundle written to {args.output}")
         return 0
     if not args.data:
         raise ParlaError(f"parla train {args.what} needs --data DATASET (from 'parla prepare')")
@@ -183,6 +194,8 @@ def _add_train_parser(sub) -> None:
     s.add_argument("--data", help="dataset folder from 'parla prepare'")
     s.add_argument("--teacher", help="bundle: the teacher run folder")
     s.add_argument("--motion", help="bundle: the motion run folder")
+    s.add_argument("--student", help="bundle: a 'parla distill' run to add to the model folder")
+    s.add_argument("--edge", help="bundle: a 'parla export' folder whose best-precision models to add")
     s.add_argument("-o", "--output", required=True, help="run folder (checkpoints, logs, samples)")
     s.add_argument("--device", default="cpu", help="cpu or cuda")
     s.add_argument("--steps", type=int, default=None, help="total steps (a resumed run continues to this)")

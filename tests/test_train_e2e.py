@@ -78,6 +78,24 @@ def test_prepare_train_animate(tmp_path, prepared, talking_clip_dir, face_path, 
                           show=False)
     bundle = make_bundle(teacher, motion, tmp_path / "model")
 
+    # Distil the tiny teacher into a narrower student (real + synthetic pairs, GAN from step 1), resume, bundle.
+    from parla.export.api import load_checkpoint
+    from parla.training.bundle import add_student
+    from parla.training.distill import DistillConfig, train_student
+
+    dc = DistillConfig(steps=3, batch=2, gan_start=1, log_every=1, ckpt_every=3, sample_every=3)
+    student = train_student(teacher, tmp_path / "student", data_dir=data, photos=None,
+                            student=RefinerConfig(res=64, channels=(4, 8, 16), n_res=1), train=dc, show=False)
+    log = (student / "log.csv").read_text().splitlines()
+    assert "t_l1" in log[0] and "gt_l1" in log[0] and "gan" in log[0] and len(log) == 4
+    assert (student / "samples" / "step_000003.png").is_file()
+    train_student(teacher, student, data_dir=data, photos=None, resume=True, train=DistillConfig(steps=4),
+                  show=False)
+    assert json.loads((student / "state.json").read_text())["step"] == 4
+    add_student(bundle, student)
+    ck = load_checkpoint(bundle)
+    assert ck.version == "student-step4" and ck.cfg.channels == (4, 8, 16) and ck.motion is not None
+
     out = animate(face_path, speech_path, tmp_path / "out.mp4", model=bundle, seed=3, show=False)
     info = probe_video(out)
     assert info.has_audio and (info.width, info.height) == (320, 320)

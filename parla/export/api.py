@@ -25,6 +25,7 @@ class Checkpoint:
     cfg: object  # RefinerConfig
     version: str
     basis: object | None  # ExpressionBasis, for synthetic parity frames
+    motion: tuple | None = None  # (MotionNet, MotionConfig, (mel_mean, mel_std), version) of a model folder
 
 
 def bundled_folder() -> Path:
@@ -41,6 +42,7 @@ def load_checkpoint(spec: str | Path) -> Checkpoint:
     from parla.training.checkpoint import load_weights, sha256
 
     p = bundled_folder() if str(spec) == "default" else Path(spec)
+    motion = None
     if (p / "state.json").is_file():  # a run folder
         state = json.loads((p / "state.json").read_text())
         cfg = RefinerConfig.from_dict(state["refiner"])
@@ -56,12 +58,24 @@ def load_checkpoint(spec: str | Path) -> Checkpoint:
         if sha256(weights) != config["sha256"].get("student.safetensors"):
             raise ModelNotFoundError(f"{weights}: checksum mismatch (corrupt or modified model file)")
         basis_path = p / "basis.npz"
+        motion = _motion(p, config)
     else:
         raise ModelNotFoundError(f"{spec}: not a model folder or a training run (no config.json or state.json)")
     g = Refiner(cfg).eval()
     load_weights(g, weights)
     basis = ExpressionBasis.load(basis_path) if basis_path.is_file() else None
-    return Checkpoint(edge_module(g), cfg, version, basis)
+    return Checkpoint(edge_module(g), cfg, version, basis, motion)
+
+
+def _motion(folder: Path, config: dict) -> tuple:
+    from parla.models.motion import MotionConfig, MotionNet
+    from parla.training.checkpoint import load_weights
+
+    cfg = MotionConfig.from_dict(config["motion"])
+    net = MotionNet(cfg).eval()
+    load_weights(net, folder / "motion.safetensors")
+    norm = (np.asarray(config["mel_mean"], np.float32), np.asarray(config["mel_std"], np.float32))
+    return net, cfg, norm, config.get("version", "unknown")
 
 
 def plan(formats: str, precision: str) -> list[tuple[str, str]]:
@@ -106,6 +120,8 @@ def export_model(checkpoint: str | Path, formats: str, precision: str, out_dir: 
                                             None if cal is None else cal.x)))
             bar.update(1)
     report = _report(ck, files, par, cal, show)
+    if ck.motion is not None:
+        report["motion"] = _motion_exports(ck, sorted({f for f, _ in jobs}), out)
     report["seconds"] = round(time.time() - t0, 1)
     write_text_atomic(out / "parity.json", json.dumps(report, indent=2) + "\n")
     write_text_atomic(out / "parity.md", markdown(report))
@@ -155,6 +171,33 @@ def _report(ck: Checkpoint, files, par: S.Samples, cal, show: bool) -> dict:
             "calibration": None if cal is None else cal.source, "results": rows}
 
 
+def _motion_exports(ck: Checkpoint, fmts: list[str], out: Path) -> list[dict]:
+    """The audio->motion net in FP32 in each format, checked on log-mel of the bundled speech."""
+    import torch
+
+    from parla.audio.io import load_audio
+    from parla.audio.mel import log_mel
+    from parla.edge.backends import open_model
+    from parla.export import parity as P
+    from parla.export.exporter import MOTION_WINDOW, export_motion
+
+    net, cfg, norm, version = ck.motion
+    mel = (log_mel(load_audio(bundled_folder().parent / "demo" / "speech.wav")) - norm[0]) / norm[1]
+    wins = np.stack([mel[i: i + MOTION_WINDOW].T for i in range(0, len(mel) - MOTION_WINDOW, MOTION_WINDOW)][:8])
+    wins = wins.astype(np.float32)
+    with torch.no_grad():
+        ref = np.concatenate([net(torch.from_numpy(w[None])).numpy() for w in wins])
+    rows = [{"format": "torch", "precision": "fp32", "max_abs_error": 0.0,
+             "latency_ms": round(P.latency_ms(lambda w: net(torch.from_numpy(w)), wins[:1]), 3)}]
+    for fmt in fmts:
+        path = export_motion(net, cfg, norm, version, fmt, out)
+        with open_model(path, device="CPU" if fmt == "openvino" else "cpu") as b:
+            rows.append({"format": fmt, "precision": "fp32", "max_abs_error": float(np.abs(b.run(wins) - ref).max()),
+                         "size_mb": round(P.file_size_mb(path), 3),
+                         "latency_ms": round(P.latency_ms(b.run, wins[:1]), 3), "file": path.name})
+    return rows
+
+
 def count_int8_ops(path: Path) -> int:
     """Operations that compute or carry 8-bit integers in a model file (QDQ nodes, FakeQuantize, int8 kernels)."""
     if path.suffix == ".onnx":
@@ -191,4 +234,8 @@ def markdown(r: dict) -> str:
         lines.append(f"| {x['format']} | {x['precision']} | {f(x['psnr'], '.2f')} | {f(x['ssim'], '.4f')} | "
                      f"{x['max_abs_error']:.4f} | {x['size_mb']:.3f} | {x['latency_ms']:.2f} | "
                      f"{x.get('int8_ops', '—')} |")
+    if r.get("motion"):
+        lines += ["", f"Audio-to-motion net (FP32, {r['motion'][0].get('window', 64)} mel frames per call), "
+                  "on the bundled speech:", "", "| format | max abs err | latency ms |", "|---|---|---|"]
+        lines += [f"| {m['format']} | {m['max_abs_error']:.2e} | {m['latency_ms']:.3f} |" for m in r["motion"]]
     return "\n".join(lines) + "\n"

@@ -45,10 +45,24 @@ def edge_module(refiner):
     return EdgeRefiner().eval()
 
 
+MOTION_WINDOW = 64  # mel frames (0.64 s) per call of the exported motion net: above its receptive field (37)
+MOTION_LAYOUT = ("mel: (1, n_mels, W) float32, log-mel (parla.audio.mel: 16 kHz, hop 10 ms) normalised per bin with "
+                 "mel_mean / mel_std; coeffs: (1, K, W) standardised lip/jaw coefficients, output t sees mel frames "
+                 "<= t + lookahead (the last frames are padded by repetition inside the graph).")
+
+
 def metadata(cfg, version: str, precision: str, fmt: str) -> dict[str, str]:
     return {"parla.model": "refiner", "parla.version": version, "parla.format": fmt, "parla.precision": precision,
             "parla.refiner_config": json.dumps(cfg.to_dict()), "parla.input": INPUT, "parla.output": OUTPUT,
             "parla.layout": LAYOUT, "parla.shape": json.dumps([1, 6 + cfg.cond, cfg.res, cfg.res])}
+
+
+def motion_metadata(cfg, mel_norm: tuple[np.ndarray, np.ndarray], version: str, fmt: str) -> dict[str, str]:
+    return {"parla.model": "motion", "parla.version": version, "parla.format": fmt, "parla.precision": "fp32",
+            "parla.motion_config": json.dumps(cfg.to_dict()), "parla.input": "mel", "parla.output": "coeffs",
+            "parla.layout": MOTION_LAYOUT, "parla.shape": json.dumps([1, cfg.n_mels, MOTION_WINDOW]),
+            "parla.mel_mean": json.dumps([round(float(v), 6) for v in mel_norm[0]]),
+            "parla.mel_std": json.dumps([round(float(v), 6) for v in mel_norm[1]])}
 
 
 def export(module, cfg, version: str, fmt: str, precision: str, out_dir: Path,
@@ -57,32 +71,56 @@ def export(module, cfg, version: str, fmt: str, precision: str, out_dir: Path,
     check(fmt, precision)
     if precision in ("int8",) and (calib is None or len(calib) == 0):
         raise ParlaError("int8 export needs calibration frames (--calib DATASET)")
+    import torch
+
+    spec = Spec(module, torch.zeros(1, 6 + cfg.cond, cfg.res, cfg.res), metadata(cfg, version, precision, fmt),
+                INPUT, OUTPUT)
+    return _write(spec, fmt, precision, out_dir / model_filename(fmt, precision), calib)
+
+
+def export_motion(net, cfg, mel_norm, version: str, fmt: str, out_dir: Path) -> Path:
+    """The audio->motion net in FP32 (it is 0.1 GMAC per second of audio: no need to quantise it)."""
+    import torch
+
+    class Fixed(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, mel: torch.Tensor) -> torch.Tensor:
+            return self.net(mel)
+
+    spec = Spec(Fixed().eval(), torch.zeros(1, cfg.n_mels, MOTION_WINDOW), motion_metadata(cfg, mel_norm, version, fmt),
+                "mel", "coeffs")
+    return _write(spec, fmt, "fp32", out_dir / model_filename(fmt, "fp32", "motion"), None)
+
+
+class Spec:
+    def __init__(self, module, example, meta: dict[str, str], input_name: str, output_name: str) -> None:
+        self.module, self.example, self.meta = module, example, meta
+        self.input, self.output = input_name, output_name
+
+
+def _write(spec: Spec, fmt: str, precision: str, path: Path, calib) -> Path:
+    out_dir = path.parent
     out_dir.mkdir(parents=True, exist_ok=True)
-    meta = metadata(cfg, version, precision, fmt)
-    path = out_dir / model_filename(fmt, precision)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".export-") as tmp:
         tmp_path = Path(tmp) / path.name
-        {"onnx": _onnx, "openvino": _openvino, "tflite": _tflite}[fmt](module, cfg, precision, tmp_path, calib, meta)
+        {"onnx": _onnx, "openvino": _openvino, "tflite": _tflite}[fmt](spec, precision, tmp_path, calib)
         for f in Path(tmp).iterdir():  # the finished files replace old ones only now (nothing half-written)
             if f.name.startswith(path.stem):
                 shutil.move(str(f), out_dir / f.name)
     return path
 
 
-def _example(cfg):
-    import torch
-
-    return torch.zeros(1, 6 + cfg.cond, cfg.res, cfg.res)
-
-
-def _onnx_fp32(module, cfg, path: Path, meta: dict[str, str]) -> None:
+def _onnx_fp32(spec: Spec, path: Path) -> None:
     import torch
 
     require("onnxscript", "export")
-    prog = torch.onnx.export(module, (_example(cfg),), dynamo=True, opset_version=18, input_names=[INPUT],
-                             output_names=[OUTPUT], verbose=False)
+    prog = torch.onnx.export(spec.module, (spec.example,), dynamo=True, opset_version=18, input_names=[spec.input],
+                             output_names=[spec.output], verbose=False)
     prog.save(str(path))
-    _onnx_meta(path, meta)
+    _onnx_meta(path, spec.meta)
 
 
 def _onnx_meta(path: Path, meta: dict[str, str]) -> None:
@@ -94,16 +132,16 @@ def _onnx_meta(path: Path, meta: dict[str, str]) -> None:
     onnx.save(m, str(path))
 
 
-def _onnx(module, cfg, precision, path: Path, calib, meta) -> None:
+def _onnx(spec: Spec, precision: str, path: Path, calib) -> None:
     if precision == "fp32":
-        _onnx_fp32(module, cfg, path, meta)
+        _onnx_fp32(spec, path)
         return
     require("onnxruntime", "onnx")
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     fp32 = path.with_name(path.stem + ".fp32.onnx")
-    _onnx_fp32(module, cfg, fp32, meta)
+    _onnx_fp32(spec, fp32)
     pre = path.with_name(path.stem + ".pre.onnx")
     quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
 
@@ -113,34 +151,34 @@ def _onnx(module, cfg, precision, path: Path, calib, meta) -> None:
 
         def get_next(self):
             x = next(self.it, None)
-            return None if x is None else {INPUT: x[None].astype(np.float32)}
+            return None if x is None else {spec.input: x[None].astype(np.float32)}
 
     quantize_static(str(pre), str(path), Reader(), quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
                     weight_type=QuantType.QInt8, per_channel=True)
     fp32.unlink()
     pre.unlink()
-    _onnx_meta(path, meta)
+    _onnx_meta(path, spec.meta)
 
 
-def _openvino(module, cfg, precision, path: Path, calib, meta) -> None:
+def _openvino(spec: Spec, precision: str, path: Path, calib) -> None:
     ov = require("openvino", "openvino")
     src = path.with_name(path.stem + ".src.onnx")
-    _onnx_fp32(module, cfg, src, meta)
+    _onnx_fp32(spec, src)
     model = ov.convert_model(str(src))
     if precision == "int8":
         nncf = require("nncf", "export")
         model = nncf.quantize(model, nncf.Dataset(list(calib), lambda x: x[None].astype(np.float32)),
                               subset_size=len(calib), preset=nncf.QuantizationPreset.MIXED)
-    for k, v in meta.items():
+    for k, v in spec.meta.items():
         model.set_rt_info(v, ["parla", k.removeprefix("parla.")])
     ov.save_model(model, str(path), compress_to_fp16=precision == "fp16")
     src.unlink()
 
 
-def _tflite(module, cfg, precision, path: Path, calib, meta) -> None:
+def _tflite(spec: Spec, precision: str, path: Path, calib) -> None:
     litert_torch = require("litert_torch", "export")
     fp32 = path.with_name(path.stem + ".fp32.tflite") if precision != "fp32" else path
-    litert_torch.convert(module, (_example(cfg),)).export(str(fp32))
+    litert_torch.convert(spec.module, (spec.example,)).export(str(fp32))
     if precision != "fp32":
         from ai_edge_quantizer import quantizer, recipe
 
@@ -156,7 +194,7 @@ def _tflite(module, cfg, precision, path: Path, calib, meta) -> None:
             result = q.quantize(stats, enable_progress_report=False)
         result.export_model(str(path), overwrite=True)
         fp32.unlink()
-    _tflite_meta(path, meta)
+    _tflite_meta(path, spec.meta)
 
 
 def _tflite_input_name(path: Path) -> str:

@@ -1,4 +1,5 @@
-"""The backend interface: a static-shape refiner graph, x (1, 9, r, r) float32 -> y (1, 4, r, r) float32."""
+"""The backend interface: one static-shape graph with one input and one output, e.g. the refiner
+x (1, 9, r, r) float32 -> y (1, 4, r, r) float32, or the motion net mel (1, 80, W) -> coeffs (1, K, W)."""
 
 from __future__ import annotations
 
@@ -34,13 +35,18 @@ class Backend:
     def input_shape(self) -> tuple[int, ...]:
         return tuple(json.loads(self.meta["parla.shape"]))
 
+    @property
+    def kind(self) -> str:
+        """``refiner`` or ``motion``."""
+        return self.meta["parla.model"]
+
     def _check_meta(self) -> None:
-        if self.meta.get("parla.model") != "refiner":
-            raise ModelNotFoundError(f"{self.path}: not a Parla refiner export (no parla metadata)")
+        if self.meta.get("parla.model") not in ("refiner", "motion"):
+            raise ModelNotFoundError(f"{self.path}: not a Parla model export (no parla metadata)")
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        """(B, 9, r, r) float32 -> (B, 4, r, r) float32, one static-shape call per frame."""
-        if x.ndim != 4 or x.shape[1:] != self.input_shape[1:]:
+        """(B, ...) float32 -> (B, ...) float32, one static-shape call per item."""
+        if x.ndim != len(self.input_shape) or x.shape[1:] != self.input_shape[1:]:
             raise ParlaError(f"{self.path.name}: expected input (B, {', '.join(map(str, self.input_shape[1:]))}), "
                              f"got {x.shape}")
         return np.concatenate([self._run(np.ascontiguousarray(x[i: i + 1], np.float32)) for i in range(len(x))])
