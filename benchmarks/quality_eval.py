@@ -37,6 +37,7 @@ def main() -> int:
     ap.add_argument("--speech", nargs="*", default=list(DEFAULT_SPEECH))
     ap.add_argument("--portraits", nargs="*", default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--net", choices=["teacher", "student"], default="teacher", help="which refiner of the model")
     ap.add_argument("--merge", nargs="*", default=None, help="merge these quality.json files instead of running")
     args = ap.parse_args()
     if args.merge:
@@ -54,7 +55,7 @@ def main() -> int:
             with tempfile.TemporaryDirectory() as tmp:
                 video = Path(tmp) / "gen.mp4"
                 t = time.time()
-                animate(p, s, video, model=args.model, seed=args.seed, show=False)
+                animate(p, s, video, model=args.model, seed=args.seed, net=args.net, show=False)
                 seconds = time.time() - t
                 clip = evaluate_generated(video, portrait=p, audio=s)["clips"][0]
             clip.update(file=f"{p.stem} x {s.stem}", portrait=p.name, speech=s.name, render_s=seconds)

@@ -39,7 +39,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     demo = resources.files("parla.assets") / "demo"
     out = animate(Path(str(demo / "portrait.jpg")), Path(str(demo / "speech.wav")), args.output,
-                  device=args.device, show=not args.quiet)
+                  device=args.device, net=args.net, show=not args.quiet)
     print(f"wrote {out}")
     return 0
 
@@ -49,7 +49,7 @@ def _cmd_animate(args: argparse.Namespace) -> int:
 
     out = animate(args.portrait, args.audio, args.output, model=args.model, fps=args.fps, seed=args.seed,
                   pose_scale=args.pose_scale, emotion=args.emotion, face_index=args.face_index,
-                  device=args.device, show=not args.quiet)
+                  device=args.device, net=args.net, show=not args.quiet)
     print(f"wrote {out}")
     return 0
 
@@ -151,7 +151,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.mode == "reenact":
         from parla.metrics.reenact import evaluate_reenactment
 
-        rep = evaluate_reenactment(args.path, model=args.model, progress=show)
+        rep = evaluate_reenactment(args.path, model=args.model, net=args.net, progress=show)
         for c in rep["clips"] + [{"file": "mean", **rep["summary"]}]:
             f = {k: "-" if c.get(k) is None else f"{c[k]:.4f}" for k in ("lmd", "lmd_still", "improvement")}
             print(f"{c['file']:<50} LMD {f['lmd']:>7}  still {f['lmd_still']:>7}  improvement {f['improvement']:>7}")
@@ -293,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("demo", help="animate the bundled portrait with the bundled speech")
     s.add_argument("-o", "--output", default="parla_demo.mp4")
     s.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    s.add_argument("--net", choices=["teacher", "student"], default="teacher", help="which refiner")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=_cmd_demo)
 
@@ -301,6 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("audio")
     s.add_argument("-o", "--output", required=True)
     s.add_argument("--model", default=None, help="model folder (default: the bundled model)")
+    s.add_argument("--net", choices=["teacher", "student"], default="teacher",
+                   help="which refiner: the teacher (best quality) or the distilled edge student, both FP32")
     s.add_argument("--face-index", type=int, default=None, help="which face to use, 0 = largest")
     s.add_argument("--seed", type=int, default=0, help="seed of head motion and blinks (same seed, same video)")
     s.add_argument("--pose-scale", type=float, default=1.0, help="head-motion amplitude (0 = still head)")
@@ -333,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "probe: fit the lip-sync probe on a folder of training clips; "
                         "reenact: animate each clip's first frame with its audio and compare mouths (LMD)")
     s.add_argument("--model", help="reenact: model folder (default: the bundled model)")
+    s.add_argument("--net", choices=["teacher", "student"], default="teacher", help="reenact: which refiner")
     s.add_argument("path", help="folder of videos (real, probe) or a video file (gen)")
     s.add_argument("-o", "--output", help="probe: where to write the fitted probe (.npz)")
     s.add_argument("--json", help="write the report as JSON to this file")

@@ -84,7 +84,7 @@ def render_frames(bundle, portrait: Portrait, motion, stages: list[FrameStage] |
 def animate(portrait_path: str | os.PathLike, audio_path: str | os.PathLike, output: str | os.PathLike, *,
             model: str | os.PathLike | None = None, fps: float = 25.0, seed: int = 0, pose_scale: float = 1.0,
             emotion: str | None = None, face_index: int | None = None, device: str | None = None,
-            show: bool = True) -> Path:
+            net: str = "teacher", show: bool = True) -> Path:
     """Animate a portrait with a speech file into an mp4 at the photo's resolution. Same seed -> same video."""
     from parla.assets import bundled_model
     from parla.audio import load_audio
@@ -94,7 +94,7 @@ def animate(portrait_path: str | os.PathLike, audio_path: str | os.PathLike, out
     from parla.wrapper import ModelBundle, emotion_vector
 
     check_output(output)
-    bundle = ModelBundle(model or bundled_model(), device=device)
+    bundle = ModelBundle(model or bundled_model(), device=device, net=net)
     portrait = load_portrait(portrait_path, res=bundle.refiner_cfg.res, face_index=face_index)
     audio = load_audio(audio_path)
     n = max(1, int(round(len(audio) / 16_000 * fps)))

@@ -27,7 +27,7 @@ class Motion:
 class ModelBundle:
     """A folder with config.json, refiner.safetensors, motion.safetensors and basis.npz, checked by sha256."""
 
-    def __init__(self, folder: str | Path, device: str | None = None) -> None:
+    def __init__(self, folder: str | Path, device: str | None = None, net: str = "teacher") -> None:
         torch = require("torch", "train")
         from parla.models.motion import MotionConfig, MotionNet
         from parla.models.refiner import Refiner, RefinerConfig
@@ -42,9 +42,16 @@ class ModelBundle:
             if sha256(self.folder / name) != digest:
                 raise ModelNotFoundError(f"{self.folder / name}: checksum mismatch (corrupt or modified model file)")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.refiner_cfg = RefinerConfig.from_dict(self.config["refiner"])
+        if net not in ("teacher", "student"):
+            raise ValueError(f"net must be teacher or student, not {net!r}")
+        if net == "student" and "student" not in self.config:
+            raise ModelNotFoundError(f"{self.folder}: this model folder has no distilled student")
+        section = self.config["student"]["refiner"] if net == "student" else self.config["refiner"]
+        self.net = net
+        self.refiner_cfg = RefinerConfig.from_dict(section)
         self.refiner = Refiner(self.refiner_cfg).eval().to(self.device)
-        load_weights(self.refiner, self.folder / "refiner.safetensors", self.device)
+        load_weights(self.refiner, self.folder / f"{'student' if net == 'student' else 'refiner'}.safetensors",
+                     self.device)
         self.motion_cfg = MotionConfig.from_dict(self.config["motion"])
         self.motion_net = MotionNet(self.motion_cfg).eval().to(self.device)
         load_weights(self.motion_net, self.folder / "motion.safetensors", self.device)

@@ -46,10 +46,24 @@ def test_help_lists_every_command(capsys):
         assert f"    {cmd}" in out
 
 
-@pytest.mark.parametrize("cmd", ["stream", "distill", "export", "bench", "verify"])
+@pytest.mark.parametrize("cmd", ["stream", "bench", "verify"])
 def test_unbuilt_commands_say_so(capsys, cmd):
     code, _, err = run(capsys, cmd)
     assert code == 3 and "not built yet" in err
+
+
+def test_export_bad_checkpoint(capsys, tmp_path):
+    pytest.importorskip("torch")
+    code, _, err = run(capsys, "export", str(tmp_path), "--format", "onnx", "--precision", "fp32",
+                       "-o", str(tmp_path / "out"))
+    assert code == 3 and "not a model folder or a training run" in err
+
+
+def test_distill_without_dataset(capsys, tmp_path):
+    pytest.importorskip("torch")
+    code, _, err = run(capsys, "distill", "--data", str(tmp_path), "-o", str(tmp_path / "run"), "--photos", "none")
+    assert code == 2
+    one_error_line(err, "no prepared clips")
 
 
 def test_missing_portrait(capsys, tmp_path, speech_path):

@@ -58,12 +58,12 @@ def reenact_clip(bundle, video: Path, *, seed: int = 0) -> dict[str, Any]:
 
 
 def evaluate_reenactment(folder: str | os.PathLike, *, model: str | os.PathLike | None = None,
-                         progress: bool = False) -> dict[str, Any]:
+                         net: str = "teacher", progress: bool = False) -> dict[str, Any]:
     from parla.assets import bundled_model
     from parla.progress import progress as bar
     from parla.wrapper import ModelBundle
 
-    bundle = ModelBundle(model or bundled_model())
+    bundle = ModelBundle(model or bundled_model(), net=net)
     videos = list_videos(folder)
     clips = []
     with bar(len(videos), "reenacting", enabled=progress, unit="clip") as b:
