@@ -101,6 +101,18 @@ def test_lips_close_before_a_pause_and_stay_still_in_it():
     assert np.all(_closure(np.zeros(10, bool), ramp=3) == 0)
 
 
+def test_running_mean_holds_the_mouth_in_pauses():
+    from parla.wrapper import _running_mean
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 3))
+    m = _running_mean(x, 25)
+    assert m.shape == x.shape
+    assert np.abs(np.diff(m, axis=0)).mean() < 0.3 * np.abs(np.diff(x, axis=0)).mean()  # far stiller
+    assert np.allclose(m[25], x[13:38].mean(0))  # centred window
+    assert np.allclose(_running_mean(np.ones((5, 2)), 9), 1.0)  # ends are normalised, not shrunk
+
+
 def test_mouth_lmd_ignores_head_position():
     from parla.metrics.reenact import mouth_lmd
 

@@ -26,6 +26,7 @@ class Samples:
     x: np.ndarray  # (N, 9, r, r) float32 refiner inputs
     warped: np.ndarray  # (N, S, S, 3) uint8 full-resolution warped crops
     source: str  # where they came from (for the report)
+    target: np.ndarray | None = None  # (N, S, S, 3) uint8 real target frames (dataset pairs only)
 
 
 def from_dataset(data_dir: str | Path, n: int, res: int, seed: int) -> Samples:
@@ -33,8 +34,8 @@ def from_dataset(data_dir: str | Path, n: int, res: int, seed: int) -> Samples:
 
     b = PairSampler(load_clips(data_dir), res, seed=seed, flip=False).batch(n)
     x = np.concatenate([b["warped_lr"], b["source_lr"], b["cond"]], 1).astype(np.float32)
-    warped = ((b["warped"].transpose(0, 2, 3, 1) + 1) * 127.5 + 0.5).astype(np.uint8)
-    return Samples(x, warped, f"{n} self-reenactment pairs of {data_dir}")
+    warped, target = (((b[k].transpose(0, 2, 3, 1) + 1) * 127.5 + 0.5).astype(np.uint8) for k in ("warped", "target"))
+    return Samples(x, warped, f"{n} self-reenactment pairs of {data_dir}", target)
 
 
 def from_portrait(path: str | Path, basis, n: int, res: int, seed: int) -> Samples:
