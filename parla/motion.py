@@ -36,11 +36,14 @@ class HeadModel:
         var = s**2 * (1 - a2) / np.maximum((1 + a2) * ((1 - a2) ** 2 - a1**2), 1e-9)
         return np.sqrt(np.maximum(var, 1e-12))
 
-    def sample(self, voiced: np.ndarray, rng: np.random.Generator, scale: float = 1.0) -> np.ndarray:
-        """(T, 6) pose track; ``voiced`` (T,) in [0, 1] chooses between the two innovation scales."""
+    def sample(self, voiced: np.ndarray, rng: np.random.Generator, scale: float = 1.0,
+               silent_scale: float = 1.0) -> np.ndarray:
+        """(T, 6) pose track; ``voiced`` (T,) in [0, 1] chooses between the two innovation scales.
+        ``silent_scale`` < 1 lets the head settle in pauses (its innovations shrink there)."""
         n = len(voiced)
         out = np.zeros((n + 2, 6))
-        sig = self.sigma_silent[None] + voiced[:, None] * (self.sigma_voiced - self.sigma_silent)[None]
+        silent = self.sigma_silent * silent_scale
+        sig = silent[None] + voiced[:, None] * (self.sigma_voiced - silent)[None]
         noise = rng.standard_normal((n, 6)) * sig
         for t in range(n):
             out[t + 2] = self.a1 * out[t + 1] + self.a2 * out[t] + noise[t]

@@ -61,6 +61,7 @@ class ModelBundle:
         # Pauses: the lip/jaw coefficients are replaced by their running mean over this many seconds, so that
         # the mouth holds its (closed) shape instead of twitching with the network's output (0: off).
         self.silence_hold_s = float(self.config.get("silence_hold_s", 0.0))
+        self.head_silent_scale = float(self.config.get("head_silent_scale", 1.0))
         self.head = HeadModel.from_dict(self.config["head"])
         self.blink = BlinkModel(**self.config["blink"])
         self.basis = ExpressionBasis.load(self.folder / "basis.npz")
@@ -88,7 +89,8 @@ class ModelBundle:
         if emotion is not None:
             coeffs = coeffs + emotion[None]
         soft = np.ones(5) / 5  # on/off of speech over 200 ms, not per frame
-        pose = self.head.sample(np.convolve(voiced.astype(float), soft, mode="same"), rng, scale=pose_scale)
+        pose = self.head.sample(np.convolve(voiced.astype(float), soft, mode="same"), rng, scale=pose_scale,
+                                silent_scale=self.head_silent_scale)
         return Motion(coeffs, pose, self.blink.sample(n_frames, fps, rng), close)
 
     def refine(self, warped: np.ndarray, warped_lr: np.ndarray, source_lr: np.ndarray,

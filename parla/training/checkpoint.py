@@ -5,7 +5,6 @@ interrupted save leaves the previous checkpoint intact."""
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 from pathlib import Path
 
@@ -13,15 +12,11 @@ import numpy as np
 import torch
 
 from parla.errors import ModelNotFoundError
-from parla.media.files import atomic_output, write_text_atomic
+from parla.media.files import atomic_output, sha256, write_text_atomic
+
+__all__ = ["sha256"]  # re-exported: bundles and checkpoints use it
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def write_config(run: Path, config: dict) -> None:
