@@ -58,7 +58,8 @@ class ModelBundle:
         self.mel_norm = (np.asarray(self.config["mel_mean"], np.float32),
                          np.asarray(self.config["mel_std"], np.float32))
         # articulation_gain: fitted (the regressor under-articulates); render_gain: calibrated on rendered video
-        self.articulation = float(self.config.get("articulation_gain", 1.0)) * float(self.config.get("render_gain", 1.0))
+        c = self.config
+        self.articulation = float(c.get("articulation_gain", 1.0)) * float(c.get("render_gain", 1.0))
         # Pauses: the lip/jaw coefficients are replaced by their running mean over this many seconds, so that
         # the mouth holds its (closed) shape instead of twitching with the network's output (0: off).
         self.silence_hold_s = float(self.config.get("silence_hold_s", 0.0))
