@@ -39,7 +39,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     demo = resources.files("parla.assets") / "demo"
     out = animate(Path(str(demo / "portrait.jpg")), Path(str(demo / "speech.wav")), args.output,
-                  device=args.device, net=args.net, show=not args.quiet)
+                  device=args.device, net=args.net, watermark=not args.no_watermark, badge=args.badge,
+                  show=not args.quiet)
     print(f"wrote {out}")
     return 0
 
@@ -49,7 +50,8 @@ def _cmd_animate(args: argparse.Namespace) -> int:
 
     out = animate(args.portrait, args.audio, args.output, model=args.model, fps=args.fps, seed=args.seed,
                   pose_scale=args.pose_scale, emotion=args.emotion, face_index=args.face_index,
-                  device=args.device, net=args.net, show=not args.quiet)
+                  device=args.device, net=args.net, watermark=not args.no_watermark, badge=args.badge,
+                  show=not args.quiet)
     print(f"wrote {out}")
     return 0
 
@@ -262,6 +264,30 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_provenance_args(s) -> None:
+    s.add_argument("--no-watermark", action="store_true",
+                   help="do NOT embed the invisible watermark (logged; see docs/responsible-use.md)")
+    s.add_argument("--badge", action="store_true", help="also draw a visible 'AI-generated' badge")
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    import json
+
+    from parla.media.files import write_text_atomic
+    from parla.watermark import verify
+
+    r = verify(args.path, max_frames=args.frames)
+    if r.found:
+        p = r.payload
+        print(f"{r.path}: Parla watermark FOUND (confidence {r.confidence:.3f}, sync {r.psr:.1f}); generator "
+              f"{p['generator']}, model code {p['version_code']:02x}, install {p['install_id']:03x}")
+    else:
+        print(f"{r.path}: no Parla watermark found (sync {r.psr:.1f} over {r.frames} frame(s))")
+    if args.json:
+        write_text_atomic(args.json, json.dumps(r.to_dict(), indent=2) + "\n")
+    return 0 if r.found else 1
+
+
 def _add_export_parser(sub) -> None:
     from parla.export.formats import EXPORTABLE, FORMATS
 
@@ -294,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", default="parla_demo.mp4")
     s.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     s.add_argument("--net", choices=["teacher", "student"], default="teacher", help="which refiner")
+    _add_provenance_args(s)
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=_cmd_demo)
 
@@ -304,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", default=None, help="model folder (default: the bundled model)")
     s.add_argument("--net", choices=["teacher", "student"], default="teacher",
                    help="which refiner: the teacher (best quality) or the distilled edge student, both FP32")
+    _add_provenance_args(s)
     s.add_argument("--face-index", type=int, default=None, help="which face to use, 0 = largest")
     s.add_argument("--seed", type=int, default=0, help="seed of head motion and blinks (same seed, same video)")
     s.add_argument("--pose-scale", type=float, default=1.0, help="head-motion amplitude (0 = still head)")
@@ -348,9 +376,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     s.set_defaults(func=_cmd_eval)
 
-    s = sub.add_parser("verify", help=f"{PLANNED['verify'][0]} (not built yet)")
-    s.add_argument("args", nargs=argparse.REMAINDER)
-    s.set_defaults(func=_not_built("verify"))
+    s = sub.add_parser("verify", help=PLANNED["verify"][0] + " (exit 0: found, 1: not found, 2: error)")
+    s.add_argument("path", help="a video or an image")
+    s.add_argument("--json", help="write the result as JSON to this file")
+    s.add_argument("--frames", type=int, default=50, help="frames of a video to examine (spread over it)")
+    s.set_defaults(func=_cmd_verify)
 
     s = sub.add_parser("face", help="detect and align the face of a portrait (check a photo before animating)")
     s.add_argument("portrait")

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 DATA = Path(__file__).parent / "data"
+# A fixed watermark install id: tests never write the user's ~/.config/parla/install_id.
+os.environ.setdefault("PARLA_INSTALL_ID", "0x123")
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 

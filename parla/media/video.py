@@ -141,7 +141,9 @@ class VideoWriter:
         av = require("av", "core")
         self._av = av
         self._size = (width + width % 2, height + height % 2)
-        self._container = av.open(str(self._tmp), mode="w", format="mp4")
+        # use_metadata_tags keeps custom keys (the provenance tags) in the mp4's udta/meta box
+        self._container = av.open(str(self._tmp), mode="w", format="mp4",
+                                  options={"movflags": "use_metadata_tags"})
         for k, v in self.metadata.items():
             self._container.metadata[k] = v
         vs = self._container.add_stream("libx264", rate=self.fps)

@@ -1,19 +1,23 @@
 """An invisible, tiled spread-spectrum watermark in every generated frame (issue 6).
 
-Embedding: a 128-px tile of 16 x 16 smooth bumps (8-px cells, each a raised cosine of sign +-1, so that H.264 and
-halving the size keep them) is added to R, G and B alike (i.e. to the luma), tiled over the whole frame, at an
-amplitude of a few grey levels. 64 cells form a fixed sync pattern; the other 192 carry 32 bits (a 24-bit payload
-+ CRC-8), each bit on 6 cells with pseudo-random signs.
+Embedding: a 192-px tile of 16 x 16 smooth bumps (12-px cells, each a raised cosine of sign +-1, large enough
+that H.264 at CRF 28 after halving the size keeps them) is added to R, G and B alike (i.e. to the luma), tiled
+over the whole frame, at a peak of 4 grey levels (PSNR about 42 dB). 96 cells form a fixed sync pattern; 160 carry
+40 bits (a 24-bit payload + CRC-16), each bit on 4 cells with pseudo-random signs. The mark's sign flips every
+8 frames, so that the difference of two frames cancels a talking head's nearly static picture but not the mark.
 
-Detection: high-pass the luma, fold it into one 128 x 128 tile (the sum over all tile positions and frames, which
-averages the picture away and the mark up), find the tile's shift by FFT cross-correlation with the sync pattern,
-read the bits at that shift, and accept only when the sync peak stands far above the correlation noise *and* the
-CRC matches. Resizing is handled by folding at several scales, cropping by the shift search, a changed frame rate
-or a screen capture by the mark being the same in every frame.
+Detection: high-pass the luma and weight it by its inverse local variance (the matched filter for a mark in
+picture "noise" of varying strength), fold it into one tile (the sum over all tile positions), find the tile's
+shift by FFT cross-correlation with the sync pattern, read the bits there, and accept only when the sync peak
+stands far above the correlation at every other shift *and* the CRC-16 matches. Videos are read as differences of
+consecutive frames, images (or single frames) directly. Resizing is handled by folding at several scales,
+cropping by the shift search, a changed frame rate by the flips being seen in any pair of frames that straddles
+one (duplicated frames are skipped).
 """
 
 from __future__ import annotations
 
+import binascii
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,13 +28,14 @@ TILE = 192  # px at the written frame's resolution
 CELL = 12  # px per bump
 GRID = TILE // CELL  # 16 x 16 cells
 KEY = 0x9A4C1A  # seed of the layout (public: a provenance mark, not a secret)
-N_SYNC = 64
+N_SYNC = 96
 N_PAYLOAD = 24
-N_CRC = 8
+N_CRC = 16
 N_BITS = N_PAYLOAD + N_CRC
 AMPLITUDE = 4.0  # grey levels at a bump's peak: PSNR about 44 dB before clipping
+HALF_PERIOD = 8  # frames between sign flips of the mark (320 ms at 25 fps)
 SCALES = (1.0, 2.0, 1.5, 4 / 3, 0.75)  # detector: resize by this (the frame was resized by 1/scale)
-PSR_THRESHOLD = 6.0  # sync peak over the correlation noise (std) needed, besides a valid CRC
+PSR_THRESHOLD = 6.0  # z of the sync peak (Gaussian-equivalent) needed, besides a valid CRC
 
 
 @dataclass(frozen=True)
@@ -71,11 +76,15 @@ def crc8(data: bytes) -> int:
     return crc
 
 
+def crc16(data: bytes) -> int:
+    return binascii.crc_hqx(data, 0xFFFF)  # CRC-16/CCITT
+
+
 def payload_bits(payload: int) -> np.ndarray:
-    """24-bit payload -> 32 bits (+-1) with its CRC-8."""
+    """24-bit payload -> 40 bits (+-1) with its CRC-16."""
     if not 0 <= payload < 1 << N_PAYLOAD:
         raise ValueError(f"payload must fit in {N_PAYLOAD} bits")
-    word = (int(payload) << N_CRC) | crc8(int(payload).to_bytes(3, "big"))
+    word = (int(payload) << N_CRC) | crc16(int(payload).to_bytes(3, "big"))
     return np.array([1.0 if (word >> (N_BITS - 1 - i)) & 1 else -1.0 for i in range(N_BITS)])
 
 
@@ -85,7 +94,7 @@ def bits_payload(bits: np.ndarray) -> int | None:
     for b in bits:
         word = (word << 1) | int(b > 0)
     payload, crc = word >> N_CRC, word & ((1 << N_CRC) - 1)
-    return payload if crc8(payload.to_bytes(3, "big")) == crc else None
+    return payload if crc16(payload.to_bytes(3, "big")) == crc else None
 
 
 def pattern(payload: int) -> np.ndarray:
@@ -116,19 +125,25 @@ class Embedder:
             self._field = {(h, w): np.tile(self.tile, reps)[:h, :w, None]}
         return self._field[(h, w)]
 
-    def __call__(self, frame: np.ndarray) -> np.ndarray:
-        f = self.field_for(*frame.shape[:2])
+    def __call__(self, frame: np.ndarray, index: int = 0) -> np.ndarray:
+        f = self.field_for(*frame.shape[:2]) * polarity(index)
         return np.clip(frame.astype(np.float32) + f, 0, 255).round().astype(np.uint8)
 
 
+def polarity(index: int) -> float:
+    """The mark's sign in frame ``index``: it flips every HALF_PERIOD frames, so that differences of frames
+    cancel the (nearly static) picture of a talking head but not the mark."""
+    return 1.0 if (index // HALF_PERIOD) % 2 == 0 else -1.0
+
+
 def highpass_luma(frame: np.ndarray) -> np.ndarray:
-    """Luma minus its local mean, divided by its local contrast: the picture becomes roughly unit-variance noise
-    (edges no longer dominate the fold) while the 8-px bumps stay."""
+    """Luma minus its local mean, divided by its local variance: the matched-filter weighting for a constant-
+    amplitude mark in picture "noise" whose strength varies across the frame (flat areas count most)."""
     cv2 = require("cv2", "core")
     y = frame.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32) if frame.ndim == 3 \
         else frame.astype(np.float32)
-    hp = y - cv2.GaussianBlur(y, (0, 0), CELL / 2)
-    return hp / (np.sqrt(cv2.GaussianBlur(hp * hp, (0, 0), CELL)) + 1.0)
+    hp = y - cv2.GaussianBlur(y, (0, 0), CELL / 4)
+    return hp / (cv2.GaussianBlur(hp * hp, (0, 0), CELL) + 1.0)
 
 
 def fold(hp: np.ndarray) -> np.ndarray:
@@ -141,28 +156,80 @@ def fold(hp: np.ndarray) -> np.ndarray:
 
 
 class Accumulator:
-    """Folds frames at every candidate scale; ``result()`` decodes what was gathered so far."""
+    """Gathers frames at every candidate scale. Two statistics: the static fold of single frames (an image, or
+    a frame grabbed from a video) and the fold of differences of consecutive frames (a video: the picture
+    cancels, the mark's sign flips survive). ``result()`` decodes the stronger."""
 
-    def __init__(self, scales: tuple[float, ...] = SCALES) -> None:
-        self.scales = scales
-        self.acc = {s: np.zeros((TILE, TILE), np.float64) for s in scales}
+    def __init__(self, scales: tuple[float, ...] = SCALES, max_diffs: int = 64) -> None:
+        self.scales, self.max_diffs = scales, max_diffs
+        self.static = {s: [] for s in scales}  # per-frame folds (polarity unknown)
+        self.diffs = {s: [] for s in scales}
+        self.prev: np.ndarray | None = None
         self.frames = 0
 
     def add(self, frame: np.ndarray) -> None:
-        cv2 = require("cv2", "core")
-        for s in self.scales:
-            f = frame if s == 1.0 else cv2.resize(frame, None, fx=s, fy=s, interpolation=cv2.INTER_LINEAR)
-            if min(f.shape[:2]) >= CELL * 4:
-                self.acc[s] += fold(highpass_luma(f))
+        f = frame.astype(np.float32)
+        if self.frames < 4:  # a few single frames are enough for the static statistic
+            for s in self.scales:
+                self.static[s].append(_fold_at(f, s))
+        if self.prev is not None and len(next(iter(self.diffs.values()))) < self.max_diffs:
+            d = f - self.prev
+            if np.abs(d).mean() > 0.05:  # a duplicated frame (frame-rate change) carries nothing
+                for s in self.scales:
+                    self.diffs[s].append(_fold_at(d + 128.0, s))
+        self.prev = f
         self.frames += 1
 
     def result(self) -> Detection:
-        best = None
-        for s, acc in self.acc.items():
-            d = decode_tile(acc, s)
-            if best is None or d.score > best.score:
-                best = d
-        return best if best is not None else Detection(False, None, 0.0, 0.0, 1.0, (0, 0))
+        best = Detection(False, None, 0.0, 0.0, 1.0, (0, 0))
+        for s in self.scales:
+            for folds in (self.diffs[s], self.static[s]):
+                if folds:
+                    d = decode_folds(folds, s)
+                    if d.found > best.found or (d.found == best.found and d.psr > best.psr):
+                        best = d
+        return best
+
+
+def _fold_at(f: np.ndarray, scale: float) -> np.ndarray:
+    cv2 = require("cv2", "core")
+    g = f if scale == 1.0 else cv2.resize(f, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+    return fold(highpass_luma(g)) if min(g.shape[:2]) >= CELL * 4 else np.zeros((TILE, TILE), np.float32)
+
+
+def decode_folds(folds: list[np.ndarray], scale: float) -> Detection:
+    """Folds of unknown sign each. The shift maximises the summed squared sync correlation E; its significance
+    is E against the same statistic at every other shift (chi-square with one degree of freedom per fold,
+    turned into a Gaussian z by the Wilson-Hilferty transform, so one threshold fits 1 or 64 folds). The folds
+    are then summed, each weighted by its own signed correlation at that shift, and the bits read there."""
+    tmpl = np.conj(np.fft.fft2(sync_template()))
+    corrs = [np.real(np.fft.ifft2(np.fft.fft2(a) * tmpl)) for a in folds]
+    energy = sum(c * c for c in corrs)
+    dy, dx = np.unravel_index(int(np.argmax(energy)), energy.shape)
+    n = len(folds)
+    off = energy[_off_peak(dy, dx)]
+    x = energy[dy, dx] / max(off.mean(), 1e-12)  # E / (n sigma^2): mean 1 under no mark
+    z = (x ** (1 / 3) - (1 - 2 / (9 * n))) / np.sqrt(2 / (9 * n))
+    total = sum(c[dy, dx] * a for c, a in zip(corrs, folds, strict=True))
+    payload, margin = read_bits(total, int(dy), int(dx))
+    found = z >= PSR_THRESHOLD and payload is not None
+    return Detection(found, payload if found else None, float(z), float(z), scale, (int(dy), int(dx)), margin)
+
+
+def _off_peak(dy: int, dx: int) -> np.ndarray:
+    mask = np.ones((TILE, TILE), bool)
+    ys, xs = (np.arange(-CELL, CELL + 1) + dy) % TILE, (np.arange(-CELL, CELL + 1) + dx) % TILE
+    mask[np.ix_(ys, xs)] = False
+    return mask
+
+
+def read_bits(acc: np.ndarray, dy: int, dx: int) -> tuple[int | None, float]:
+    """The payload read from a fold aligned at (dy, dx) (None if the CRC fails), and the weakest bit's margin."""
+    aligned = np.roll(acc, (-dy, -dx), axis=(0, 1))
+    cell_sums = (aligned.reshape(GRID, CELL, GRID, CELL) * LAYOUT.bump[None, :, None, :]).sum((1, 3)).ravel()
+    soft = (cell_sums[LAYOUT.data] * LAYOUT.data_sign).sum(1)
+    sync = np.abs(cell_sums[LAYOUT.sync]).mean() * LAYOUT.data.shape[1]
+    return bits_payload(soft), float(np.abs(soft).min() / max(sync, 1e-9))
 
 
 @dataclass
@@ -184,21 +251,5 @@ class Detection:
 
 
 def decode_tile(acc: np.ndarray, scale: float) -> Detection:
-    spec = np.fft.fft2(acc) * np.conj(np.fft.fft2(sync_template()))
-    corr = np.real(np.fft.ifft2(spec))
-    dy, dx = np.unravel_index(int(np.argmax(corr)), corr.shape)
-    peak = corr[dy, dx]
-    mask = np.ones_like(corr, bool)
-    for oy in range(-CELL, CELL + 1):
-        for ox in range(-CELL, CELL + 1):
-            mask[(dy + oy) % TILE, (dx + ox) % TILE] = False
-    noise = corr[mask]
-    psr = float((peak - noise.mean()) / max(noise.std(), 1e-9))
-    aligned = np.roll(acc, (-dy, -dx), axis=(0, 1))
-    cell_sums = (aligned.reshape(GRID, CELL, GRID, CELL) * LAYOUT.bump[None, :, None, :]).sum((1, 3)).ravel()
-    soft = (cell_sums[LAYOUT.data] * LAYOUT.data_sign).sum(1)
-    payload = bits_payload(soft)
-    sync_vals = cell_sums[LAYOUT.sync] * LAYOUT.sync_sign
-    margin = float(np.abs(soft).min() / max(np.abs(sync_vals).mean() * 2, 1e-9))
-    found = psr >= PSR_THRESHOLD and payload is not None
-    return Detection(found, payload if found else None, psr, psr, scale, (int(dy), int(dx)), margin)
+    """One fold (of either sign)."""
+    return decode_folds([acc], scale)
