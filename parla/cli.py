@@ -379,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("verify", help=PLANNED["verify"][0] + " (exit 0: found, 1: not found, 2: error)")
     s.add_argument("path", help="a video or an image")
     s.add_argument("--json", help="write the result as JSON to this file")
-    s.add_argument("--frames", type=int, default=50, help="frames of a video to examine (spread over it)")
+    s.add_argument("--frames", type=int, default=100, help="consecutive frames of a video to examine")
     s.set_defaults(func=_cmd_verify)
 
     s = sub.add_parser("face", help="detect and align the face of a portrait (check a photo before animating)")
