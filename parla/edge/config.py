@@ -1,0 +1,199 @@
+"""Firmware configs (`firmware_configs/*.yaml`): one per hardware target, validated by a dataclass schema.
+
+Precedence: the schema's defaults < the YAML file < CLI flags (``merge``). A bad config fails fast with the
+field and the reason: unknown keys, wrong types, values out of range, and combinations a target cannot run
+(int8 on a backend without int8, an NPU through a runtime that has none, a delegate outside TFLite).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from parla.errors import ParlaError
+from parla.export.formats import FORMATS
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "firmware_configs"
+BACKEND_FORMAT = {"torch": "torch", "onnxruntime": "onnx", "openvino": "openvino", "tflite": "tflite"}
+BACKEND_DEVICES = {"torch": ("cpu", "cuda"), "onnxruntime": ("cpu", "cuda", "tensorrt"),
+                   "openvino": ("CPU", "GPU", "NPU"), "tflite": ("cpu", "edgetpu", "nnapi", "gpu")}
+
+
+class ConfigError(ParlaError):
+    """A firmware config that does not validate (the message names the field)."""
+
+
+@dataclass
+class AudioConfig:
+    source: str = "file"  # mic | file | stdin
+    sample_rate: int = 16_000  # Hz of the source (resampled to 16 kHz)
+    chunk_ms: int = 40
+    device_index: int | None = None  # PyAudio input device (mic)
+    channels: int = 1
+
+
+@dataclass
+class CameraConfig:
+    enabled: bool = False
+    driver: str = "opencv"  # picamera2 | opencv
+    index: int = 0  # OpenCV device index
+    resolution: tuple[int, int] = (1280, 720)
+    lores: tuple[int, int] = (320, 240)  # picamera2 ISP low-res stream for the face detector
+    timeout_s: float = 15.0
+
+
+@dataclass
+class VideoConfig:
+    fps: float = 25.0
+    sink: str = "window"  # window | file:PATH | stdout | web
+    web_host: str = "127.0.0.1"
+    web_port: int = 8080
+    queue_frames: int = 8  # bounded queue between stages
+
+
+@dataclass
+class RuntimeConfig:
+    target: str = "x86-cpu"
+    description: str = ""
+    backend: str = "openvino"
+    device: str = "CPU"
+    precision: str = "int8"
+    threads: int | None = None
+    fallback_to_cpu: bool = True
+    model: str = "default"  # 'default' (bundled) or a model file
+    delegate: str | None = None  # TFLite external delegate library (e.g. libedgetpu.so.1)
+    static_shapes: bool = True
+    latency_budget_ms: float = 150.0  # audio-to-frame
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    video: VideoConfig = field(default_factory=VideoConfig)
+
+
+CHOICES = {"backend": tuple(BACKEND_FORMAT), "audio.source": ("mic", "file", "stdin"),
+           "camera.driver": ("picamera2", "opencv")}
+POSITIVE = {"threads", "latency_budget_ms", "audio.sample_rate", "audio.chunk_ms", "audio.channels", "camera.timeout_s",
+            "video.fps", "video.web_port", "video.queue_frames"}
+
+
+def _build(cls, data: dict, prefix: str):
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {type(data).__name__}")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ConfigError(f"{prefix}{unknown[0]}: unknown key (allowed: {', '.join(known)})")
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for name, value in data.items():
+        kwargs[name] = _coerce(hints[name], value, prefix + name)
+    return cls(**kwargs)
+
+
+def _coerce(tp, value, name: str):
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, name + ".")
+    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+        if value is None and type(None) in args:
+            return None
+        return _coerce(next(a for a in args if a is not type(None)), value, name)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise ConfigError(f"{name}: expected {len(args)} numbers, got {value!r}")
+        return tuple(_coerce(a, v, name) for a, v in zip(args, value, strict=True))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name}: expected true or false, got {value!r}")
+        return value
+    if tp in (int, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (tp is int and value != int(value)):
+            raise ConfigError(f"{name}: expected {'an integer' if tp is int else 'a number'}, got {value!r}")
+        return tp(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{name}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def _get(cfg: RuntimeConfig, dotted: str):
+    obj = cfg
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def validate(cfg: RuntimeConfig) -> RuntimeConfig:
+    """Values and combinations; raises ConfigError naming the field."""
+    _check_values(cfg)
+    _check_combinations(cfg)
+    sink = cfg.video.sink
+    if not (sink in ("window", "stdout", "web") or sink.startswith("file:")):
+        raise ConfigError(f"video.sink: {sink!r} is not window, stdout, web or file:PATH")
+    return cfg
+
+
+def _check_values(cfg: RuntimeConfig) -> None:
+    for key, allowed in CHOICES.items():
+        if _get(cfg, key) not in allowed:
+            raise ConfigError(f"{key}: {_get(cfg, key)!r} is not one of {', '.join(allowed)}")
+    for key in POSITIVE:
+        v = _get(cfg, key)
+        if v is not None and v <= 0:
+            raise ConfigError(f"{key}: must be positive, got {v!r}")
+
+
+def _check_combinations(cfg: RuntimeConfig) -> None:
+    fmt = FORMATS[BACKEND_FORMAT[cfg.backend]]
+    if cfg.precision not in fmt.precisions:
+        raise ConfigError(f"precision: {cfg.backend} has no {cfg.precision} (it runs {', '.join(fmt.precisions)})")
+    if cfg.device not in BACKEND_DEVICES[cfg.backend]:
+        raise ConfigError(f"device: {cfg.backend} has no device {cfg.device!r} "
+                          f"(one of {', '.join(BACKEND_DEVICES[cfg.backend])})")
+    if cfg.delegate and cfg.backend != "tflite":
+        raise ConfigError("delegate: only the tflite backend loads external delegates")
+    if cfg.backend == "tflite" and cfg.device == "edgetpu":
+        if not cfg.delegate:
+            raise ConfigError("delegate: device edgetpu needs the delegate library (libedgetpu.so.1)")
+        if cfg.precision != "int8":
+            raise ConfigError("precision: the Edge TPU runs only full-int8 models (precision: int8)")
+    if cfg.backend == "openvino" and cfg.device == "NPU" and not cfg.static_shapes:
+        raise ConfigError("static_shapes: the OpenVINO NPU plugin needs static shapes")
+    if cfg.camera.enabled and cfg.camera.lores[0] > cfg.camera.resolution[0]:
+        raise ConfigError("camera.lores: the low-res stream must not be larger than camera.resolution")
+
+
+def load_config(name_or_path: str | Path, overrides: dict | None = None) -> RuntimeConfig:
+    """A target name (``rpi5``) or a YAML path, with CLI ``overrides`` ({'device': 'CPU', 'video.fps': 30})."""
+    import yaml
+
+    p = Path(name_or_path)
+    if not p.suffix:
+        p = CONFIG_DIR / f"{name_or_path}.yaml"
+    if not p.is_file():
+        known = ", ".join(sorted(x.stem for x in CONFIG_DIR.glob("*.yaml"))) if CONFIG_DIR.is_dir() else "none"
+        raise ConfigError(f"{name_or_path}: no such firmware config (bundled targets: {known})")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from e
+    try:
+        return validate(_build(RuntimeConfig, merge(data, overrides or {}), ""))
+    except ConfigError as e:
+        raise ConfigError(f"{p.name}: {e}") from None
+
+
+def merge(data: dict, overrides: dict) -> dict:
+    """Apply dotted-key overrides (CLI flags; None means 'not given') on a nested config dict."""
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        *parents, leaf = key.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
