@@ -157,3 +157,17 @@ def test_export_cli_writes_parity_report(tmp_path, face_path):
     assert [r["format"] for r in saved["results"]] == ["torch", "onnx"]
     assert saved["version"] == "student-step3"
     assert (out / "refiner_fp32.onnx").is_file() and (out / "parity.md").is_file()
+
+
+def test_device_fallback_is_logged_or_refused(tiny, caplog):
+    """Devices this machine lacks (NPU, CUDA, Edge TPU): a clear error, or CPU with a logged warning."""
+    from parla.edge.backends.base import open_for_config
+
+    files = tiny[3]
+    for backend, fmt, device, extra in (("openvino", "openvino", "NPU", {}), ("onnxruntime", "onnx", "cuda", {}),
+                                        ("tflite", "tflite", "edgetpu", {"delegate": "libedgetpu.so.1"})):
+        with pytest.raises(ParlaError):
+            open_for_config(files[fmt, "int8"], backend, device, fallback_to_cpu=False, **extra)
+        with open_for_config(files[fmt, "int8"], backend, device, fallback_to_cpu=True, **extra) as b:
+            assert b.device.lower() == "cpu"
+        assert f"falling back to {backend}" in caplog.text

@@ -80,3 +80,38 @@ def open_model(path: str | Path, device: str = "cpu", threads: int | None = None
     else:
         raise ParlaError(f"{p}: unknown model format (expected .onnx, .xml or .tflite)")
     return cls(p, device=device, threads=threads)
+
+
+CPU_DEVICE = {"onnxruntime": "cpu", "openvino": "CPU", "tflite": "cpu", "torch": "cpu"}
+
+
+def open_for_config(path: str | Path, backend: str, device: str, *, threads: int | None = None,
+                    delegate: str | None = None, fallback_to_cpu: bool = False) -> Backend:
+    """Open ``path`` on the configured device; if that device is unavailable and the config allows it, fall
+    back to the backend's CPU device and log it (the error names the fix when fallback is off)."""
+    import logging
+
+    kwargs = {"delegate": delegate} if delegate else {}
+    try:
+        return _backend_class(backend)(path, device=device, threads=threads, **kwargs)
+    except ModelNotFoundError:
+        raise
+    except ParlaError as e:
+        cpu = CPU_DEVICE[backend]
+        if not fallback_to_cpu or device == cpu:
+            raise
+        logging.getLogger("parla").warning("%s; falling back to %s %s (fallback_to_cpu: true)", e, backend, cpu)
+        return _backend_class(backend)(path, device=cpu, threads=threads)
+
+
+def _backend_class(backend: str):
+    if backend == "onnxruntime":
+        from parla.edge.backends.onnxruntime_backend import OnnxRuntimeBackend
+        return OnnxRuntimeBackend
+    if backend == "openvino":
+        from parla.edge.backends.openvino_backend import OpenVinoBackend
+        return OpenVinoBackend
+    if backend == "tflite":
+        from parla.edge.backends.tflite_backend import TfliteBackend
+        return TfliteBackend
+    raise ParlaError(f"backend {backend!r} has no exported-model runner (one of onnxruntime, openvino, tflite)")
