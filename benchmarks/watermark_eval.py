@@ -125,7 +125,7 @@ def false_positives(frames_target: int) -> dict:
         for f in frames[:: max(len(frames) // per_video, 1)][:per_video]:
             a = Accumulator()
             a.add(f)
-            frame_hits += a.result().found
+            frame_hits += int(a.result().found)
             n_frames += 1
     return {"videos": len(videos), "video_false_positives": clip_hits, "z_max": round(max(zs), 2),
             "z_median": round(float(np.median(zs)), 2), "frames": n_frames, "frame_false_positives": frame_hits}
@@ -147,7 +147,8 @@ def cost() -> dict:
         t = time.perf_counter()
         for i in range(20):
             w = e(f, i)
-        out[name] = {"ms_per_frame": round((time.perf_counter() - t) / 20 * 1e3, 2), "psnr": round(psnr(w, f), 2)}
+        out[name] = {"ms_per_frame": round((time.perf_counter() - t) / 20 * 1e3, 2),
+                     "psnr": round(float(psnr(w, f)), 2)}
     return out
 
 
@@ -176,7 +177,7 @@ def main() -> int:
     if not args.skip_fp:
         report["false_positives"] = false_positives(args.fp_frames)
         print(report["false_positives"], flush=True)
-    (out / "watermark.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "watermark.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
     return 0
 
 
