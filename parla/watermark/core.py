@@ -38,7 +38,8 @@ SCALES = (1.0, 2.0, 1.5, 4 / 3, 0.75)  # detector: resize by this (the frame was
 # z of the sync peak needed, besides a valid CRC-16. The statistic is not a calibrated Gaussian z on real video
 # (frames are correlated): on the 71 real videos of ../shared/data it reached 12.8 at most (median 7.3), marked
 # clips after CRF 28 + halving measured 32 and above (docs/responsible-use.md).
-PSR_THRESHOLD = 20.0
+PSR_THRESHOLD = 20.0  # videos (frame differences)
+PSR_THRESHOLD_IMAGE = 8.0  # single frames: a different statistic (1-4 folds); 0 hits on 1,207 real frames at 6
 
 
 @dataclass(frozen=True)
@@ -198,9 +199,9 @@ class Accumulator:
     def result(self) -> Detection:
         best = Detection(False, None, 0.0, 0.0, 1.0, (0, 0))
         for s in self.scales:
-            for folds in (self.diffs[s], self.static[s]):
+            for folds, threshold in ((self.diffs[s], PSR_THRESHOLD), (self.static[s], PSR_THRESHOLD_IMAGE)):
                 if folds:
-                    d = decode_folds(folds, s)
+                    d = decode_folds(folds, s, threshold)
                     if d.found > best.found or (d.found == best.found and d.psr > best.psr):
                         best = d
         return best
@@ -212,7 +213,7 @@ def _fold_at(f: np.ndarray, scale: float) -> np.ndarray:
     return fold(highpass_luma(g)) if min(g.shape[:2]) >= CELL * 4 else np.zeros((TILE, TILE), np.float32)
 
 
-def decode_folds(folds: list[np.ndarray], scale: float) -> Detection:
+def decode_folds(folds: list[np.ndarray], scale: float, threshold: float = PSR_THRESHOLD) -> Detection:
     """Folds of unknown sign each. The shift maximises the summed squared sync correlation E; its significance
     is E against the same statistic at every other shift (chi-square with one degree of freedom per fold,
     turned into a Gaussian z by the Wilson-Hilferty transform, so one threshold fits 1 or 64 folds). The folds
@@ -227,7 +228,7 @@ def decode_folds(folds: list[np.ndarray], scale: float) -> Detection:
     z = (x ** (1 / 3) - (1 - 2 / (9 * n))) / np.sqrt(2 / (9 * n))
     total = sum(c[dy, dx] * a for c, a in zip(corrs, folds, strict=True))
     payload, margin = read_bits(total, int(dy), int(dx))
-    found = bool(z >= PSR_THRESHOLD and payload is not None)
+    found = bool(z >= threshold and payload is not None)
     return Detection(found, payload if found else None, float(z), float(z), scale, (int(dy), int(dx)), margin)
 
 
@@ -267,4 +268,4 @@ class Detection:
 
 def decode_tile(acc: np.ndarray, scale: float) -> Detection:
     """One fold (of either sign)."""
-    return decode_folds([acc], scale)
+    return decode_folds([acc], scale, PSR_THRESHOLD_IMAGE)
