@@ -89,25 +89,33 @@ class PairSampler:
         return src, tgt, ls, lt
 
     def batch(self, n: int) -> dict[str, np.ndarray]:
-        cv2 = require("cv2", "core")
-        out: dict[str, list] = {k: [] for k in ("source", "warped", "target", "source_lr", "warped_lr", "cond",
-                                                "target_lm")}
-        for _ in range(n):
-            src, tgt, ls, lt = self._pair()
-            w = warp(src, ls, lt)
-            size = (self.res, self.res)
-            out["source"].append(src)
-            out["warped"].append(w)
+        return make_batch([self._pair() for _ in range(n)], self.res)
+
+
+def make_batch(pairs: list[tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]],
+               res: int) -> dict[str, np.ndarray]:
+    """(source crop, target crop or None, source landmarks, driving landmarks) per item -> the refiner's batch:
+    the source warped onto the driving landmarks at full and at ``res`` resolution, the landmark maps, and the
+    target where there is one (real pairs; synthetic pairs have none)."""
+    cv2 = require("cv2", "core")
+    keys = ("source", "warped", "target", "source_lr", "warped_lr", "cond", "target_lm")
+    out: dict[str, list] = {k: [] for k in keys}
+    size = (res, res)
+    for src, tgt, ls, lt in pairs:
+        w = warp(src, ls, lt)
+        out["source"].append(src)
+        out["warped"].append(w)
+        if tgt is not None:
             out["target"].append(tgt)
-            out["source_lr"].append(cv2.resize(src, size, interpolation=cv2.INTER_AREA))
-            out["warped_lr"].append(cv2.resize(w, size, interpolation=cv2.INTER_AREA))
-            out["cond"].append(condition_maps(lt, self.res, src.shape[0]))
-            out["target_lm"].append(lt.astype(np.float32))
-        batch = {k: to_tensor_layout(np.stack(out[k])) for k in ("source", "warped", "target", "source_lr",
-                                                                   "warped_lr")}
-        batch["cond"] = np.stack(out["cond"])
-        batch["target_lm"] = np.stack(out["target_lm"])
-        return batch
+        out["source_lr"].append(cv2.resize(src, size, interpolation=cv2.INTER_AREA))
+        out["warped_lr"].append(cv2.resize(w, size, interpolation=cv2.INTER_AREA))
+        out["cond"].append(condition_maps(lt, res, src.shape[0]))
+        out["target_lm"].append(lt.astype(np.float32))
+    images = [k for k in ("source", "warped", "target", "source_lr", "warped_lr") if out[k]]
+    batch = {k: to_tensor_layout(np.stack(out[k])) for k in images}
+    batch["cond"] = np.stack(out["cond"]).astype(np.float32)
+    batch["target_lm"] = np.stack(out["target_lm"])
+    return batch
 
 
 def _flip_lm(lm: np.ndarray, size: int) -> np.ndarray:
