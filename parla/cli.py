@@ -108,7 +108,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         tc = TeacherTrainConfig()
         tc = replace(tc, **{k: v for k, v in (("steps", args.steps), ("batch", args.batch)) if v is not None})
         run = train_teacher(args.data, args.output, device=args.device, resume=args.resume, refiner=rc, train=tc,
-                            show=not args.quiet)
+                            show=not args.quiet, workers=args.workers)
     else:
         from parla.training.motion import MotionTrainConfig, train_motion
 
@@ -202,6 +202,8 @@ def _add_train_parser(sub) -> None:
     s.add_argument("--device", default="cpu", help="cpu or cuda")
     s.add_argument("--steps", type=int, default=None, help="total steps (a resumed run continues to this)")
     s.add_argument("--batch", type=int, default=None)
+    s.add_argument("--workers", type=int, default=0,
+                   help="teacher: processes drawing training pairs (0: in this process, deterministic)")
     s.add_argument("--channels", default=None, help="teacher: U-Net widths, e.g. 32,64,128,256")
     s.add_argument("--res", type=int, default=None, help="teacher: the refiner's working resolution")
     s.add_argument("--mode", choices=["residual_mask", "full"], default=None,

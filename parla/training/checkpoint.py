@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +15,9 @@ import torch
 from parla.errors import ModelNotFoundError
 from parla.media.files import atomic_output, sha256, write_text_atomic
 
-__all__ = ["sha256"]  # re-exported: bundles and checkpoints use it
+log = logging.getLogger(__name__)
 
+__all__ = ["sha256"]  # re-exported: bundles and checkpoints use it
 
 
 
@@ -64,6 +66,9 @@ def restore(run: Path, g, d, opt_g, opt_d, device: torch.device) -> int:
         return 0
     load_weights(g, run / "refiner.safetensors", device)
     load_weights(d, run / "discriminator.safetensors", device)
+    if not (run / "optim.pt").is_file():  # e.g. weights carried to a GPU machine without the 38 MB of Adam state
+        log.warning("%s: no optim.pt, resuming from the weights with a fresh optimiser", run)
+        return int(state["step"])
     opt = torch.load(run / "optim.pt", map_location=device, weights_only=True)
     opt_g.load_state_dict(opt["g"])
     opt_d.load_state_dict(opt["d"])

@@ -92,6 +92,28 @@ class PairSampler:
         return make_batch([self._pair() for _ in range(n)], self.res)
 
 
+def batches(data_dir: str | Path, res: int, n: int, *, seed: int, workers: int = 0):
+    """Endless batches of ``n`` pairs. ``workers`` > 0 draws them in that many processes (each with its own seed)
+    so that a GPU is not left waiting on the host warp; 0 draws them in this process, deterministically."""
+    if workers <= 0:
+        sampler = PairSampler(load_clips(data_dir), res, seed=seed)
+        while True:
+            yield sampler.batch(n)
+    import torch
+
+    class _Stream(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            info = torch.utils.data.get_worker_info()
+            sampler = PairSampler(load_clips(data_dir), res, seed=seed * 1009 + (info.id if info else 0))
+            while True:
+                yield sampler.batch(n)
+
+    loader = torch.utils.data.DataLoader(_Stream(), batch_size=None, num_workers=workers, prefetch_factor=4,
+                                         persistent_workers=True)
+    for b in loader:
+        yield {k: v.numpy() for k, v in b.items()}
+
+
 def make_batch(pairs: list[tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]],
                res: int) -> dict[str, np.ndarray]:
     """(source crop, target crop or None, source landmarks, driving landmarks) per item -> the refiner's batch:

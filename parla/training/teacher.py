@@ -20,7 +20,7 @@ from parla.models.discriminator import Discriminator, DiscriminatorConfig
 from parla.models.refiner import Refiner, RefinerConfig, compose
 from parla.training import checkpoint as ckpt
 from parla.training import losses as L
-from parla.training.data import PairSampler, load_clips
+from parla.training.data import batches
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ def _d_step(d, b, out: torch.Tensor) -> torch.Tensor:
 
 def train_teacher(data_dir: str | Path, run_dir: str | Path, *, device: str = "cpu", resume: bool = False,
                   refiner: RefinerConfig | None = None, train: TeacherTrainConfig | None = None,
-                  show: bool = True) -> Path:
+                  show: bool = True, workers: int = 0) -> Path:
     """Train (or resume) the refiner GAN; returns the run folder. ``train.steps`` is the total step count."""
     from parla.progress import progress
 
@@ -97,8 +97,9 @@ def train_teacher(data_dir: str | Path, run_dir: str | Path, *, device: str = "c
     run = Path(run_dir)
     state = ckpt.load_state(run) if resume else None
     rc = RefinerConfig.from_dict(state["refiner"]) if state else (refiner or RefinerConfig())
-    tc = replace(TeacherTrainConfig(**state["train"]), **({"steps": train.steps} if train else {})) if state \
-        else (train or TeacherTrainConfig())
+    # A resumed run keeps its recipe; only the length and the batch (e.g. a bigger one on a GPU) may change.
+    tc = replace(TeacherTrainConfig(**state["train"]), **({"steps": train.steps, "batch": train.batch} if train
+                                                          else {})) if state else (train or TeacherTrainConfig())
     dc = DiscriminatorConfig(cond=rc.cond)
     torch.manual_seed(tc.seed + rank)
     g, d = Refiner(rc).to(dev), Discriminator(dc).to(dev)
@@ -108,7 +109,7 @@ def train_teacher(data_dir: str | Path, run_dir: str | Path, *, device: str = "c
     if world > 1:
         g = torch.nn.parallel.DistributedDataParallel(g)
         d = torch.nn.parallel.DistributedDataParallel(d)
-    sampler = PairSampler(load_clips(data_dir), rc.res, seed=tc.seed * 1000 + rank + step)
+    stream = batches(data_dir, rc.res, tc.batch, seed=tc.seed * 1000 + rank + step, workers=workers)
     if rank == 0:
         ckpt.write_config(run, {"kind": "teacher", "refiner": rc.to_dict(), "discriminator": dc.to_dict(),
                                 "train": asdict(tc), "data": str(data_dir), "device": device, "world": world})
@@ -116,7 +117,7 @@ def train_teacher(data_dir: str | Path, run_dir: str | Path, *, device: str = "c
     t0, sums = time.time(), {}
     with progress(tc.steps - step, "teacher", enabled=show and rank == 0, unit="step") as bar:
         while step < tc.steps:
-            b = _to(sampler.batch(tc.batch), dev)
+            b = _to(next(stream), dev)
             loss, logs, out = _g_step(g, d, b, tc, step, rc.mode)
             opt_g.zero_grad(set_to_none=True)
             loss.backward()
