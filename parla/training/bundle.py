@@ -39,6 +39,7 @@ def make_bundle(teacher_run: str | Path, motion_run: str | Path, out_dir: str | 
             raise ModelNotFoundError(f"{f}: missing; train the teacher and the motion model first")
     state = json.loads((t / "state.json").read_text())
     motion = json.loads((m / "config.json").read_text())
+    old = json.loads((out / "config.json").read_text()) if (out / "config.json").is_file() else {}
     out.mkdir(parents=True, exist_ok=True)
     for src, name in ((t / "refiner.safetensors", "refiner.safetensors"), (m / "motion.safetensors",
                                                                           "motion.safetensors"),
@@ -54,6 +55,12 @@ def make_bundle(teacher_run: str | Path, motion_run: str | Path, out_dir: str | 
                      "motion_data": motion["data"]},
         "sha256": {n: sha256(out / n) for n in ("refiner.safetensors", "motion.safetensors", "basis.npz")},
     }
+    # A new teacher keeps the folder's student and edge models (their entries say which teacher they came from).
+    for key in ("student", "edge"):
+        if key in old:
+            config[key] = old[key]
+    if "student.safetensors" in old.get("sha256", {}):
+        config["sha256"]["student.safetensors"] = old["sha256"]["student.safetensors"]
     write_text_atomic(out / "config.json", json.dumps(apply_synthesis(config), indent=2) + "\n")
     return out
 

@@ -3,6 +3,7 @@ onto the target's landmarks by the host warp, at the refiner's resolution and at
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,24 +95,42 @@ class PairSampler:
 
 def batches(data_dir: str | Path, res: int, n: int, *, seed: int, workers: int = 0):
     """Endless batches of ``n`` pairs. ``workers`` > 0 draws them in that many processes (each with its own seed)
-    so that a GPU is not left waiting on the host warp; 0 draws them in this process, deterministically."""
+    so that a GPU is not left waiting on the host warp (their images come as uint8, see ``to_float``); 0 draws
+    them in this process, deterministically."""
     if workers <= 0:
         sampler = PairSampler(load_clips(data_dir), res, seed=seed)
         while True:
             yield sampler.batch(n)
     import torch
 
-    class _Stream(torch.utils.data.IterableDataset):
-        def __iter__(self):
-            info = torch.utils.data.get_worker_info()
-            sampler = PairSampler(load_clips(data_dir), res, seed=seed * 1009 + (info.id if info else 0))
-            while True:
-                yield sampler.batch(n)
+    from parla.training.stream import PairStream
 
-    loader = torch.utils.data.DataLoader(_Stream(), batch_size=None, num_workers=workers, prefetch_factor=4,
-                                         persistent_workers=True)
-    for b in loader:
+    # Fresh (spawned) workers with one BLAS/OpenMP thread each: forked ones inherit a BLAS pool sized for the whole
+    # machine, and 14 of them thrashing 16 cores drew 5 pairs/s each on the lent GPU machine instead of ~100.
+    single = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    saved = {k: os.environ.get(k) for k in single}
+    os.environ.update(single)
+    try:
+        loader = iter(torch.utils.data.DataLoader(PairStream(str(data_dir), res, n, seed), batch_size=None,
+                                                  num_workers=workers, prefetch_factor=4, persistent_workers=True,
+                                                  multiprocessing_context="spawn"))
+        first = next(loader)  # the workers start here, under the single-thread environment
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    yield {k: v.numpy() for k, v in first.items()}
+    for b in loader:  # images stay uint8 here: the trainer restores [-1, 1] floats on its device
         yield {k: v.numpy() for k, v in b.items()}
+
+
+_IMAGES = ("source", "warped", "target", "source_lr", "warped_lr")
+
+
+def to_float(t):
+    """A batch image tensor as float32 in [-1, 1], whether it came as uint8 (worker processes) or float."""
+    import torch
+
+    return t.float() / 127.5 - 1.0 if t.dtype == torch.uint8 else t
 
 
 def make_batch(pairs: list[tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]],

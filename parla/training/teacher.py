@@ -20,7 +20,7 @@ from parla.models.discriminator import Discriminator, DiscriminatorConfig
 from parla.models.refiner import Refiner, RefinerConfig, compose
 from parla.training import checkpoint as ckpt
 from parla.training import losses as L
-from parla.training.data import batches
+from parla.training.data import batches, to_float
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def _setup_distributed(device: str) -> tuple[int, int, torch.device]:
 
 
 def _to(batch: dict[str, np.ndarray], dev: torch.device) -> dict[str, torch.Tensor]:
-    return {k: torch.from_numpy(v).to(dev, non_blocking=True) for k, v in batch.items()}
+    return {k: to_float(torch.from_numpy(v).to(dev, non_blocking=True)) for k, v in batch.items()}
 
 
 def _g_step(g, d, b, tc: TeacherTrainConfig, step: int, mode: str) -> tuple[torch.Tensor, dict, torch.Tensor]:
