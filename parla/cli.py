@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from parla import __version__
@@ -23,13 +23,6 @@ PLANNED = {
     "bench": ("benchmark backends and hardware targets", 5),
     "verify": ("detect Parla's watermark in a video or image", 6),
 }
-
-
-def _not_built(name: str) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        raise NotBuiltYetError(f"'parla {name}' is not built yet (planned in issue {PLANNED[name][1]})")
-
-    return run
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -355,10 +348,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_export_parser(sub)
 
-    for name in ("stream", "bench"):
-        s = sub.add_parser(name, help=f"{PLANNED[name][0]} (not built yet)")
-        s.add_argument("args", nargs=argparse.REMAINDER)
-        s.set_defaults(func=_not_built(name))
+    from parla.edge.commands import add_bench, add_stream
+
+    add_stream(sub)
+    add_bench(sub)
 
     s = sub.add_parser("eval", help="measure talking-face videos: lip sync, mouth activity, blinks, motion")
     s.add_argument("mode", choices=["real", "gen", "probe", "reenact"],
@@ -393,6 +386,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] in (["stream"], ["bench"]):
+        from parla.edge.commands import quiet_blas
+
+        quiet_blas()
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="parla: %(message)s")

@@ -46,10 +46,10 @@ def test_help_lists_every_command(capsys):
         assert f"    {cmd}" in out
 
 
-@pytest.mark.parametrize("cmd", ["stream", "bench"])
-def test_unbuilt_commands_say_so(capsys, cmd):
-    code, _, err = run(capsys, cmd)
-    assert code == 3 and "not built yet" in err
+def test_stream_needs_a_portrait_or_camera(capsys):
+    code, _, err = run(capsys, "stream", "--audio", "x.wav")
+    assert code != 0
+    one_error_line(err, "PORTRAIT photo or --camera")
 
 
 def test_export_bad_checkpoint(capsys, tmp_path):

@@ -1,0 +1,130 @@
+"""The Python API of the on-device runtime.
+
+    from parla.edge import Avatar
+    with Avatar.from_image("portrait.jpg", config="x86-cpu") as avatar:
+        for frame in avatar.stream(chunks):           # 16 kHz float32 chunks in, RGB frames out
+            ...
+        avatar.render("speech.wav", "out.mp4")       # a whole file, as fast as the device goes
+        stats = avatar.run(FileSource("speech.wav"), WebSink())   # real time, threaded, with dropping
+
+Each Avatar owns its runtime sessions (and a sink or source handed to ``run`` is closed by it); use it as a
+context manager or call ``close()``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from parla.audio.io import SAMPLE_RATE
+from parla.edge.config import RuntimeConfig, load_config
+from parla.edge.motion_stream import MotionSettings, StreamingMotion
+from parla.edge.runtime import Face, FrameRenderer, StageTimer, face_from_image, model_folder, open_models
+
+
+class Avatar:
+    def __init__(self, face: Face, config: RuntimeConfig, *, seed: int = 0, pose_scale: float = 1.0,
+                 emotion: str | None = None, watermark: bool = True, badge: bool = False,
+                 net: str = "student", models=None) -> None:
+        from parla.pipeline import provenance
+        from parla.wrapper import emotion_vector
+
+        self.face, self.config, self.seed, self.pose_scale = face, config, seed, pose_scale
+        self.settings = MotionSettings.from_folder(model_folder(config))
+        self.emotion = emotion_vector(emotion, self.settings.basis)
+        self.refiner, self.motion_backend = models or open_models(config, net=net)
+        self.version = self.refiner.meta.get("parla.version", "unknown")
+        self.stages, self.metadata = provenance(self.version, watermark=watermark, badge=badge)
+        self.mode = self.refiner.refiner_config.get("mode", "residual_mask")
+
+    @classmethod
+    def from_image(cls, image: str | os.PathLike | np.ndarray, config: str | os.PathLike | RuntimeConfig = "x86-cpu",
+                   *, overrides: dict | None = None, face_index: int | None = None, **kwargs) -> Avatar:
+        """A portrait file or an RGB array; ``config``: a target name, a YAML path or a RuntimeConfig."""
+        cfg = config if isinstance(config, RuntimeConfig) else load_config(config, overrides)
+        name = "portrait"
+        if not isinstance(image, np.ndarray):
+            from parla.media.image import load_image
+
+            name, image = str(image), load_image(image)
+        models = open_models(cfg, net=kwargs.pop("net", "student"))
+        try:
+            face = face_from_image(image, int(models[0].input_shape[-1]), face_index=face_index, name=name)
+        except BaseException:
+            for m in models:
+                m.close()
+            raise
+        return cls(face, cfg, models=models, **kwargs)
+
+    @classmethod
+    def from_camera(cls, config: str | os.PathLike | RuntimeConfig = "x86-cpu", *, overrides: dict | None = None,
+                    **kwargs) -> Avatar:
+        """Capture the portrait with the config's camera (picamera2 on a Pi, OpenCV elsewhere)."""
+        from parla.edge.camera import capture_portrait
+
+        cfg = config if isinstance(config, RuntimeConfig) else load_config(config, overrides)
+        return cls.from_image(capture_portrait(cfg.camera), cfg, **kwargs)
+
+    # building blocks ------------------------------------------------------------------------------------------
+    def new_motion(self) -> StreamingMotion:
+        return StreamingMotion(self.settings, self.motion_backend.run, fps=self.config.video.fps, seed=self.seed,
+                               pose_scale=self.pose_scale, emotion=self.emotion)
+
+    def new_renderer(self, timer: StageTimer | None = None) -> FrameRenderer:
+        return FrameRenderer(self.face, self.settings.basis, self.refiner, self.mode, self.stages, timer)
+
+    # the three ways to drive it -------------------------------------------------------------------------------
+    def stream(self, chunks: Iterable[np.ndarray], *, flush: bool = True) -> Iterator[np.ndarray]:
+        """Frames for 16 kHz float32 chunks, each frame as soon as its audio (and 80 ms look-ahead) is in.
+        With ``flush`` the end of the input is padded with silence so that the last frames come out too."""
+        motion, renderer = self.new_motion(), self.new_renderer()
+        n_samples = 0
+        for chunk in chunks:
+            n_samples += len(chunk)
+            for fm in motion.push(np.asarray(chunk, np.float32)):
+                yield renderer.render(fm, fm.index)
+        if flush:
+            n = int(round(n_samples / SAMPLE_RATE * self.config.video.fps))
+            for fm in motion.push(np.zeros(motion.latency_samples + SAMPLE_RATE // 10, np.float32)):
+                if fm.index < n:
+                    yield renderer.render(fm, fm.index)
+
+    def render(self, audio: str | os.PathLike | np.ndarray, out: str | os.PathLike, *, show: bool = False) -> Path:
+        """A whole audio file (or 16 kHz array) to an mp4 with the audio muxed, as fast as the device goes."""
+        from parla.audio import load_audio
+        from parla.media.files import check_output
+        from parla.media.video import VideoWriter
+        from parla.progress import progress
+
+        check_output(out)
+        samples = load_audio(audio) if not isinstance(audio, np.ndarray) else np.asarray(audio, np.float32)
+        n = int(round(len(samples) / SAMPLE_RATE * self.config.video.fps))
+        chunk = SAMPLE_RATE * self.config.audio.chunk_ms // 1000
+        chunks = (samples[i: i + chunk] for i in range(0, len(samples), chunk))
+        with VideoWriter(out, self.config.video.fps, audio=samples, metadata=self.metadata) as writer, \
+                progress(n, "rendering", enabled=show, unit="frame") as bar:
+            for frame in self.stream(chunks):
+                writer.write(frame)
+                bar.update(1)
+        return Path(out)
+
+    def run(self, source, sink, *, max_seconds: float | None = None):
+        """Real time: the threaded engine with a bounded queue and frame dropping. Returns its StreamStats."""
+        from parla.edge.engine import StreamEngine
+
+        engine = StreamEngine(source, self.new_motion(), self.new_renderer(), sink, fps=self.config.video.fps,
+                              queue_frames=self.config.video.queue_frames, max_seconds=max_seconds)
+        return engine.run()
+
+    def close(self) -> None:
+        for m in (self.refiner, self.motion_backend):
+            m.close()
+
+    def __enter__(self) -> Avatar:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

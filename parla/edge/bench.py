@@ -1,0 +1,294 @@
+"""`parla bench`: how fast each backend x precision runs the whole frame pipeline on this machine, and an
+estimate for targets it cannot run.
+
+Per backend (each in its own process, so that peak RSS and thread pools are its own):
+- model load time; per-stage latency p50/p95/p99 (audio features, motion, warp, refiner, paste-back) and
+  end-to-end fps over an unpaced run (every frame rendered, as fast as the device goes);
+- a real-time streaming run (``--seconds`` of speech played at its own pace through the threaded engine at
+  ``--fps``): delivered fps, dropped frames, audio-to-frame latency p50/p95/p99;
+- peak RSS, model size on disk, and PSNR of its frames vs the torch FP32 student on the same motion.
+Writes bench.json (stable keys, below), bench.md and PNG charts. ``--merge a.json b.json`` joins reports from
+several machines into one table.
+
+JSON: {"machine": {...}, "settings": {...}, "results": [{"backend", "precision", "device", "fps",
+"latency_ms": {"p50", "p95", "p99"}, "stages": {stage: {"p50", "p95", "p99"}}, "audio_to_frame_ms": {...},
+"stream_fps", "dropped", "load_s", "peak_rss_mb", "model_mb", "psnr_vs_fp32"}], "estimates": [...]}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+# Backends x precisions this command tries by default (those whose runtime is installed run).
+DEFAULT_RUNS = (("torch", "cpu", "fp32"), ("onnxruntime", "cpu", "int8"), ("openvino", "CPU", "int8"),
+                ("tflite", "cpu", "int8"))
+RUNTIME_MODULE = {"torch": "torch", "onnxruntime": "onnxruntime", "openvino": "openvino",
+                  "tflite": "ai_edge_litert"}
+# Targets this machine cannot run: refiner MACs per frame over a stated sustained INT8 rate. Only the refiner is
+# estimated (warp, paste-back and motion run on the host CPU and are measured here). Labelled as estimates.
+ESTIMATE_TARGETS = {
+    "rpi5 (Cortex-A76 x4, TFLite XNNPACK int8)": (60e9, "assumed 60 GOP/s sustained int8 on 4 A76 cores "
+                                                        "(~25 % of 4 x 2.4 GHz x 2 x 16 int8 ops/cycle)"),
+    "intel-core-ultra-npu (OpenVINO NPU int8)": (2.75e12, "assumed 25 % of the 11 TOPS int8 peak of the "
+                                                          "Meteor Lake NPU"),
+    "coral-edgetpu (TFLite full int8)": (1.0e12, "assumed 25 % of the 4 TOPS int8 peak"),
+}
+
+
+def machine() -> dict:
+    from parla.export.parity import machine as m
+
+    return {"cpu": m(), "python": platform.python_version()}
+
+
+def _available(backend: str) -> bool:
+    import importlib.util
+
+    if backend == "tflite":
+        return any(importlib.util.find_spec(n) for n in ("ai_edge_litert", "tflite_runtime"))
+    return importlib.util.find_spec(RUNTIME_MODULE[backend]) is not None
+
+
+def bench_one(backend: str, device: str, precision: str, *, portrait: str, audio: str, seconds: float,
+              fps: float, frames: int, threads: int | None) -> dict:
+    """One backend x precision, in this process."""
+    from parla.audio import load_audio
+    from parla.edge.config import load_config
+    from parla.edge.engine import peak_rss_mb
+    from parla.edge.runtime import StageTimer, open_models
+    from parla.edge.sinks import RawSink
+    from parla.edge.sources import ArraySource
+
+    cfg = load_config("x86-cpu", {"backend": backend, "device": device, "precision": precision,
+                                  "threads": threads, "video.fps": fps, "fallback_to_cpu": False})
+    t = time.perf_counter()
+    models = open_models(cfg)
+    load_s = time.perf_counter() - t
+    speech = load_audio(audio)
+    loops = int(np.ceil(seconds * 16_000 / len(speech)))
+    long = np.tile(speech, loops)[: int(seconds * 16_000)]
+    with _avatar(portrait, cfg, models) as av:
+        # 1. unpaced: every frame, per-stage timing
+        motion, timer = av.new_motion(), StageTimer()
+        motion.timer = timer
+        renderer = av.new_renderer(timer)
+        n, t = 0, time.perf_counter()
+        frame_ms = []
+        chunk = 16_000 * cfg.audio.chunk_ms // 1000
+        for i in range(0, len(long), chunk):
+            t_chunk = time.perf_counter()
+            fms = motion.push(long[i: i + chunk])
+            for fm in fms:
+                renderer.render(fm, fm.index)
+                n += 1
+            if fms:
+                frame_ms.append((time.perf_counter() - t_chunk) * 1e3 / len(fms))
+            if n >= frames:
+                break
+        unpaced_fps = n / (time.perf_counter() - t)
+        # 2. real time through the threaded engine
+        stats = av.run(ArraySource(long, cfg.audio.chunk_ms, speed=1.0), RawSink(callback=lambda f, i: None))
+        psnr = _psnr_vs_fp32(av, speech[: 16_000 * 4]) if backend != "torch" or precision != "fp32" else None
+        files = [Path(m.path) for m in av._models]
+    model_mb = sum(_size(p) for p in files) / 2**20
+    s = stats.summary()
+    q = {f"p{p}": round(float(np.percentile(frame_ms, p)), 2) for p in (50, 95, 99)}
+    return {"backend": backend, "precision": precision, "device": device, "fps": round(unpaced_fps, 1),
+            "latency_ms": q, "stages": timer.summary(), "audio_to_frame_ms": s["audio_to_frame_ms"],
+            "stream_fps": s["fps"], "stream_frames": s["frames"], "dropped": s["dropped"],
+            "stream_seconds": s["audio_s"], "load_s": round(load_s, 3), "peak_rss_mb": round(peak_rss_mb(), 1),
+            "model_mb": round(model_mb, 2), "psnr_vs_fp32": None if psnr is None else round(psnr, 2),
+            "refiner_version": av.version}
+
+
+def _avatar(portrait: str, cfg, models):
+    from parla.edge.avatar import Avatar
+    from parla.edge.runtime import face_from_image
+    from parla.media.image import load_image
+
+    face = face_from_image(load_image(portrait), int(models[0].input_shape[-1]), name=portrait)
+    av = Avatar(face, cfg, models=models, watermark=True)
+    av._models = models
+    return av
+
+
+def _size(p: Path) -> int:
+    if p.is_dir():  # torch: the model folder -> the student refiner + motion weights
+        return sum((p / n).stat().st_size for n in ("student.safetensors", "motion.safetensors"))
+    return p.stat().st_size + (p.with_suffix(".bin").stat().st_size if p.suffix == ".xml" else 0)
+
+
+def _psnr_vs_fp32(av, speech: np.ndarray) -> float:
+    """Mean PSNR of this backend's frames vs the torch FP32 student's, on the same motion (no watermark)."""
+    from parla.edge.backends.torch_backend import TorchBackend
+    from parla.edge.runtime import FrameRenderer, model_folder
+    from parla.export.parity import psnr
+
+    ref = TorchBackend(model_folder(av.config), "cpu", kind="refiner", net="student")
+    motion = av.new_motion()
+    fms = [fm for i in range(0, len(speech), 640) for fm in motion.push(speech[i: i + 640])]
+    ours = FrameRenderer(av.face, av.settings.basis, av.refiner, av.mode)
+    theirs = FrameRenderer(av.face, av.settings.basis, ref, av.mode)
+    return float(np.mean([min(psnr(ours.render(fm, 0), theirs.render(fm, 0)), 100.0) for fm in fms[::4]]))
+
+
+def estimates(macs: int) -> list[dict]:
+    return [{"target": name, "estimate": True, "refiner_ms": round(2 * macs / ops * 1e3, 2),
+             "refiner_fps": round(ops / (2 * macs), 1), "basis": basis}
+            for name, (ops, basis) in ESTIMATE_TARGETS.items()]
+
+
+def refiner_macs() -> int:
+    """MACs per frame of the bundled student refiner (counted on the graph, numpy-free of runtimes)."""
+    from parla.edge.assets import _folder
+
+    config = json.loads((_folder() / "config.json").read_text())
+    return int(config.get("student", {}).get("macs") or _count_student_macs(config))
+
+
+def _count_student_macs(config: dict) -> int:
+    try:
+        import torch
+
+        from parla.models.macs import count_macs
+        from parla.models.refiner import Refiner, RefinerConfig
+    except ImportError:
+        return 660_000_000  # measured: benchmarks/model_stats.py (student 0.660 GMAC)
+    cfg = RefinerConfig.from_dict(config["student"]["refiner"])
+    from parla.export.exporter import edge_module
+
+    return int(count_macs(edge_module(Refiner(cfg).eval()), torch.zeros(1, 6 + cfg.cond, cfg.res, cfg.res)))
+
+
+def run_bench(runs, *, out: Path, portrait: str, audio: str, seconds: float, fps: float, frames: int,
+              threads: int | None, show: bool = True) -> dict:
+    from parla.progress import progress
+
+    results, skipped = [], []
+    with progress(len(runs), "bench", enabled=show, unit="backend") as bar:
+        for backend, device, precision in runs:
+            if not _available(backend):
+                skipped.append(f"{backend}: runtime not installed")
+                bar.update(1)
+                continue
+            cmd = [sys.executable, "-m", "parla.edge.bench", "--one", backend, device, precision, "--portrait",
+                   portrait, "--audio", audio, "--seconds", str(seconds), "--fps", str(fps), "--frames", str(frames)]
+            if threads:
+                cmd += ["--threads", str(threads)]
+            p = subprocess.run(cmd, capture_output=True, text=True)
+            line = [x for x in p.stdout.splitlines() if x.startswith("{")]
+            if p.returncode != 0 or not line:
+                skipped.append(f"{backend} {precision} {device}: " + (p.stderr.strip().splitlines() or ["failed"])[-1])
+            else:
+                results.append(json.loads(line[-1]))
+            bar.update(1)
+    report = {"machine": machine(), "settings": {"portrait": portrait, "audio": audio, "stream_seconds": seconds,
+                                                 "fps": fps, "unpaced_frames": frames, "threads": threads},
+              "results": results, "skipped": skipped, "estimates": estimates(refiner_macs()),
+              "refiner_macs": refiner_macs()}
+    write_reports(report, out)
+    return report
+
+
+def write_reports(report: dict, out: Path) -> None:
+    from parla.media.files import write_text_atomic
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / "bench.json", json.dumps(report, indent=2) + "\n")
+    write_text_atomic(out / "bench.md", markdown(report))
+    try:
+        charts(report, out)
+    except ImportError:  # matplotlib is optional: the JSON and Markdown are the report
+        pass
+
+
+def markdown(report: dict) -> str:
+    reports = report.get("merged", [report])
+    lines = ["| machine | backend | precision | device | e2e fps (unpaced) | frame ms p50/p95/p99 | refiner ms p50 | "
+             "stream fps | dropped | audio-to-frame ms p50/p95/p99 | load s | peak RSS MB | model MB | "
+             "PSNR vs FP32 dB |", "|" + "---|" * 14]
+    for rep in reports:
+        name = rep["machine"].get("cpu") or rep["machine"].get("processor") or "?"
+        for r in rep["results"]:
+            lat, a2f = r["latency_ms"], r.get("audio_to_frame_ms") or {}
+            lines.append(f"| {name} | {r['backend']} | {r['precision']} | {r['device']} | {r['fps']} | "
+                         f"{lat.get('p50')}/{lat.get('p95')}/{lat.get('p99')} | "
+                         f"{r['stages'].get('refiner', {}).get('p50')} | {r.get('stream_fps')} | {r.get('dropped')} | "
+                         f"{a2f.get('p50')}/{a2f.get('p95')}/{a2f.get('p99')} | {r.get('load_s')} | "
+                         f"{r['peak_rss_mb']} | {r['model_mb']} | {r.get('psnr_vs_fp32') or '(reference)'} |")
+    est = reports[0].get("estimates", [])
+    if est:
+        lines += ["", f"**Estimates, not measurements** (refiner only, {reports[0].get('refiner_macs', 0) / 1e9:.3f} "
+                      "GMAC per frame at the stated sustained rate):", "",
+                  "| target | refiner ms | refiner fps | basis |", "|---|---|---|---|"]
+        lines += [f"| {e['target']} | {e['refiner_ms']} | {e['refiner_fps']} | {e['basis']} |" for e in est]
+    for rep in reports:
+        for s in rep.get("skipped", []):
+            lines.append(f"\nSkipped on {rep['machine'].get('cpu', '?')}: {s}")
+    return "\n".join(lines) + "\n"
+
+
+def charts(report: dict, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for rep in report.get("merged", [report]) for r in rep["results"]]
+    if not rows:
+        return
+    labels = [f"{r['backend']}\n{r['precision']}" for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    axes[0].bar(labels, [r["fps"] for r in rows], color="tab:blue")
+    axes[0].axhline(30, color="k", ls="--", lw=1)
+    axes[0].set_ylabel("end-to-end fps (unpaced)")
+    stages = ["audio_features", "motion", "warp", "refiner", "paste_back"]
+    bottom = np.zeros(len(rows))
+    for st in stages:
+        v = np.array([r["stages"].get(st, {}).get("p50", 0.0) for r in rows])
+        axes[1].bar(labels, v, bottom=bottom, label=st)
+        bottom += v
+    axes[1].set_ylabel("per-stage p50 (ms)")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "bench_fps_stages.png", dpi=110)
+    plt.close(fig)
+
+
+def merge(paths: list[str], out: Path) -> dict:
+    reports = [json.loads(Path(p).read_text()) for p in paths]
+    merged = {"merged": reports, "machine": {"cpu": "merged"}, "results": [],
+              "estimates": reports[0].get("estimates", []) if reports else []}
+    write_reports(merged, out)
+    return merged
+
+
+def _main_one(argv: list[str]) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--one", nargs=3, required=True)
+    ap.add_argument("--portrait", required=True)
+    ap.add_argument("--audio", required=True)
+    ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--fps", type=float, default=30)
+    ap.add_argument("--frames", type=int, default=300)
+    ap.add_argument("--threads", type=int, default=None)
+    a = ap.parse_args(argv)
+    row = bench_one(*a.one, portrait=a.portrait, audio=a.audio, seconds=a.seconds, fps=a.fps, frames=a.frames,
+                    threads=a.threads)
+    print(json.dumps(row))
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PARLA_QUIET", "1")
+    raise SystemExit(_main_one(sys.argv[1:]))

@@ -1,0 +1,165 @@
+"""The streaming engine: audio source -> streaming motion -> bounded frame queue -> renderer -> sink.
+
+Two threads. The audio thread reads the source (which keeps real time: a microphone, or a file played at its
+own pace), computes features and motion, and queues one job per video frame as soon as that frame's audio (and
+its 80 ms look-ahead) has arrived. The render thread (the caller's, so Ctrl-C lands there) renders each job and
+hands the frame to the sink. The queue is bounded: when rendering falls behind, the oldest job is dropped and
+counted (a file sink repeats the previous frame so that video and audio stay aligned), so latency and memory
+stay bounded instead of growing. Every frame carries its timestamp (index / fps) and the wall time at which
+the audio it waited for arrived, which is what the audio-to-frame latency is measured from.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from parla.audio.io import SAMPLE_RATE
+from parla.edge.runtime import StageTimer
+
+_END = object()
+
+
+@dataclass
+class StreamStats:
+    frames: int = 0  # frames delivered to the sink (rendered)
+    dropped: int = 0  # frames whose job was dropped because rendering fell behind
+    audio_s: float = 0.0  # seconds of audio consumed
+    wall_s: float = 0.0
+    latency_ms: deque = field(default_factory=lambda: deque(maxlen=100_000))  # audio-to-frame, per frame
+    rss_mb: list = field(default_factory=list)  # (seconds, RSS MB), sampled every rss_every_s (bounded, below)
+    stages: dict = field(default_factory=dict)
+    interrupted: bool = False
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.wall_s if self.wall_s else 0.0
+
+    def summary(self) -> dict:
+        lat = np.asarray(self.latency_ms, float)
+        q = {f"p{p}": round(float(np.percentile(lat, p)), 2) for p in (50, 95, 99)} if len(lat) else {}
+        return {"frames": self.frames, "dropped": self.dropped, "audio_s": round(self.audio_s, 2),
+                "wall_s": round(self.wall_s, 2), "fps": round(self.fps, 2), "audio_to_frame_ms": q,
+                "stages": self.stages, "peak_rss_mb": round(peak_rss_mb(), 1), "interrupted": self.interrupted}
+
+
+def rss_mb() -> float:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return peak_rss_mb()
+
+
+def peak_rss_mb() -> float:
+    import resource
+    import sys
+
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r / 2**20 if sys.platform == "darwin" else r / 1024
+
+
+class StreamEngine:
+    def __init__(self, source, motion, renderer, sink, *, fps: float, queue_frames: int = 8,
+                 max_seconds: float | None = None, rss_every_s: float = 5.0, keep_rss: int = 2000) -> None:
+        self.source, self.motion, self.renderer, self.sink = source, motion, renderer, sink
+        self.fps, self.max_seconds, self.rss_every_s = fps, max_seconds, rss_every_s
+        self.jobs: queue.Queue = queue.Queue(maxsize=queue_frames)
+        self.stats = StreamStats(rss_mb=deque(maxlen=keep_rss))
+        self.timer: StageTimer = renderer.timer
+        self.arrivals: deque = deque(maxlen=4096)  # (end sample, arrival wall time) of recent chunks
+        self.error: BaseException | None = None
+        self._samples = 0
+
+    # audio thread -------------------------------------------------------------------------------------------
+    def _audio(self) -> None:
+        try:
+            for chunk in self.source:
+                self.sink.audio(chunk.samples)
+                self._samples += len(chunk.samples)
+                self.arrivals.append((self._samples, chunk.arrival))
+                for fm in self.motion.push(chunk.samples):
+                    self._queue((fm, self._arrival_of(fm.index)))
+                if self.max_seconds and self._samples >= self.max_seconds * SAMPLE_RATE:
+                    break
+            if not self.source.stopped:  # end of input: the last frames' look-ahead is the silence after it
+                n = int(round(self._samples / SAMPLE_RATE * self.fps))
+                for fm in self.motion.push(np.zeros(self.motion.latency_samples + SAMPLE_RATE // 10, np.float32)):
+                    if fm.index < n:
+                        self._queue((fm, self._arrival_of(fm.index)))
+        except BaseException as e:  # surfaced in the render thread
+            self.error = e
+        finally:
+            self.stats.audio_s = self._samples / SAMPLE_RATE
+            self._queue(_END)
+
+    def _arrival_of(self, index: int) -> float:
+        """Wall time at which the audio at this frame's instant arrived."""
+        need = (index / self.fps) * SAMPLE_RATE
+        for end, t in self.arrivals:
+            if end >= need:
+                return t
+        return self.arrivals[-1][1]
+
+    def _queue(self, job) -> None:
+        while True:
+            try:
+                self.jobs.put_nowait(job)
+                return
+            except queue.Full:
+                try:
+                    old = self.jobs.get_nowait()  # rendering is behind: drop the oldest frame, keep latency bounded
+                    if old is not _END:
+                        self.stats.dropped += 1
+                except queue.Empty:
+                    pass
+
+    # render thread -----------------------------------------------------------------------------------------
+    def run(self) -> StreamStats:
+        t0 = time.monotonic()
+        next_rss = t0
+        audio = threading.Thread(target=self._audio, daemon=True, name="parla-audio")
+        ok, last, written = False, None, 0
+        self.motion.timer = self.timer
+        audio.start()
+        try:
+            while True:
+                job = self.jobs.get()
+                if job is _END:
+                    break
+                fm, arrival = job
+                frame = self.renderer.render(fm, fm.index)
+                while getattr(self.sink, "every_frame", False) and written < fm.index and last is not None:
+                    # a file needs every slot: a dropped frame holds the previous picture, keeping A/V in sync
+                    self.sink.write(last, written)
+                    written += 1
+                self.sink.write(frame, fm.index)
+                written, last = fm.index + 1, frame
+                now = time.monotonic()
+                self.stats.latency_ms.append((now - arrival) * 1e3)
+                self.stats.frames += 1
+                if now >= next_rss:
+                    self.stats.rss_mb.append((round(now - t0, 1), round(rss_mb(), 1)))
+                    next_rss = now + self.rss_every_s
+            if self.error is not None:
+                raise self.error
+            ok = True
+        except KeyboardInterrupt:
+            self.stats.interrupted = True
+            raise
+        finally:
+            self.source.stop()
+            self.stats.wall_s = time.monotonic() - t0
+            self.stats.stages = self.timer.summary()
+            try:
+                self.sink.close(ok=ok)
+            finally:
+                audio.join(timeout=2.0)
+                self.source.close()
+        return self.stats

@@ -1,0 +1,184 @@
+"""Audio sources of the streaming engine. Each yields ``AudioChunk``s of 16 kHz mono float32 with the wall time
+at which the chunk was complete (what audio-to-frame latency is measured from).
+
+- ``FileSource``: any audio file played at real-time pace (or ``speed`` times faster, for tests and benches);
+- ``MicSource``: a microphone through PyAudio (device index, rate, chunk size from the firmware config);
+- ``StdinSource``: raw 16-bit little-endian PCM on stdin (e.g. ``arecord -f S16_LE | parla stream ...``); when
+  no bytes come for a while it yields silence, so the face idles instead of freezing.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from parla.audio.io import SAMPLE_RATE, Resampler
+from parla.errors import AudioFormatError, ParlaError
+
+
+@dataclass
+class AudioChunk:
+    samples: np.ndarray  # 16 kHz mono float32
+    arrival: float  # time.monotonic() when the last sample of the chunk was available
+
+
+class Source:
+    """Iterate to get chunks; ``stop()`` (any thread) ends the iteration at the next chunk."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def __iter__(self) -> Iterator[AudioChunk]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.stop()
+
+
+class ArraySource(Source):
+    """16 kHz samples already in memory, paced like a live source (``speed`` 0: as fast as the consumer takes)."""
+
+    def __init__(self, audio: np.ndarray, chunk_ms: int = 40, speed: float = 1.0) -> None:
+        super().__init__()
+        self.audio, self.chunk, self.speed = np.asarray(audio, np.float32), SAMPLE_RATE * chunk_ms // 1000, speed
+
+    def __iter__(self) -> Iterator[AudioChunk]:
+        start = time.monotonic()
+        for i in range(0, len(self.audio), self.chunk):
+            if self._stop.is_set():
+                return
+            end = min(i + self.chunk, len(self.audio))
+            if self.speed > 0:
+                due = start + end / SAMPLE_RATE / self.speed
+                while (delay := due - time.monotonic()) > 0 and not self._stop.is_set():
+                    time.sleep(min(delay, 0.05))
+            yield AudioChunk(self.audio[i:end], time.monotonic())
+
+
+class FileSource(ArraySource):
+    def __init__(self, path, chunk_ms: int = 40, speed: float = 1.0) -> None:
+        from parla.audio import load_audio
+
+        super().__init__(load_audio(path), chunk_ms, speed)
+
+
+def _pcm16(raw: bytes, channels: int) -> np.ndarray:
+    x = np.frombuffer(raw[: len(raw) - len(raw) % (2 * channels)], dtype="<i2").astype(np.float32) / 32768.0
+    return x.reshape(-1, channels)
+
+
+class MicSource(Source):
+    """A PyAudio input stream (16-bit). ``pyaudio_module`` lets tests pass a fake with PyAudio's API."""
+
+    def __init__(self, sample_rate: int = 16_000, chunk_ms: int = 40, device_index: int | None = None,
+                 channels: int = 1, pyaudio_module=None) -> None:
+        super().__init__()
+        if pyaudio_module is None:
+            try:
+                import pyaudio as pyaudio_module
+            except ImportError as e:
+                raise ParlaError("microphone input needs PyAudio: pip install 'parla[audio]' (and the PortAudio "
+                                 "library: apt install portaudio19-dev / libportaudio2)") from e
+        self.pa_mod, self.rate, self.channels = pyaudio_module, sample_rate, channels
+        self.frames = max(1, sample_rate * chunk_ms // 1000)
+        self.pa = pyaudio_module.PyAudio()
+        try:
+            if device_index is not None:
+                info = self.pa.get_device_info_by_index(device_index)
+                if int(info.get("maxInputChannels", 0)) < channels:
+                    raise ParlaError(f"audio.device_index {device_index} ({info.get('name')}): not an input with "
+                                     f"{channels} channel(s)")
+            self.stream = self.pa.open(format=pyaudio_module.paInt16, channels=channels, rate=sample_rate,
+                                       input=True, input_device_index=device_index,
+                                       frames_per_buffer=self.frames)
+        except ParlaError:
+            self.pa.terminate()
+            raise
+        except Exception as e:  # PyAudio raises OSError for a missing device or an unsupported rate
+            self.pa.terminate()
+            raise ParlaError(f"cannot open the microphone (device {device_index}, {sample_rate} Hz, {channels} ch):"
+                             f" {e}; list devices with 'python -m parla.edge.sources'") from e
+        self.resampler = Resampler(sample_rate, channels)
+
+    def __iter__(self) -> Iterator[AudioChunk]:
+        while not self._stop.is_set():
+            raw = self.stream.read(self.frames, exception_on_overflow=False)
+            yield AudioChunk(self.resampler.push(_pcm16(raw, self.channels)), time.monotonic())
+
+    def close(self) -> None:
+        super().close()
+        try:
+            self.stream.stop_stream()
+            self.stream.close()
+        finally:
+            self.pa.terminate()
+
+
+class StdinSource(Source):
+    """Raw s16le PCM from a binary stream (stdin by default); silence while nothing arrives (idle animation)."""
+
+    def __init__(self, sample_rate: int = 16_000, chunk_ms: int = 40, channels: int = 1, stream=None,
+                 idle_after_s: float = 0.2) -> None:
+        super().__init__()
+        if stream is None:
+            import sys
+
+            stream = sys.stdin.buffer
+        self.stream, self.rate, self.channels, self.idle_after = stream, sample_rate, channels, idle_after_s
+        self.bytes = max(1, sample_rate * chunk_ms // 1000) * 2 * channels
+        self.chunk_s = chunk_ms / 1000
+        self.resampler = Resampler(sample_rate, channels)
+        self.q: queue.Queue = queue.Queue(maxsize=64)  # ~2.5 s of 40 ms chunks: bounded
+        threading.Thread(target=self._read, daemon=True, name="parla-stdin").start()
+
+    def _read(self) -> None:
+        while not self._stop.is_set():
+            raw = self.stream.read(self.bytes)
+            if not raw:
+                self.q.put(None)
+                return
+            self.q.put(raw)
+
+    def __iter__(self) -> Iterator[AudioChunk]:
+        silence = np.zeros((int(self.rate * self.chunk_s), self.channels), np.float32)
+        while not self._stop.is_set():
+            try:
+                raw = self.q.get(timeout=self.idle_after)
+            except queue.Empty:  # nobody speaks: keep the clock going with silence
+                yield AudioChunk(self.resampler.push(silence), time.monotonic())
+                continue
+            if raw is None:
+                return
+            if len(raw) % (2 * self.channels):
+                raise AudioFormatError("stdin: the PCM stream ended mid-sample (expected s16le)")
+            yield AudioChunk(self.resampler.push(_pcm16(raw, self.channels)), time.monotonic())
+
+
+def list_input_devices(pyaudio_module=None) -> list[tuple[int, str, int]]:
+    """(index, name, input channels) of the audio inputs PyAudio sees."""
+    if pyaudio_module is None:
+        import pyaudio as pyaudio_module
+    pa = pyaudio_module.PyAudio()
+    try:
+        return [(i, str(d.get("name")), int(d.get("maxInputChannels", 0)))
+                for i in range(pa.get_device_count()) if int((d := pa.get_device_info_by_index(i))
+                                                             .get("maxInputChannels", 0)) > 0]
+    finally:
+        pa.terminate()
+
+
+if __name__ == "__main__":
+    for index, name, ch in list_input_devices():
+        print(f"{index}: {name} ({ch} ch)")

@@ -1,0 +1,344 @@
+"""The streaming runtime: streaming motion, the Avatar API, the threaded engine (pacing, dropping, Ctrl-C), the
+sources (fake PyAudio with PyAudio's API, stdin PCM), the sinks (mp4, raw, web page in headless Chromium), the
+camera wait, and `parla bench`'s report. Runs the bundled INT8 student on onnxruntime (installed with .[export])."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from parla.audio.io import SAMPLE_RATE
+
+ort = pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def avatar(face_path):
+    from parla.edge.avatar import Avatar
+
+    with Avatar.from_image(face_path, "x86-cpu", overrides={"backend": "onnxruntime", "device": "cpu",
+                                                           "threads": 2}) as av:
+        yield av
+
+
+def test_streaming_motion_matches_the_offline_net(avatar, speech):
+    """The net's output per frame equals the whole-clip (offline) output: the window covers the receptive field
+    and each frame waits for exactly the trained look-ahead."""
+    torch = pytest.importorskip("torch")
+    from parla.audio.mel import log_mel
+    from parla.edge.backends.torch_backend import TorchBackend
+    from parla.edge.runtime import model_folder
+
+    s = avatar.settings
+    net = TorchBackend(model_folder(avatar.config), "cpu", kind="motion").module
+    mel = (log_mel(speech) - s.mel_mean) / s.mel_std
+    with torch.no_grad():
+        z_off = net(torch.from_numpy(mel.T[None].astype(np.float32)))[0].numpy()  # (K, M)
+    motion = avatar.new_motion()
+    fms = [fm for i in range(0, len(speech), 640) for fm in motion.push(speech[i: i + 640])]
+    assert [fm.index for fm in fms] == list(range(len(fms)))
+    assert len(fms) >= int(len(speech) / SAMPLE_RATE * 25) - 4  # all but the look-ahead at the very end
+    fps = avatar.config.video.fps
+    errs = []
+    for fm in fms[15:]:  # past the receptive field (37 mel frames): the start differs by its padding only
+        t = fm.index / fps * 100
+        lo = int(np.floor(t))
+        want = z_off[:, lo] * (1 - (t - lo)) + z_off[:, lo + 1] * (t - lo)
+        errs.append(np.abs(fm.z - want).max())
+    assert max(errs) < 2e-3, max(errs)
+
+
+def test_stream_is_chunk_size_invariant_and_complete(avatar, speech):
+    a = speech[: SAMPLE_RATE * 2]
+    f1 = list(avatar.stream(a[i: i + 320] for i in range(0, len(a), 320)))
+    f2 = list(avatar.stream(a[i: i + 3000] for i in range(0, len(a), 3000)))
+    assert len(f1) == len(f2) == 50
+    diff = [np.abs(x.astype(int) - y).max() for x, y in zip(f1, f2, strict=True)]
+    assert max(diff) <= 2  # the same motion; at most float rounding in the runtime
+    assert f1[0].shape == avatar.face.image.shape
+
+
+def test_silence_keeps_the_mouth_closed_and_the_face_alive(avatar):
+    motion = avatar.new_motion()
+    fms = [fm for _ in range(100) for fm in motion.push(np.zeros(640, np.float32))]  # 4 s of nothing
+    assert all(fm.mouth_close == 1.0 and not fm.voiced for fm in fms)
+    pose = np.stack([fm.pose for fm in fms])
+    assert pose[:, 4].std() > 0.05  # breathing / idle head drift: not a frozen picture
+
+
+def test_motion_state_is_bounded(avatar):
+    motion = avatar.new_motion()
+    motion.run_motion = lambda x: np.zeros((1, avatar.settings.basis.n_components, x.shape[-1]), np.float32)
+    rng = np.random.default_rng(0)
+    for _ in range(3000):  # 2 minutes of 40 ms chunks
+        motion.push(rng.normal(0, 0.05, 640).astype(np.float32))
+    assert len(motion.mel._buf) < 1000 and len(motion.energy) <= 64 and len(motion.level) <= 250
+    assert motion.next_frame == pytest.approx(3000 * 640 / SAMPLE_RATE * 25, abs=5)
+
+
+class SlowRenderer:
+    """Wraps a renderer with a fixed extra delay, to make the device 'too slow'."""
+
+    def __init__(self, inner, delay_s):
+        self.inner, self.delay, self.timer = inner, delay_s, inner.timer
+
+    def render(self, fm, index):
+        time.sleep(self.delay)
+        return self.inner.render(fm, index)
+
+
+def test_engine_real_time_file_sink_matches_audio(avatar, speech, tmp_path):
+    from parla.edge.engine import StreamEngine
+    from parla.edge.sinks import FileSink
+    from parla.edge.sources import ArraySource
+    from parla.media.video import probe_video as probe
+
+    a = speech[: SAMPLE_RATE * 3]
+    out = tmp_path / "s.mp4"
+    eng = StreamEngine(ArraySource(a, 40, speed=2.0), avatar.new_motion(), avatar.new_renderer(),
+                       FileSink(out, 25, avatar.metadata), fps=25, queue_frames=64)
+    stats = eng.run()
+    assert stats.frames == 75 and stats.dropped == 0
+    assert 1.2 < stats.wall_s < 3.0  # paced by the source (3 s of audio at 2x), not as fast as possible
+    info = probe(out)
+    assert info.n_frames == 75 and info.has_audio
+    assert len(stats.latency_ms) == 75 and np.percentile(stats.latency_ms, 50) > 0
+
+
+def test_engine_drops_frames_instead_of_growing_latency(avatar, speech, tmp_path):
+    from parla.edge.engine import StreamEngine
+    from parla.edge.sinks import FileSink
+    from parla.edge.sources import ArraySource
+    from parla.media.video import probe_video as probe
+
+    a = speech[: SAMPLE_RATE * 2]
+    out = tmp_path / "d.mp4"
+    eng = StreamEngine(ArraySource(a, 40, speed=1.0), avatar.new_motion(),
+                       SlowRenderer(avatar.new_renderer(), 0.08), FileSink(out, 25), fps=25, queue_frames=2)
+    stats = eng.run()
+    assert stats.dropped > 10
+    assert stats.frames + stats.dropped == 50
+    assert max(stats.latency_ms) < 600  # bounded by the queue, not by the stream's length
+    assert probe(out).n_frames == 50  # dropped slots hold the previous picture: A/V stay aligned
+
+
+def test_ctrl_c_leaves_no_partial_file(avatar, speech, tmp_path):
+    from parla.edge.engine import StreamEngine
+    from parla.edge.sinks import FileSink
+    from parla.edge.sources import ArraySource
+
+    out = tmp_path / "x.mp4"
+    sink = FileSink(out, 25)
+    real_write = sink.write
+
+    def write(frame, index):
+        if index == 10:
+            raise KeyboardInterrupt
+        real_write(frame, index)
+
+    sink.write = write
+    eng = StreamEngine(ArraySource(speech, 40, speed=0), avatar.new_motion(), avatar.new_renderer(), sink, fps=25,
+                       queue_frames=256)
+    with pytest.raises(KeyboardInterrupt):
+        eng.run()
+    assert eng.stats.interrupted
+    assert list(tmp_path.iterdir()) == []
+
+
+class FakePyAudio:
+    """PyAudio's API shape: PyAudio(), paInt16, open(...) -> stream.read(n, exception_on_overflow), stop_stream,
+    close, terminate, get_device_count, get_device_info_by_index. Plays a 48 kHz stereo tone."""
+
+    paInt16 = 8
+
+    class _Stream:
+        def __init__(self, rate, channels, frames):
+            self.rate, self.channels, self.frames, self.pos, self.closed = rate, channels, frames, 0, False
+
+        def read(self, n, exception_on_overflow=True):
+            t = (self.pos + np.arange(n)) / self.rate
+            self.pos += n
+            x = (0.3 * np.sin(2 * np.pi * 220 * t) * 32767).astype("<i2")
+            return np.repeat(x[:, None], self.channels, 1).tobytes()
+
+        def stop_stream(self):
+            pass
+
+        def close(self):
+            self.closed = True
+
+    class PyAudio:
+        opened: list = []
+        terminated = 0
+
+        def get_device_count(self):
+            return 2
+
+        def get_device_info_by_index(self, i):
+            return [{"name": "hdmi", "maxInputChannels": 0}, {"name": "usb mic", "maxInputChannels": 2}][i]
+
+        def open(self, format, channels, rate, input, input_device_index=None, frames_per_buffer=1024):
+            assert format == FakePyAudio.paInt16 and input
+            s = FakePyAudio._Stream(rate, channels, frames_per_buffer)
+            FakePyAudio.PyAudio.opened.append(s)
+            return s
+
+        def terminate(self):
+            FakePyAudio.PyAudio.terminated += 1
+
+
+def test_microphone_source_with_fake_pyaudio():
+    from parla.edge.sources import MicSource, list_input_devices
+    from parla.errors import ParlaError
+
+    assert list_input_devices(FakePyAudio) == [(1, "usb mic", 2)]
+    mic = MicSource(48_000, 40, device_index=1, channels=2, pyaudio_module=FakePyAudio)
+    chunks = []
+    for c in mic:
+        chunks.append(c.samples)
+        if len(chunks) == 25:
+            mic.stop()
+    mic.close()
+    x = np.concatenate(chunks)
+    assert abs(len(x) - SAMPLE_RATE) < 400  # 25 x 40 ms at 16 kHz (resampler delay aside)
+    assert 0.15 < np.abs(x[2000:]).max() < 0.35  # the tone's level survives the downmix (mean of channels)
+    assert FakePyAudio.PyAudio.opened[-1].closed
+    with pytest.raises(ParlaError, match="not an input"):
+        MicSource(48_000, 40, device_index=0, channels=1, pyaudio_module=FakePyAudio)
+
+
+def test_microphone_without_pyaudio_names_the_fix(monkeypatch):
+    import builtins
+
+    from parla.edge.sources import MicSource
+    from parla.errors import ParlaError
+
+    real = builtins.__import__
+
+    def no_pyaudio(name, *a, **k):
+        if name == "pyaudio":
+            raise ImportError(name)
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_pyaudio)
+    with pytest.raises(ParlaError, match=r"parla\[audio\]"):
+        MicSource()
+
+
+def test_stdin_source_pcm_then_idle_silence():
+    from parla.edge.sources import StdinSource
+
+    r, w = os.pipe()
+    src = StdinSource(16_000, 40, stream=open(r, "rb", buffering=0), idle_after_s=0.1)
+    tone = (0.5 * np.sin(np.arange(6400) / 5) * 32767).astype("<i2").tobytes()
+    os.write(w, tone)
+    got = []
+    for c in src:
+        got.append(c.samples)
+        if len(got) == 14:  # 10 chunks of the tone (6400 samples), then silence while nothing comes
+            os.close(w)
+            break
+    loud = [np.abs(g).max() for g in got]
+    assert max(loud[:9]) > 0.3 and max(loud[11:]) == 0.0
+
+
+def test_web_sink_frames_reach_a_headless_browser(tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if not chromium:
+        pytest.skip("no Chromium (apt install chromium)")
+    from parla.edge.sinks import WebSink, wait_until
+
+    sink = WebSink("127.0.0.1", 0)
+    stop = threading.Event()
+
+    def feed():
+        i = 0
+        while not stop.is_set():
+            frame = np.full((96, 128, 3), (i * 20) % 255, np.uint8)
+            sink.write(frame, i)
+            i += 1
+            time.sleep(0.04)
+
+    threading.Thread(target=feed, daemon=True).start()
+    browser = subprocess.Popen([chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                                f"--user-data-dir={tmp_path / 'profile'}", sink.url],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_until(lambda: len(sink.seen) >= 10, timeout=60), "the page displayed no frames"
+    finally:
+        browser.kill()
+        browser.wait()
+        stop.set()
+        sink.close()
+    seen = list(sink.seen)
+    assert seen == sorted(seen) and len(set(seen)) >= 10  # new frames, in order, decoded by the browser
+
+
+def test_camera_waits_for_a_face(face_path):
+    from parla.edge.camera import capture_portrait
+    from parla.edge.config import CameraConfig
+    from parla.errors import NoFaceFoundError
+    from parla.media.image import load_image
+
+    photo = load_image(face_path)
+
+    class FakeCamera:
+        def __init__(self, frames):
+            self.frames, self.closed = list(frames), False
+
+        def grab(self):
+            f = self.frames.pop(0) if self.frames else np.zeros_like(photo)
+            return f, f  # (full, lores): the same picture here
+
+        def close(self):
+            self.closed = True
+
+    cam = FakeCamera([np.zeros_like(photo), np.zeros_like(photo), photo])
+    got = capture_portrait(CameraConfig(timeout_s=10), camera=cam)
+    assert got is photo and cam.closed
+    cam = FakeCamera([])
+    with pytest.raises(NoFaceFoundError, match="no usable face within 0.5 s"):
+        capture_portrait(CameraConfig(timeout_s=0.5), camera=cam)
+    assert cam.closed
+
+
+def test_unavailable_devices_and_precisions_give_documented_errors():
+    from parla.edge.backends.torch_backend import TorchBackend
+    from parla.edge.config import load_config
+    from parla.edge.runtime import model_folder, open_models
+    from parla.errors import ModelNotFoundError, ParlaError
+
+    cfg = load_config("x86-cpu", {"precision": "fp32"})
+    with pytest.raises(ModelNotFoundError, match="parla export default --format openvino --precision fp32"):
+        open_models(cfg)
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        with pytest.raises(ParlaError, match="no CUDA GPU"):
+            TorchBackend(model_folder(cfg), "cuda")
+
+
+def test_bench_report_keys_and_merge(tmp_path):
+    from parla.cli import main
+
+    out = tmp_path / "b"
+    assert main(["bench", "--backends", "onnxruntime", "--seconds", "2", "--frames", "20", "-o", str(out), "-q"]) == 0
+    rep = json.loads((out / "bench.json").read_text())
+    r = rep["results"][0]
+    for k in ("backend", "precision", "device", "fps", "latency_ms", "stages", "audio_to_frame_ms", "peak_rss_mb",
+              "model_mb", "psnr_vs_fp32"):
+        assert k in r
+    assert set(r["latency_ms"]) == {"p50", "p95", "p99"}
+    assert {"warp", "refiner", "paste_back", "motion", "audio_features"} <= set(r["stages"])
+    assert r["fps"] > 0 and r["model_mb"] > 0 and r["psnr_vs_fp32"] > 35
+    assert rep["estimates"] and all(e["estimate"] for e in rep["estimates"])
+    assert "Estimates, not measurements" in (out / "bench.md").read_text()
+    assert main(["bench", "--merge", str(out / "bench.json"), str(out / "bench.json"), "-o", str(tmp_path / "m")]) == 0
+    md = (tmp_path / "m" / "bench.md").read_text()
+    assert md.count("| onnxruntime | int8 |") == 2
