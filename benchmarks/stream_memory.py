@@ -1,0 +1,83 @@
+"""Issue 5: does a long stream keep flat memory? Streams N minutes of speech (the demo clip with pauses, looped)
+through the real-time engine into an mp4, `--speed` times faster than real time, sampling RSS every 5 s.
+
+    python benchmarks/stream_memory.py --minutes 30 --speed 3 --out benchmarks/stream_memory
+
+Writes stream_memory.json (RSS series, drift, frames, drops) and stream_memory.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(k, "1")
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--minutes", type=float, default=30.0)
+    ap.add_argument("--speed", type=float, default=3.0)
+    ap.add_argument("--config", default="x86-cpu")
+    ap.add_argument("--out", default="benchmarks/stream_memory")
+    args = ap.parse_args()
+
+    from parla.audio import load_audio
+    from parla.edge.avatar import Avatar
+    from parla.edge.sinks import FileSink
+    from parla.edge.sources import ArraySource
+    from parla.export.parity import machine
+
+    demo = ROOT / "parla" / "assets" / "demo"
+    speech = load_audio(demo / "speech.wav")
+    unit = np.concatenate([speech, np.zeros(16_000 * 3, np.float32)])  # speech, then 3 s of nobody speaking
+    audio = np.tile(unit, int(np.ceil(args.minutes * 60 * 16_000 / len(unit))))[: int(args.minutes * 60 * 16_000)]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp, Avatar.from_image(demo / "portrait.jpg", args.config) as av:
+        t = time.time()
+        sink = FileSink(Path(tmp) / "long.mp4", av.config.video.fps, av.metadata)
+        stats = av.run(ArraySource(audio, av.config.audio.chunk_ms, speed=args.speed), sink)
+        mp4_mb = (Path(tmp) / "long.mp4").stat().st_size / 2**20
+        wall = time.time() - t
+    series = list(stats.rss_mb)
+    rss = np.array([r for _, r in series])
+    first_min = rss[: max(1, len(rss) // 10)]
+    report = {"machine": machine(), "config": args.config, "audio_minutes": args.minutes, "speed": args.speed,
+              "wall_s": round(wall, 1), "frames": stats.frames, "dropped": stats.dropped, "mp4_mb": round(mp4_mb, 1),
+              "rss_mb_first_tenth_median": float(np.median(first_min)), "rss_mb_last": float(rss[-1]),
+              "rss_mb_max": float(rss.max()),
+              "rss_drift_mb_last_minus_first_tenth": round(float(rss[-1] - np.median(first_min)), 1),
+              "summary": stats.summary(), "rss_series": series}
+    (out / "stream_memory.json").write_text(json.dumps(report, indent=2) + "\n")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(7, 3))
+        ax.plot([s for s, _ in series], rss)
+        ax.set_xlabel("wall seconds")
+        ax.set_ylabel("RSS (MB)")
+        ax.set_title(f"{args.minutes:g} min of audio at {args.speed:g}x, {args.config}")
+        fig.tight_layout()
+        fig.savefig(out / "stream_memory.png", dpi=100)
+    except ImportError:
+        pass
+    print(json.dumps({k: v for k, v in report.items() if k != "rss_series"}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
