@@ -342,3 +342,21 @@ def test_bench_report_keys_and_merge(tmp_path):
     assert main(["bench", "--merge", str(out / "bench.json"), str(out / "bench.json"), "-o", str(tmp_path / "m")]) == 0
     md = (tmp_path / "m" / "bench.md").read_text()
     assert md.count("| onnxruntime | int8 |") == 2
+
+
+def test_parla_stream_ctrl_c_exits_cleanly(tmp_path, face_path, speech_path):
+    """A real SIGINT to `parla stream … --sink file:…` mid-stream: exit 130, no mp4 and no temporary file."""
+    import signal
+    import sys
+
+    out = tmp_path / "live.mp4"
+    p = subprocess.Popen([sys.executable, "-m", "parla", "stream", str(face_path), "--audio", str(speech_path),
+                          "--backend", "onnxruntime", "--device", "cpu", "--sink", f"file:{out}"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(6)  # model load, face detection, then a few seconds of real-time streaming
+    assert p.poll() is None, p.communicate()
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=30)
+    assert p.returncode == 130, err
+    assert "interrupted" in err
+    assert list(tmp_path.iterdir()) == []

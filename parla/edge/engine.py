@@ -32,7 +32,7 @@ class StreamStats:
     dropped: int = 0  # frames whose job was dropped because rendering fell behind
     audio_s: float = 0.0  # seconds of audio consumed
     wall_s: float = 0.0
-    latency_ms: deque = field(default_factory=lambda: deque(maxlen=100_000))  # audio-to-frame, per frame
+    latency_ms: deque = field(default_factory=lambda: deque(maxlen=20_000))  # audio-to-frame, last 20k frames
     rss_mb: list = field(default_factory=list)  # (seconds, RSS MB), sampled every rss_every_s (bounded, below)
     stages: dict = field(default_factory=dict)
     interrupted: bool = False
