@@ -1,9 +1,12 @@
 """Issue 5, acceptance 1: `parla stream PORTRAIT --audio SPEECH --sink file:OUT.mp4` (real-time pace, INT8 student
 on the config's backend) against the offline `parla animate` (torch FP32 teacher) on the same clips, both measured
-by `parla eval gen`. The offline figures come from a quality_eval.py report of the same model and clips.
+by `parla eval gen`. The offline figures come from quality_eval.py reports of the same model and clips: the default
+teacher (`parla animate`) and the FP32 student (`parla animate --net student`, the same net the stream runs in INT8).
 
     python benchmarks/stream_vs_animate.py --portraits p01 p03 p07 p10 p13 p16 \
-        --animate-report benchmarks/quality_all/quality.json --out benchmarks/stream_vs_animate
+        --animate-report teacher=benchmarks/quality_teacher7250_18/quality.json \
+        student=benchmarks/quality_student/quality.json --out benchmarks/stream_vs_animate
+    # --reuse: keep the streamed measurements of an earlier run, recompute the comparison only
 """
 
 from __future__ import annotations
@@ -33,17 +36,46 @@ def main() -> int:
     ap.add_argument("--portraits", nargs="*", default=None)
     ap.add_argument("--speech", nargs="*", default=list(DEFAULT_SPEECH))
     ap.add_argument("--config", default="x86-cpu")
-    ap.add_argument("--animate-report", required=True)
+    ap.add_argument("--animate-report", nargs="+", required=True, metavar="NAME=QUALITY_JSON")
     ap.add_argument("--out", default="benchmarks/stream_vs_animate")
+    ap.add_argument("--reuse", action="store_true")
     args = ap.parse_args()
+    refs = dict(a.split("=", 1) if "=" in a else ("animate", a) for a in args.animate_report)
+    out = Path(args.out)
+    if args.reuse:
+        rows = json.loads((out / "stream_vs_animate.json").read_text())["clips"]
+    else:
+        rows = stream_all(args)
+    for name, path in refs.items():
+        offline = {c["file"]: c for c in json.loads(Path(path).read_text())["clips"]}
+        for r in rows:
+            r[name] = {k: offline.get(r["file"], {}).get(k) for k in KEYS}
+
+    def med(side, k):
+        v = [r[side][k] for r in rows if r[side][k] is not None]
+        return round(float(np.median(v)), 4) if v else None
+
+    sides = ["stream", *refs]
+    summary = {side: {k: med(side, k) for k in KEYS} for side in sides}
+    summary["abs_offset_max"] = {side: max(abs(r[side]["sync_offset_frames"] or 0) for r in rows) for side in sides}
+    summary["dropped_total"] = sum(r["dropped"] for r in rows)
+    summary["wall_over_audio"] = round(sum(r["wall_s"] for r in rows) / sum(r["audio_s"] for r in rows), 3)
+    from parla.export.parity import machine
+
+    report = {"machine": machine(), "config": args.config, "references": refs, "summary": summary, "clips": rows}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "stream_vs_animate.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def stream_all(args) -> list[dict]:
 
     from parla.edge.avatar import Avatar
     from parla.edge.sinks import FileSink
     from parla.edge.sources import FileSource
-    from parla.export.parity import machine
     from parla.metrics.report import evaluate_generated
 
-    offline = {c["file"]: c for c in json.loads(Path(args.animate_report).read_text())["clips"]}
     rows = []
     for s in pick(EVAL / "speech", args.speech):
         for p in pick(EVAL / "portraits", args.portraits):
@@ -55,29 +87,12 @@ def main() -> int:
                                                                                  av.metadata))
                 wall = time.time() - t
                 clip = evaluate_generated(video, portrait=p, audio=s)["clips"][0]
-            row = {"file": name, "stream": {k: clip.get(k) for k in KEYS},
-                   "animate": {k: offline.get(name, {}).get(k) for k in KEYS},
-                   "wall_s": round(wall, 2), "audio_s": round(stats.audio_s, 2), "frames": stats.frames,
-                   "dropped": stats.dropped, "audio_to_frame_ms": stats.summary()["audio_to_frame_ms"]}
+            row = {"file": name, "stream": {k: clip.get(k) for k in KEYS}, "wall_s": round(wall, 2),
+                   "audio_s": round(stats.audio_s, 2), "frames": stats.frames, "dropped": stats.dropped,
+                   "audio_to_frame_ms": stats.summary()["audio_to_frame_ms"]}
             rows.append(row)
             print(json.dumps(row), flush=True)
-
-    def med(side, k):
-        v = [r[side][k] for r in rows if r[side][k] is not None]
-        return round(float(np.median(v)), 4) if v else None
-
-    summary = {side: {k: med(side, k) for k in KEYS} for side in ("stream", "animate")}
-    summary["abs_offset_max"] = {side: max(abs(r[side]["sync_offset_frames"] or 0) for r in rows)
-                                 for side in ("stream", "animate")}
-    summary["dropped_total"] = sum(r["dropped"] for r in rows)
-    summary["wall_over_audio"] = round(sum(r["wall_s"] for r in rows) / sum(r["audio_s"] for r in rows), 3)
-    report = {"machine": machine(), "config": args.config, "animate_report": args.animate_report,
-              "summary": summary, "clips": rows}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "stream_vs_animate.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(summary, indent=2))
-    return 0
+    return rows
 
 
 if __name__ == "__main__":

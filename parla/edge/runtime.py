@@ -37,10 +37,21 @@ def open_models(cfg: RuntimeConfig, *, net: str = "student"):
 
     folder = model_folder(cfg)
     if cfg.backend == "torch":
-        from parla.edge.backends.torch_backend import TorchBackend
+        import logging
 
-        return (TorchBackend(folder, cfg.device, cfg.threads, kind="refiner", net=net, precision=cfg.precision),
-                TorchBackend(folder, cfg.device, cfg.threads, kind="motion", precision="fp32"))
+        from parla.edge.backends.torch_backend import TorchBackend
+        from parla.errors import ParlaError
+
+        device = cfg.device
+        try:
+            refiner = TorchBackend(folder, device, cfg.threads, kind="refiner", net=net, precision=cfg.precision)
+        except ParlaError as e:
+            if not cfg.fallback_to_cpu or device == "cpu" or isinstance(e, ModelNotFoundError):
+                raise
+            logging.getLogger("parla").warning("%s; falling back to torch cpu (fallback_to_cpu: true)", e)
+            device = "cpu"
+            refiner = TorchBackend(folder, device, cfg.threads, kind="refiner", net=net, precision=cfg.precision)
+        return refiner, TorchBackend(folder, device, cfg.threads, kind="motion", precision="fp32")
     from parla.export.formats import model_filename
 
     fmt = BACKEND_FORMAT[cfg.backend]
