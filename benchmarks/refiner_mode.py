@@ -36,7 +36,7 @@ def score(run: Path, pairs) -> dict:
 
     from parla.edge.compose import compose
     from parla.export.api import load_checkpoint
-    from parla.export.parity import psnr, ssim, torch_reference
+    from parla.export.parity import latency_ms, psnr, ssim, torch_reference
 
     ck = load_checkpoint(run)
     x = pairs[ck.cfg.res]
@@ -44,7 +44,9 @@ def score(run: Path, pairs) -> dict:
     outs = [compose(w, xx, yy, ck.cfg.mode) for w, xx, yy in zip(x.warped, x.x, y, strict=True)]
     from parla.models.macs import count_macs
 
-    return {"macs": count_macs(ck.module, torch.from_numpy(x.x[:1])),
+    with torch.no_grad():
+        ms = latency_ms(lambda a: ck.module(torch.from_numpy(a)), x.x[:1])
+    return {"macs": count_macs(ck.module, torch.from_numpy(x.x[:1])), "torch_cpu_ms": round(ms, 2),
             "psnr": float(np.mean([psnr(o, t) for o, t in zip(outs, x.target, strict=True)])),
             "ssim": float(np.mean([ssim(o, t) for o, t in zip(outs, x.target, strict=True)])),
             "sharpness_ratio": float(np.median([sharpness(o) / max(sharpness(t), 1e-6)
