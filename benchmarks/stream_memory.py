@@ -29,12 +29,14 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=30.0)
     ap.add_argument("--speed", type=float, default=3.0)
     ap.add_argument("--config", default="x86-cpu")
+    ap.add_argument("--sink", choices=["file", "raw"], default="file",
+                    help="file: an mp4 (its muxer holds a growing sample index); raw: frames to a callback")
     ap.add_argument("--out", default="benchmarks/stream_memory")
     args = ap.parse_args()
 
     from parla.audio import load_audio
     from parla.edge.avatar import Avatar
-    from parla.edge.sinks import FileSink
+    from parla.edge.sinks import FileSink, RawSink
     from parla.edge.sources import ArraySource
     from parla.export.parity import machine
 
@@ -46,14 +48,16 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp, Avatar.from_image(demo / "portrait.jpg", args.config) as av:
         t = time.time()
-        sink = FileSink(Path(tmp) / "long.mp4", av.config.video.fps, av.metadata)
+        sink = FileSink(Path(tmp) / "long.mp4", av.config.video.fps, av.metadata) if args.sink == "file" else \
+            RawSink(callback=lambda frame, index: None)
         stats = av.run(ArraySource(audio, av.config.audio.chunk_ms, speed=args.speed), sink)
-        mp4_mb = (Path(tmp) / "long.mp4").stat().st_size / 2**20
+        mp4_mb = (Path(tmp) / "long.mp4").stat().st_size / 2**20 if args.sink == "file" else 0.0
         wall = time.time() - t
     series = list(stats.rss_mb)
     rss = np.array([r for _, r in series])
     first_min = rss[: max(1, len(rss) // 10)]
-    report = {"machine": machine(), "config": args.config, "audio_minutes": args.minutes, "speed": args.speed,
+    report = {"machine": machine(), "config": args.config, "sink": args.sink, "audio_minutes": args.minutes,
+              "speed": args.speed,
               "wall_s": round(wall, 1), "frames": stats.frames, "dropped": stats.dropped, "mp4_mb": round(mp4_mb, 1),
               "rss_mb_first_tenth_median": float(np.median(first_min)), "rss_mb_last": float(rss[-1]),
               "rss_mb_max": float(rss.max()),

@@ -365,3 +365,13 @@ def test_parla_stream_ctrl_c_exits_cleanly(tmp_path, face_path, speech_path):
     assert p.returncode == 130, err
     assert "interrupted" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_paster_matches_paste_back(avatar):
+    from parla.edge.runtime import Paster
+    from parla.face.align import paste_back
+
+    crop = np.random.default_rng(1).integers(0, 255, avatar.face.crop.shape, dtype=np.uint8)
+    want = paste_back(avatar.face.image, crop, avatar.face.alignment)
+    got = Paster(avatar.face)(crop)
+    assert got.shape == want.shape and np.abs(got.astype(int) - want).max() <= 1

@@ -103,6 +103,45 @@ class Face:
     source_lr: np.ndarray
 
 
+class Paster:
+    """``parla.face.align.paste_back`` for one portrait, many frames: the footprint, the inverse transform and the
+    feathered alpha are computed once; per frame the crop is warped into the footprint and blended in one OpenCV
+    pass (a 1186x1080 portrait whose face fills the frame: 31 ms per frame with paste_back on 2 cores)."""
+
+    def __init__(self, face: Face) -> None:
+        from parla.face.align import feather_mask
+
+        self.cv2 = cv2 = require("cv2", "core")
+        h, w = face.image.shape[:2]
+        s = face.alignment.size
+        corners = face.alignment.to_image(np.array([[0, 0], [0, s], [s, s], [s, 0]], np.float64))
+        x0, y0 = np.floor(corners.min(0)).astype(int)
+        x1, y1 = np.ceil(corners.max(0)).astype(int)
+        self.box = (max(x0, 0), max(y0, 0), min(x1, w), min(y1, h))
+        x0, y0, x1, y1 = self.box
+        self.image = face.image
+        self.empty = x1 <= x0 or y1 <= y0
+        if self.empty:
+            return
+        self.inv = face.alignment.inverse.copy()
+        self.inv[:, 2] -= (x0, y0)
+        self.size = (x1 - x0, y1 - y0)
+        self.alpha = cv2.warpAffine(feather_mask(s), self.inv, self.size, flags=cv2.INTER_LINEAR,
+                                    borderMode=cv2.BORDER_CONSTANT)
+        self.beta = (1.0 - self.alpha).astype(np.float32)
+        self.bg = np.ascontiguousarray(face.image[y0:y1, x0:x1])
+
+    def __call__(self, crop: np.ndarray) -> np.ndarray:
+        out = self.image.copy()
+        if self.empty:
+            return out
+        x0, y0, x1, y1 = self.box
+        cv2 = self.cv2
+        patch = cv2.warpAffine(crop, self.inv, self.size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        out[y0:y1, x0:x1] = cv2.blendLinear(patch, self.bg, self.alpha, self.beta)  # one pass, rounded
+        return out
+
+
 class FrameRenderer:
     """One frame's motion -> the finished frame at the photo's resolution."""
 
@@ -112,10 +151,10 @@ class FrameRenderer:
         self.stages = list(stages)
         self.timer = timer or StageTimer()
         self.cv2 = require("cv2", "core")
+        self.paste = Paster(face)
 
     def render(self, fm, index: int) -> np.ndarray:
         from parla.edge.compose import compose, to_input
-        from parla.face.align import paste_back
         from parla.face.warp import condition_maps, warp
 
         f, cv2, t0 = self.face, self.cv2, time.perf_counter()
@@ -126,7 +165,7 @@ class FrameRenderer:
         t1 = time.perf_counter()
         y = self.refiner.run(x)
         t2 = time.perf_counter()
-        frame = paste_back(f.image, compose(w, x[0], y[0], self.mode), f.alignment)
+        frame = self.paste(compose(w, x[0], y[0], self.mode))
         for stage in self.stages:
             frame = stage(frame, index)
         t3 = time.perf_counter()
