@@ -357,7 +357,9 @@ def test_parla_stream_ctrl_c_exits_cleanly(tmp_path, face_path, speech_path):
     out = tmp_path / "live.mp4"
     p = subprocess.Popen([sys.executable, "-m", "parla", "stream", str(face_path), "--audio", str(speech_path),
                           "--backend", "onnxruntime", "--device", "cpu", "--sink", f"file:{out}"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         # a shell's background job ignores SIGINT, and a child would inherit that
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(6)  # model load, face detection, then a few seconds of real-time streaming
     assert p.poll() is None, p.communicate()
     p.send_signal(signal.SIGINT)
