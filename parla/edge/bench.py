@@ -97,7 +97,7 @@ def bench_one(backend: str, device: str, precision: str, *, portrait: str, audio
         # 2. real time through the threaded engine
         stats = av.run(ArraySource(long, cfg.audio.chunk_ms, speed=1.0), RawSink(callback=lambda f, i: None))
         psnr = _psnr_vs_fp32(av, speech[: 16_000 * 4]) if backend != "torch" or precision != "fp32" else None
-        files = [Path(m.path) for m in av._models]
+        files = list(dict.fromkeys([Path(av.refiner.path), Path(av.motion_backend.path)]))  # torch: one folder
     model_mb = sum(_size(p) for p in files) / 2**20
     s = stats.summary()
     q = {f"p{p}": round(float(np.percentile(frame_ms, p)), 2) for p in (50, 95, 99)}
@@ -115,9 +115,7 @@ def _avatar(portrait: str, cfg, models):
     from parla.media.image import load_image
 
     face = face_from_image(load_image(portrait), int(models[0].input_shape[-1]), name=portrait)
-    av = Avatar(face, cfg, models=models, watermark=True)
-    av._models = models
-    return av
+    return Avatar(face, cfg, models=models, watermark=True)
 
 
 def _size(p: Path) -> int:
