@@ -47,10 +47,13 @@ class HeadModel:
         noise = rng.standard_normal((n, 6)) * sig
         for t in range(n):
             out[t + 2] = self.a1 * out[t + 1] + self.a2 * out[t] + noise[t]
-        # Dynamics from the fit, amplitude from a typical clip (landmark-pose outliers inflate the fitted noise).
-        gain = self.target_std / self.stationary_std()
-        bound = np.minimum(self.limit, SAFE_LIMIT)
+        gain, bound = self.gain_bound()
         return np.clip(out[2:] * gain, -bound, bound) * scale
+
+    def gain_bound(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-axis output gain and hard bound. Dynamics come from the fit, amplitude from a typical clip
+        (landmark-pose outliers inflate the fitted noise)."""
+        return self.target_std / self.stationary_std(), np.minimum(self.limit, SAFE_LIMIT)
 
     def to_dict(self) -> dict:
         keys = ("a1", "a2", "sigma_voiced", "sigma_silent", "limit", "target_std")
@@ -70,8 +73,7 @@ class BlinkModel:
     def sample(self, n_frames: int, fps: float, rng: np.random.Generator) -> np.ndarray:
         """(T,) eye closure in [0, 1]."""
         out = np.zeros(n_frames)
-        prof = np.interp(np.arange(0, len(self.profile) * 25 / fps) * fps / 25, np.arange(len(self.profile)),
-                         self.profile)
+        prof = self.profile_at(fps)
         scale = max(self.mean_interval_s - MIN_BLINK_INTERVAL_S, 0.1) / self.shape
         t = rng.uniform(0.3, 1.5)  # the first blink comes early, so short clips blink too
         while t * fps < n_frames:
@@ -80,6 +82,11 @@ class BlinkModel:
             out[i: i + len(seg)] = np.maximum(out[i: i + len(seg)], seg)
             t += MIN_BLINK_INTERVAL_S + rng.gamma(self.shape, scale)
         return out
+
+    def profile_at(self, fps: float) -> np.ndarray:
+        """The eye-closure profile of one blink (defined at 25 fps) resampled to ``fps``."""
+        return np.interp(np.arange(0, len(self.profile) * 25 / fps) * fps / 25, np.arange(len(self.profile)),
+                         self.profile)
 
     def to_dict(self) -> dict:
         return {"shape": self.shape, "mean_interval_s": self.mean_interval_s, "profile": list(self.profile)}

@@ -87,10 +87,8 @@ class Avatar:
             for fm in motion.push(np.asarray(chunk, np.float32)):
                 yield renderer.render(fm, fm.index)
         if flush:
-            n = int(round(n_samples / SAMPLE_RATE * self.config.video.fps))
-            for fm in motion.push(np.zeros(motion.latency_samples + SAMPLE_RATE // 10, np.float32)):
-                if fm.index < n:
-                    yield renderer.render(fm, fm.index)
+            for fm in motion.flush(n_samples):
+                yield renderer.render(fm, fm.index)
 
     def render(self, audio: str | os.PathLike | np.ndarray, out: str | os.PathLike, *, show: bool = False) -> Path:
         """A whole audio file (or 16 kHz array) to an mp4 with the audio muxed, as fast as the device goes."""

@@ -188,10 +188,10 @@ def run_bench(runs, *, out: Path, portrait: str, audio: str, seconds: float, fps
             else:
                 results.append(json.loads(line[-1]))
             bar.update(1)
+    macs = refiner_macs()
     report = {"machine": machine(), "settings": {"portrait": portrait, "audio": audio, "stream_seconds": seconds,
                                                  "fps": fps, "unpaced_frames": frames, "threads": threads},
-              "results": results, "skipped": skipped, "estimates": estimates(refiner_macs()),
-              "refiner_macs": refiner_macs()}
+              "results": results, "skipped": skipped, "estimates": estimates(macs), "refiner_macs": macs}
     write_reports(report, out)
     return report
 

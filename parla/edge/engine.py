@@ -97,11 +97,9 @@ class StreamEngine:
                     self._queue((fm, self._arrival_of(fm.index)))
                 if self.max_seconds and self._samples >= self.max_seconds * SAMPLE_RATE:
                     break
-            if not self.source.stopped:  # end of input: the last frames' look-ahead is the silence after it
-                n = int(round(self._samples / SAMPLE_RATE * self.fps))
-                for fm in self.motion.push(np.zeros(self.motion.latency_samples + SAMPLE_RATE // 10, np.float32)):
-                    if fm.index < n:
-                        self._queue((fm, self._arrival_of(fm.index)))
+            if not self.source.stopped:  # end of input: the last frames
+                for fm in self.motion.flush(self._samples):
+                    self._queue((fm, self._arrival_of(fm.index)))
         except BaseException as e:  # surfaced in the render thread
             self.error = e
         finally:
@@ -109,12 +107,15 @@ class StreamEngine:
             self._queue(_END)
 
     def _arrival_of(self, index: int) -> float:
-        """Wall time at which the audio at this frame's instant arrived."""
+        """Wall time at which the audio at this frame's instant arrived (the chunk that held it). Scanned from
+        the newest chunk: a frame is emitted ~100 ms after its audio, a few chunks back."""
         need = (index / self.fps) * SAMPLE_RATE
-        for end, t in self.arrivals:
-            if end >= need:
-                return t
-        return self.arrivals[-1][1]
+        t = self.arrivals[-1][1]
+        for end, arrival in reversed(self.arrivals):
+            if end < need:
+                break
+            t = arrival
+        return t
 
     def _queue(self, job) -> None:
         while True:

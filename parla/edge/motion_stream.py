@@ -23,9 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
+from parla.audio.io import SAMPLE_RATE
 from parla.audio.mel import FRAMES_PER_SECOND, HOP, StreamingLogMel
 from parla.face.expression import ExpressionBasis
-from parla.motion import MIN_BLINK_INTERVAL_S, SAFE_LIMIT, BlinkModel, HeadModel
+from parla.metrics.av import speech_band
+from parla.motion import MIN_BLINK_INTERVAL_S, BlinkModel, HeadModel
 
 MOTION_WINDOW = 64  # mel frames per call of the exported motion net (parla.export.exporter.MOTION_WINDOW)
 LEVEL_WINDOW_S = 10.0  # seconds of speech level behind the voiced/silent thresholds
@@ -94,11 +96,11 @@ class StreamingMotion:
         self.voiced_hist = deque(maxlen=5)  # 200 ms at 25 fps, as offline
         self.close = 1.0  # start with the lips at rest
         self.head_state = np.zeros((2, 6))
-        self.gain, self.bound = _head_gain_bound(settings.head)
-        self.blink_prof = _blink_profile(settings.blink, fps)
+        self.gain, self.bound = settings.head.gain_bound()
+        self.blink_prof = settings.blink.profile_at(fps)
         self.next_blink_t = self.rng.uniform(0.3, 1.5)
         self.blink_at: int | None = None
-        self._band = _speech_band()
+        self._band = speech_band()
         silent_db = 10 * math.log10(float(self._band.sum()) * 1e-5 + 1e-10)  # the window starts as digital silence
         self.energy.extend([silent_db] * MOTION_WINDOW)
         self.timer = None  # a StageTimer, set by the engine
@@ -121,6 +123,13 @@ class StreamingMotion:
             self._add_mel(mel[i: i + step])
             out += self._frames()
         return out
+
+    def flush(self, n_samples: int) -> list[FrameMotion]:
+        """End of input after ``n_samples`` samples in all: the remaining frames up to the audio's length, their
+        look-ahead being the silence after it (as the offline path pads the end)."""
+        n = int(round(n_samples / SAMPLE_RATE * self.fps))
+        tail = self.push(np.zeros(self.latency_samples + SAMPLE_RATE // 10, np.float32))
+        return [fm for fm in tail if fm.index < n]
 
     def _add_mel(self, mel: np.ndarray) -> None:
         norm = ((mel - self.s.mel_mean) / self.s.mel_std).T.astype(np.float32)
@@ -202,19 +211,3 @@ class StreamingMotion:
             self.blink_at = None
             return 0.0
         return float(self.blink_prof[i])
-
-
-def _head_gain_bound(h: HeadModel) -> tuple[np.ndarray, np.ndarray]:
-    return h.target_std / h.stationary_std(), np.minimum(h.limit, SAFE_LIMIT)
-
-
-def _blink_profile(b: BlinkModel, fps: float) -> np.ndarray:
-    return np.interp(np.arange(0, len(b.profile) * 25 / fps) * fps / 25, np.arange(len(b.profile)), b.profile)
-
-
-def _speech_band() -> np.ndarray:
-    from parla.audio.mel import F_MAX, F_MIN, N_MELS, _hz_to_mel, _mel_to_hz
-    from parla.metrics.av import SPEECH_BAND
-
-    centres = _mel_to_hz(np.linspace(_hz_to_mel(F_MIN), _hz_to_mel(F_MAX), N_MELS + 2))[1:-1]
-    return (centres >= SPEECH_BAND[0]) & (centres <= SPEECH_BAND[1])

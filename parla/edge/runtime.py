@@ -109,24 +109,17 @@ class Paster:
     pass (a 1186x1080 portrait whose face fills the frame: 31 ms per frame with paste_back on 2 cores)."""
 
     def __init__(self, face: Face) -> None:
-        from parla.face.align import feather_mask
+        from parla.face.align import feather_mask, footprint
 
         self.cv2 = cv2 = require("cv2", "core")
-        h, w = face.image.shape[:2]
-        s = face.alignment.size
-        corners = face.alignment.to_image(np.array([[0, 0], [0, s], [s, s], [s, 0]], np.float64))
-        x0, y0 = np.floor(corners.min(0)).astype(int)
-        x1, y1 = np.ceil(corners.max(0)).astype(int)
-        self.box = (max(x0, 0), max(y0, 0), min(x1, w), min(y1, h))
-        x0, y0, x1, y1 = self.box
         self.image = face.image
-        self.empty = x1 <= x0 or y1 <= y0
+        fp = footprint(face.image.shape, face.alignment)
+        self.empty = fp is None
         if self.empty:
             return
-        self.inv = face.alignment.inverse.copy()
-        self.inv[:, 2] -= (x0, y0)
-        self.size = (x1 - x0, y1 - y0)
-        self.alpha = cv2.warpAffine(feather_mask(s), self.inv, self.size, flags=cv2.INTER_LINEAR,
+        self.box, self.inv, self.size = fp
+        x0, y0, x1, y1 = self.box
+        self.alpha = cv2.warpAffine(feather_mask(face.alignment.size), self.inv, self.size, flags=cv2.INTER_LINEAR,
                                     borderMode=cv2.BORDER_CONSTANT)
         self.beta = (1.0 - self.alpha).astype(np.float32)
         self.bg = np.ascontiguousarray(face.image[y0:y1, x0:x1])

@@ -91,22 +91,32 @@ def feather_mask(size: int = CROP_SIZE, feather: float = FEATHER) -> np.ndarray:
     return np.minimum(ramp[:, None], ramp[None, :])
 
 
-def paste_back(image: np.ndarray, crop: np.ndarray, alignment: Alignment, *,
-               mask: np.ndarray | None = None) -> np.ndarray:
-    """Blend ``crop`` back into a copy of ``image`` at native resolution; only the crop's footprint is touched."""
-    cv2 = require("cv2", "core")
-    h, w = image.shape[:2]
+def footprint(image_shape: tuple[int, ...], alignment: Alignment):
+    """Where the crop lands in the photo: ((x0, y0, x1, y1) box, the crop->box affine, (width, height)), or None
+    when the crop falls outside the photo."""
+    h, w = image_shape[:2]
     s = alignment.size
     corners = alignment.to_image(np.array([[0, 0], [0, s], [s, s], [s, 0]], np.float64))
     x0, y0 = np.floor(corners.min(0)).astype(int)
     x1, y1 = np.ceil(corners.max(0)).astype(int)
     x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
-    out = image.copy()
     if x1 <= x0 or y1 <= y0:
-        return out
+        return None
     inv = alignment.inverse.copy()
     inv[:, 2] -= (x0, y0)
-    size = (x1 - x0, y1 - y0)
+    return (x0, y0, x1, y1), inv, (x1 - x0, y1 - y0)
+
+
+def paste_back(image: np.ndarray, crop: np.ndarray, alignment: Alignment, *,
+               mask: np.ndarray | None = None) -> np.ndarray:
+    """Blend ``crop`` back into a copy of ``image`` at native resolution; only the crop's footprint is touched."""
+    cv2 = require("cv2", "core")
+    out = image.copy()
+    fp = footprint(image.shape, alignment)
+    if fp is None:
+        return out
+    (x0, y0, x1, y1), inv, size = fp
+    s = alignment.size
     patch = cv2.warpAffine(crop, inv, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     m = feather_mask(s) if mask is None else mask.astype(np.float32)
     alpha = cv2.warpAffine(m, inv, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)[..., None]

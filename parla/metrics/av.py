@@ -25,11 +25,15 @@ def speech_envelope(audio: np.ndarray, fps: float, n_frames: int) -> np.ndarray:
     return envelope_from_mel(log_mel(audio), fps, n_frames)
 
 
+def speech_band() -> np.ndarray:
+    """(N_MELS,) bool: the mel bins inside SPEECH_BAND."""
+    centres = _mel_to_hz(np.linspace(_hz_to_mel(F_MIN), _hz_to_mel(F_MAX), N_MELS + 2))[1:-1]
+    return (centres >= SPEECH_BAND[0]) & (centres <= SPEECH_BAND[1])
+
+
 def envelope_from_mel(mel: np.ndarray, fps: float, n_frames: int) -> np.ndarray:
     """``speech_envelope`` from an already computed log-mel (100 frames per second)."""
-    centres = _mel_to_hz(np.linspace(_hz_to_mel(F_MIN), _hz_to_mel(F_MAX), N_MELS + 2))[1:-1]
-    band = (centres >= SPEECH_BAND[0]) & (centres <= SPEECH_BAND[1])
-    energy = 10 * np.log10(np.exp(mel[:, band]).sum(1) + 1e-10)
+    energy = 10 * np.log10(np.exp(mel[:, speech_band()]).sum(1) + 1e-10)
     # Average the 100 fps feature frames that fall within each video frame.
     t = np.arange(len(energy)) / FRAMES_PER_SECOND
     idx = np.clip(np.round(t * fps).astype(int), 0, None)

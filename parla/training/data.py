@@ -123,7 +123,7 @@ def batches(data_dir: str | Path, res: int, n: int, *, seed: int, workers: int =
         yield {k: v.numpy() for k, v in b.items()}
 
 
-_IMAGES = ("source", "warped", "target", "source_lr", "warped_lr")
+IMAGE_KEYS = ("source", "warped", "target", "source_lr", "warped_lr")
 
 
 def to_float(t):
@@ -152,7 +152,7 @@ def make_batch(pairs: list[tuple[np.ndarray, np.ndarray | None, np.ndarray, np.n
         out["warped_lr"].append(cv2.resize(w, size, interpolation=cv2.INTER_AREA))
         out["cond"].append(condition_maps(lt, res, src.shape[0]))
         out["target_lm"].append(lt.astype(np.float32))
-    images = [k for k in ("source", "warped", "target", "source_lr", "warped_lr") if out[k]]
+    images = [k for k in IMAGE_KEYS if out[k]]
     batch = {k: to_tensor_layout(np.stack(out[k])) for k in images}
     batch["cond"] = np.stack(out["cond"]).astype(np.float32)
     batch["target_lm"] = np.stack(out["target_lm"])

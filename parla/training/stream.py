@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from parla.training.data import _IMAGES, PairSampler, load_clips
+from parla.training.data import IMAGE_KEYS, PairSampler, load_clips
 
 
 class PairStream(torch.utils.data.IterableDataset):
@@ -23,5 +23,5 @@ class PairStream(torch.utils.data.IterableDataset):
         info = torch.utils.data.get_worker_info()
         sampler = PairSampler(load_clips(self.data_dir), self.res, seed=self.seed * 1009 + (info.id if info else 0))
         while True:
-            yield {k: (np.rint((v + 1.0) * 127.5).astype(np.uint8) if k in _IMAGES else v)
+            yield {k: (np.rint((v + 1.0) * 127.5).astype(np.uint8) if k in IMAGE_KEYS else v)
                    for k, v in sampler.batch(self.n).items()}
