@@ -73,21 +73,15 @@ class ModelBundle:
         """Per-frame motion for 16 kHz audio: deterministic lips and jaw, seeded head motion and blinks."""
         import torch
 
-        from parla.audio.mel import FRAMES_PER_SECOND, log_mel
-        from parla.metrics.av import envelope_from_mel, voiced_silent_masks
+        from parla.audio.mel import log_mel
 
         mel = log_mel(audio)
         x = torch.from_numpy(((mel - self.mel_norm[0]) / self.mel_norm[1]).T[None].astype(np.float32))
         with torch.no_grad():
             z = self.motion_net(x.to(self.device))[0].cpu().numpy().T  # (M, K) standardised
-        t = np.arange(n_frames) / fps * FRAMES_PER_SECOND
-        z = np.stack([np.interp(t, np.arange(len(z)), z[:, k]) for k in range(z.shape[1])], 1)
-        coeffs = z * self.articulation * self.basis.stds
+        coeffs, close, voiced = lip_motion(z, mel, fps, n_frames, self.articulation * self.basis.stds,
+                                           self.silence_hold_s)
         rng = np.random.default_rng(seed)
-        voiced, silent = voiced_silent_masks(envelope_from_mel(mel, fps, n_frames))
-        close = _closure(silent, ramp=3)
-        if self.silence_hold_s > 0:
-            coeffs = coeffs + close[:, None] * (_running_mean(coeffs, int(self.silence_hold_s * fps)) - coeffs)
         if emotion is not None:
             coeffs = coeffs + emotion[None]
         soft = np.ones(5) / 5  # on/off of speech over 200 ms, not per frame
@@ -112,6 +106,23 @@ class ModelBundle:
         return ((out.cpu().numpy().transpose(0, 2, 3, 1) + 1) * 127.5 + 0.5).clip(0, 255).astype(np.uint8)
 
 
+def lip_motion(z: np.ndarray, mel: np.ndarray, fps: float, n_frames: int, scale: np.ndarray | float,
+               silence_hold_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The network's standardised lip/jaw output at the mel rate -> per-frame coefficients (times ``scale``),
+    with the lips held closed in pauses. Returns (coeffs (T, K), mouth closure (T,), voiced mask (T,))."""
+    from parla.audio.mel import FRAMES_PER_SECOND
+    from parla.metrics.av import envelope_from_mel, voiced_silent_masks
+
+    t = np.arange(n_frames) / fps * FRAMES_PER_SECOND
+    z = np.stack([np.interp(t, np.arange(len(z)), z[:, k]) for k in range(z.shape[1])], 1)
+    coeffs = z * scale
+    voiced, silent = voiced_silent_masks(envelope_from_mel(mel, fps, n_frames))
+    close = _closure(silent, ramp=3)
+    if silence_hold_s > 0:
+        coeffs = coeffs + close[:, None] * (_running_mean(coeffs, int(silence_hold_s * fps)) - coeffs)
+    return coeffs, close, voiced
+
+
 def _closure(silent: np.ndarray, ramp: int) -> np.ndarray:
     """1 on silent frames, falling linearly to 0 over ``ramp`` frames on either side of them.
 
@@ -123,7 +134,8 @@ def _closure(silent: np.ndarray, ramp: int) -> np.ndarray:
 
 def _running_mean(x: np.ndarray, width: int) -> np.ndarray:
     """Centred moving average along axis 0 (shorter windows at the ends)."""
-    if width <= 1 or len(x) == 0:
+    width = min(width, len(x))  # np.convolve(mode="same") returns the longer of its inputs
+    if width <= 1:
         return x
     k = np.ones(width)
     num = np.stack([np.convolve(x[:, j], k, mode="same") for j in range(x.shape[1])], 1)

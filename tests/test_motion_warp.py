@@ -71,6 +71,27 @@ def test_drive_with_no_motion_returns_the_portrait(portrait):
     assert np.abs(turned - lm)[:, 0].max() > 2  # yaw moves points sideways
 
 
+def test_rest_offset_brings_an_open_mouth_to_the_rest_opening(portrait):
+    from parla.face.landmarks import mouth_opening
+    from parla.training.basis import fit_rest
+
+    _, lm = portrait
+    comp = np.zeros((68, 2))  # one component: the lower lip and the chin drop
+    comp[[7, 8, 9, 55, 56, 57, 58, 59, 65, 66, 67], 1] = 1.0
+    comp /= np.linalg.norm(comp)
+    basis = ExpressionBasis(lm.astype(np.float32), comp.reshape(1, 136).astype(np.float32), np.ones(1, np.float32))
+    assert np.array_equal(basis.rest_offset(lm), np.zeros(1))  # no fitted rest: a portrait is driven as it is
+    rng = np.random.default_rng(0)
+    tracks = [lm[None] + rng.uniform(0, 30, (60, 1, 1)) * comp[None] for _ in range(4)]  # talking clips
+    basis.meta.update(fit_rest(tracks, basis))
+    assert basis.meta["rest_opening"] == pytest.approx(np.median([np.median(mouth_opening(t)) for t in tracks]))
+    wide = lm + 60.0 * comp  # a photo taken mid-word
+    assert mouth_opening(wide) > basis.meta["rest_opening"] + 0.1
+    driven = basis.drive(wide, np.zeros(1), np.zeros(6), 0.0)
+    assert mouth_opening(driven) == pytest.approx(basis.meta["rest_opening"], abs=0.01)
+    np.testing.assert_allclose(driven[17:48], wide[17:48], atol=1e-6)  # brows, nose and eyes stay
+
+
 def test_head_and_blink_models_are_seeded_and_bounded():
     rng = np.random.default_rng(1)
     tracks = [np.cumsum(rng.normal(0, 0.2, (300, 6)), 0) * 0.1 for _ in range(5)]

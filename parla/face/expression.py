@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from parla.face.landmarks import mouth_opening
+
 UPPER_LIDS = (37, 38, 43, 44)
 LOWER_LIDS = (41, 40, 47, 46)
 UPPER_INNER_LIP = (61, 62, 63)
@@ -80,6 +82,27 @@ class ExpressionBasis:
     def decode(self, coeffs: np.ndarray) -> np.ndarray:
         return (coeffs @ self.components).reshape(*coeffs.shape[:-1], 68, 2)
 
+    def rest_offset(self, canon: np.ndarray) -> np.ndarray:
+        """Coefficients that take a portrait's mouth (canonical landmarks) to the rest opening of the training
+        clips, along the opening direction fitted on them (``meta["open_direction"]``, ``meta["rest_opening"]``;
+        zeros for a basis without them).
+
+        The network's coefficients are offsets from a speaker's median mouth, so a photo taken mid-word (mouth
+        open) or tight-lipped would otherwise shift every frame by its own opening. The inner-lip gap is the one
+        part of a mouth's state that can be read from a single photo without knowing the person's rest shape
+        (closed lips meet whatever their shape); only that part is corrected.
+        """
+        direction = self.meta.get("open_direction")
+        if direction is None:
+            return np.zeros(self.n_components)
+        direction = np.asarray(direction, np.float64)
+        gap = float(mouth_opening(canon))
+        # The direction moves the gap by ~1 per unit; measure it at this mouth so that the rest is met exactly.
+        per_unit = (float(mouth_opening(canon + self.decode(0.05 * direction))) - gap) / 0.05
+        if per_unit < 0.2:  # a degenerate direction or mouth: leave the portrait as it is
+            return np.zeros(self.n_components)
+        return -(gap - float(self.meta["rest_opening"])) / per_unit * direction
+
     def drive(self, identity: np.ndarray, coeffs: np.ndarray, pose: np.ndarray, blink: float,
               mouth_close: float = 0.0) -> np.ndarray:
         """Driving landmarks in crop pixels for one frame.
@@ -89,7 +112,7 @@ class ExpressionBasis:
         mouth_close: 0 .. 1, how far to close the inner lips (silence; also closes a portrait's open mouth).
         """
         canon, m = self.canonical(identity)
-        shape = canon + self.decode(coeffs)
+        shape = canon + self.decode(coeffs + self.rest_offset(canon))
         shape = _close_pairs(shape, blink, UPPER_LIDS, LOWER_LIDS)
         shape = _close_pairs(shape, mouth_close, UPPER_INNER_LIP, LOWER_INNER_LIP)
         shape = _rotate(shape, self.mean_shape, pose)

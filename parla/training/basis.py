@@ -48,3 +48,28 @@ def fit_basis(clips_dir: Path, n_components: int = N_COMPONENTS) -> ExpressionBa
     meta = {"frames": int(len(offsets)), "clips": len(shapes), "points": EXPRESSION_POINTS.tolist(),
             "explained": float(var[:n_components].sum() / var.sum())}
     return ExpressionBasis(mean_shape.astype(np.float32), comps.astype(np.float32), stds.astype(np.float32), meta)
+
+
+def fit_rest(clips: list[np.ndarray], basis: ExpressionBasis) -> dict[str, object]:
+    """The opening direction and rest opening of ``ExpressionBasis.rest_offset`` from (T, 68, 2) landmark tracks.
+
+    direction: the coefficients per unit of inner-lip gap, regressed within each clip (coefficients are offsets
+    from the clip's median shape, so they are regressed on the gap's offset from the clip's median gap);
+    rest_opening: the median over clips of each clip's median gap, the gap that coefficient zero stands for.
+    """
+    from parla.face.landmarks import mouth_opening
+
+    xs, ys, medians = [], [], []
+    for lms in clips:
+        if len(lms) < 10:
+            continue
+        canon, offsets = clip_offsets(lms, basis.mean_shape.astype(np.float64))
+        gap = mouth_opening(canon)
+        medians.append(float(np.median(gap)))
+        xs.append(gap - np.median(gap))
+        ys.append(basis.encode(offsets))
+    if not xs:
+        raise ParlaError("no landmark track of 10 frames or more: cannot fit the mouth's rest opening")
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    direction = (x @ y) / max(float(x @ x), 1e-12)
+    return {"open_direction": direction.tolist(), "rest_opening": float(np.median(medians))}

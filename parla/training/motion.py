@@ -4,7 +4,6 @@ dataset. Writes RUN/config.json, RUN/motion.safetensors, RUN/basis.npz and a CSV
 from __future__ import annotations
 
 import math
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from parla.metrics import av
 from parla.models.motion import MotionConfig, MotionNet
 from parla.motion import fit_ar2, fit_blinks
 from parla.training import checkpoint as ckpt
-from parla.training.basis import clip_offsets, load_clip
+from parla.training.basis import clip_offsets, fit_rest, load_clip
 
 POSE_FPS = 25.0  # the head model runs at this rate; tracks are resampled to it
 
@@ -173,32 +172,24 @@ def articulation_gain(net: MotionNet, clips: list[MotionClip], norm, basis: Expr
     return float(np.clip(t.std() / max(p.std(), 1e-6), 1.0, 5.0))
 
 
-def train_motion(data_dir: str | Path, run_dir: str | Path, *, device: str = "cpu",
-                 train: MotionTrainConfig | None = None, show: bool = True) -> Path:
+def fit(trn: list[MotionClip], val: list[MotionClip], basis: ExpressionBasis, tc: MotionTrainConfig, *,
+        log: ckpt.CsvLog | None = None, show: bool = False, rng: np.random.Generator | None = None,
+        mc: MotionConfig | None = None) -> tuple[MotionNet, tuple[np.ndarray, np.ndarray], dict[str, float]]:
+    """Train the audio->lips net on ``trn``; keep the weights with the best mouth correlation on ``val``.
+    Returns (net in eval mode, the mel normalisation, the held-out metrics of the kept weights)."""
     from parla.progress import progress
 
-    tc, mc = train or MotionTrainConfig(), None
-    data, run = Path(data_dir), Path(run_dir)
-    basis = ExpressionBasis.load(data / "basis.npz")
-    clips, stochastic = build(data, basis)
-    rng = np.random.default_rng(tc.seed)
-    order = rng.permutation(len(clips))
-    n_val = max(1, int(round(tc.val_fraction * len(clips))))
-    val, trn = [clips[i] for i in order[:n_val]], [clips[i] for i in order[n_val:]]
-    if not trn:  # a single clip (tests, tiny data sets): validate on what we train on
-        trn = val
+    rng = rng or np.random.default_rng(tc.seed)
     allmel = np.concatenate([c.mel for c in trn])
     norm = (allmel.mean(0).astype(np.float32), (allmel.std(0) + 1e-3).astype(np.float32))
-    mc = MotionConfig(n_coeffs=basis.n_components)
+    mc = mc or MotionConfig(n_coeffs=basis.n_components)
     torch.manual_seed(tc.seed)
     net = MotionNet(mc)
     opt = torch.optim.AdamW(net.parameters(), lr=tc.lr, weight_decay=1e-2)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, tc.steps)
-    run.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(data / "basis.npz", run / "basis.npz")
-    log, t0 = ckpt.CsvLog(run / "log.csv"), time.time()
+    t0 = time.time()
     metrics: dict[str, float] = {}
-    best = (-np.inf, None)  # the weights with the best held-out mouth correlation are kept
+    best = (-np.inf, None, {})  # the weights with the best held-out mouth correlation are kept
     with progress(tc.steps, "motion", enabled=show, unit="step") as bar:
         for step in range(1, tc.steps + 1):
             net.train()
@@ -211,13 +202,36 @@ def train_motion(data_dir: str | Path, run_dir: str | Path, *, device: str = "cp
             if step % tc.log_every == 0 or step == tc.steps:
                 net.eval()
                 metrics = _validate(net, val, norm, basis)
-                log.write(step, time.time() - t0, {"loss": float(loss.detach()), **metrics})
+                if log is not None:
+                    log.write(step, time.time() - t0, {"loss": float(loss.detach()), **metrics})
                 if metrics["val_mouth_corr"] > best[0]:
                     best = (metrics["val_mouth_corr"], {k: v.clone() for k, v in net.state_dict().items()},
                             dict(metrics, step=step))
     if best[1] is not None:
         net.load_state_dict(best[1])
         metrics = best[2]
+    return net.eval(), norm, metrics
+
+
+def train_motion(data_dir: str | Path, run_dir: str | Path, *, device: str = "cpu",
+                 train: MotionTrainConfig | None = None, show: bool = True) -> Path:
+    tc = train or MotionTrainConfig()
+    data, run = Path(data_dir), Path(run_dir)
+    basis = ExpressionBasis.load(data / "basis.npz")
+    clips, stochastic = build(data, basis)
+    rng = np.random.default_rng(tc.seed)
+    order = rng.permutation(len(clips))
+    n_val = max(1, int(round(tc.val_fraction * len(clips))))
+    val, trn = [clips[i] for i in order[:n_val]], [clips[i] for i in order[n_val:]]
+    if not trn:  # a single clip (tests, tiny data sets): validate on what we train on
+        trn = val
+    run.mkdir(parents=True, exist_ok=True)
+    # The basis travels with the motion model, with the rest opening of its portraits fitted on every face track.
+    tracks = [load_clip(f) for f in sorted((data / "clips").glob("*.npz"))]
+    basis.meta.update(fit_rest([t["landmarks"][t["valid"]] for t in tracks], basis))
+    basis.save(run / "basis.npz")
+    net, norm, metrics = fit(trn, val, basis, tc, log=ckpt.CsvLog(run / "log.csv"), show=show, rng=rng)
+    mc = net.cfg
     gain = articulation_gain(net, trn, norm, basis)
     config = {"kind": "motion", "articulation_gain": gain, "motion": mc.to_dict(), "train": asdict(tc),
               "data": str(data), "mel_mean": norm[0].tolist(), "mel_std": norm[1].tolist(),

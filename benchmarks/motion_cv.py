@@ -1,0 +1,159 @@
+"""Cross-validated audio->lips model on the training clips (never the eval set): the development loop for the
+motion model.
+
+Clips are grouped by their source (grid, lrs2, pcavs, ...) and the groups split into folds, so every held-out clip
+comes from a speaker and recording chain the fold's model has not seen, as the eval videos do. Per held-out clip:
+the correlation of the predicted with the real mouth opening (at lag 0 and at the best lag within +-6 frames;
+positive lag = the prediction is late), and the landmark-space self-reenactment error: the first frame's landmarks
+driven by the prediction (the pipeline's `lip_motion`, no head pose, no rendering) against the real landmarks, with
+`parla eval reenact`'s mouth landmark distance, at several output scales.
+
+    python benchmarks/motion_cv.py --data runs/data --out runs/cv/base [--steps 600] [--set key=value ...]
+
+`--set` overrides MotionTrainConfig fields (e.g. --set lookahead=16).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+from dataclasses import asdict, fields, replace
+from pathlib import Path
+
+import numpy as np
+
+SCALES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
+
+
+def source(name: str) -> str:
+    return name.split("_")[0]
+
+
+def folds(clips, k: int) -> list[list[int]]:
+    """Source groups assigned greedily (largest first) to the fold with the fewest frames."""
+    groups: dict[str, list[int]] = {}
+    for i, c in enumerate(clips):
+        groups.setdefault(source(c.name), []).append(i)
+    out, size = [[] for _ in range(k)], np.zeros(k)
+    for g in sorted(groups.values(), key=lambda g: -sum(len(clips[i].coeffs) for i in g)):
+        j = int(np.argmin(size))
+        out[j] += g
+        size[j] += sum(len(clips[i].coeffs) for i in g)
+    return out
+
+
+def lagged_corr(p: np.ndarray, r: np.ndarray, max_lag: int = 6) -> dict[int, float]:
+    out = {}
+    for lag in range(-max_lag, max_lag + 1):
+        x = p[max(0, lag): len(p) + min(0, lag)]
+        y = r[max(0, -lag): len(r) + min(0, -lag)]
+        ok = ~np.isnan(y) & ~np.isnan(x)
+        if ok.sum() > 10 and x[ok].std() > 0 and y[ok].std() > 0:
+            out[lag] = float(np.corrcoef(x[ok], y[ok])[0, 1])
+    return out
+
+
+def evaluate_clip(z: np.ndarray, clip, raw: dict, basis, silence_hold_s: float) -> dict:
+    from parla.face.landmarks import mouth_opening
+    from parla.metrics.reenact import mouth_lmd
+    from parla.wrapper import lip_motion
+
+    lms = np.where(raw["valid"][:, None, None], raw["landmarks"].astype(np.float64), np.nan)
+    first = int(np.flatnonzero(raw["valid"])[0])
+    lms = lms[first:]
+    n = len(lms)
+    mel = clip.mel
+    row = {"clip": clip.name, "frames": n}
+    real_open = mouth_opening(lms)
+    for s in SCALES:
+        coeffs, close, _ = lip_motion(z, mel, clip.fps, first + n, s * basis.stds, silence_hold_s)
+        coeffs, close = coeffs[first:], close[first:]
+        drv = np.stack([basis.drive(lms[0], coeffs[t], np.zeros(6), 0.0, close[t]) for t in range(n)])
+        row[f"lmd_x{s:g}"] = mouth_lmd(drv, lms)
+        if s == 1.0:
+            cs = lagged_corr(mouth_opening(drv), real_open)
+            row["corr0"] = cs.get(0)
+            row["best_lag"] = max(cs, key=cs.get) if cs else None
+            row["corr_best"] = cs[row["best_lag"]] if cs else None
+    row["lmd_still"] = mouth_lmd(np.repeat(lms[:1], n, 0), lms)
+    return row
+
+
+def summarize(rows: list[dict]) -> dict:
+    still = float(np.mean([r["lmd_still"] for r in rows]))
+    out = {"clips": len(rows), "lmd_still": still,
+           "corr0_median": float(np.nanmedian([np.nan if r["corr0"] is None else r["corr0"] for r in rows])),
+           "best_lag_median": float(np.nanmedian([np.nan if r["best_lag"] is None else r["best_lag"]
+                                                  for r in rows]))}
+    for s in SCALES:
+        lmd = float(np.mean([r[f"lmd_x{s:g}"] for r in rows]))
+        out[f"improvement_x{s:g}"] = 1 - lmd / still
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="runs/data")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--set", nargs="*", default=[], help="MotionTrainConfig overrides, key=value")
+    ap.add_argument("--silence-hold", type=float, default=1.0)
+    ap.add_argument("--lookahead", type=int, default=8, help="mel frames of look-ahead of the net")
+    ap.add_argument("--cmvn", action="store_true", help="experiment: each clip's mel mean removed (offline only)")
+    ap.add_argument("--no-rest", action="store_true", help="drive the first frame's mouth as it is (no rest_offset)")
+    args = ap.parse_args()
+
+    import torch
+
+    from parla.face.expression import ExpressionBasis
+    from parla.models.motion import MotionConfig
+    from parla.training.basis import fit_rest, load_clip
+    from parla.training.motion import MotionTrainConfig, build, fit
+
+    torch.set_num_threads(2)
+    data, out = Path(args.data), Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    types = {f.name: f.type for f in fields(MotionTrainConfig)}
+    over = {}
+    for kv in args.set:
+        k, v = kv.split("=", 1)
+        over[k] = type(getattr(MotionTrainConfig(), k))(v) if types.get(k) != "bool" else v.lower() == "true"
+    tc = replace(MotionTrainConfig(steps=args.steps), **over)
+    basis = ExpressionBasis.load(data / "basis.npz")
+    clips, _ = build(data, basis)
+    if args.cmvn:
+        grand = np.concatenate([c.mel for c in clips]).mean(0)
+        for c in clips:
+            c.mel = c.mel - c.mel.mean(0) + grand
+    mc = MotionConfig(n_coeffs=basis.n_components, lookahead=args.lookahead)
+    raws = {c.name: load_clip(data / "clips" / f"{c.name}.npz") for c in clips}
+    rows, t0 = [], time.time()
+    for k, held in enumerate(folds(clips, args.folds)):
+        rest = [i for i in range(len(clips)) if i not in held]
+        rng = np.random.default_rng(tc.seed + k)
+        rng.shuffle(rest)
+        n_val = max(1, int(round(tc.val_fraction * len(rest))))
+        val, trn = [clips[i] for i in rest[:n_val]], [clips[i] for i in rest[n_val:]]
+        net, norm, metrics = fit(trn, val, basis, tc, rng=rng, mc=mc)
+        fold_basis = copy.deepcopy(basis)
+        fold_basis.meta.pop("open_direction", None)
+        if not args.no_rest:
+            fold_basis.meta.update(fit_rest([raws[c.name]["landmarks"][raws[c.name]["valid"]] for c in trn + val],
+                                            basis))
+        with torch.no_grad():
+            for i in held:
+                c = clips[i]
+                x = torch.from_numpy(((c.mel - norm[0]) / norm[1]).T[None].astype(np.float32))
+                z = net(x)[0].numpy().T
+                rows.append({"fold": k, **evaluate_clip(z, c, raws[c.name], fold_basis, args.silence_hold)})
+        print(f"fold {k}: {len(held)} clips, inner val {metrics}, {time.time() - t0:.0f} s", flush=True)
+    summary = summarize(rows)
+    print(json.dumps(summary, indent=1))
+    (out / "cv.json").write_text(json.dumps({"train": asdict(tc), "summary": summary, "clips": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

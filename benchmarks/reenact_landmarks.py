@@ -1,0 +1,99 @@
+"""Self-reenactment in landmark space: where does the mouth error come from?
+
+For each video: the real landmark track, and the driving landmarks the pipeline would hand to the warp (first
+frame as the portrait, the clip's own audio), compared with the same mouth landmark distance as
+`parla eval reenact` (parla.metrics.reenact.mouth_lmd). No rendering, so this separates the motion model from
+the renderer: arms vary the articulation multiplier and the head pose; "rendered" is the full `parla eval reenact`
+figure when its JSON is given.
+
+    python benchmarks/reenact_landmarks.py ../shared/data/eval/videos --cache runs/diag/tracks \
+        [--model DIR] [--reenact docs/eval_reenact.json] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from parla.metrics.reenact import mouth_lmd
+from parla.metrics.report import clip_audio, list_videos
+
+
+def real_track(video: Path, cache: Path) -> tuple[np.ndarray, float]:
+    from parla.metrics.tracks import track_video
+
+    cache.mkdir(parents=True, exist_ok=True)
+    f = cache / f"{video.stem}.npz"
+    if f.is_file():
+        with np.load(f) as z:
+            return z["landmarks"], float(z["fps"])
+    t = track_video(video, progress=True)
+    np.savez(f, landmarks=t.landmarks, fps=t.fps)
+    return t.landmarks, t.fps
+
+
+def driven(bundle, first: np.ndarray, motion, mult: float, pose: bool) -> np.ndarray:
+    """Driving landmarks (image pixels are fine: the mouth shape is centred and scaled by the inter-ocular
+    distance) for every frame."""
+    out = []
+    for t in range(len(motion.blink)):
+        p = motion.pose[t] if pose else np.zeros(6)
+        out.append(bundle.basis.drive(first, motion.coeffs[t] * mult, p, motion.blink[t], motion.mouth_close[t]))
+    return np.stack(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("folder")
+    ap.add_argument("--cache", default="runs/diag/tracks")
+    ap.add_argument("--model")
+    ap.add_argument("--mult", default="0,0.25,0.5,0.75,1.0", help="multipliers of the shipped articulation")
+    ap.add_argument("--reenact", help="a `parla eval reenact --json` report, for the rendered column")
+    ap.add_argument("--rest-from", help="a prepared training set: fit the basis's rest opening on it first")
+    ap.add_argument("--json")
+    args = ap.parse_args()
+
+    from parla.assets import bundled_model
+    from parla.wrapper import ModelBundle
+
+    bundle = ModelBundle(args.model or bundled_model())
+    if args.rest_from:
+        from parla.training.basis import fit_rest, load_clip
+
+        clips = [load_clip(f) for f in sorted(Path(args.rest_from, "clips").glob("*.npz"))]
+        bundle.basis.meta.update(fit_rest([c["landmarks"][c["valid"]] for c in clips], bundle.basis))
+    mults = [float(m) for m in args.mult.split(",")]
+    rendered = {}
+    if args.reenact:
+        rendered = {c["file"]: c["lmd"] for c in json.loads(Path(args.reenact).read_text())["clips"]}
+    rows = []
+    for video in list_videos(args.folder):
+        audio, _ = clip_audio(video, None)
+        if audio is None:
+            continue
+        lms, fps = real_track(video, Path(args.cache))
+        ok = np.flatnonzero(~np.isnan(lms[:, 0, 0]))
+        if not len(ok) or ok[0] != 0:
+            continue
+        motion = bundle.motion(audio, fps, len(lms), seed=0)
+        row = {"file": video.name, "still": mouth_lmd(np.repeat(lms[:1], len(lms), 0), lms),
+               "rendered": rendered.get(video.name)}
+        for m in mults:
+            row[f"x{m:g}"] = mouth_lmd(driven(bundle, lms[0], motion, m, True), lms)
+            row[f"x{m:g}_nopose"] = mouth_lmd(driven(bundle, lms[0], motion, m, False), lms)
+        rows.append(row)
+        print(video.name, {k: round(v, 4) for k, v in row.items() if isinstance(v, float)}, flush=True)
+    keys = [k for k in rows[0] if k != "file"]
+    mean = {k: float(np.mean([r[k] for r in rows if r[k] is not None])) for k in keys}
+    print("mean", {k: round(v, 4) for k, v in mean.items()})
+    print("improvement over still", {k: round(1 - v / mean["still"], 3) for k, v in mean.items()})
+    if args.json:
+        Path(args.json).write_text(json.dumps({"clips": rows, "mean": mean, "articulation": bundle.articulation},
+                                              indent=2))
+
+
+if __name__ == "__main__":
+    main()
