@@ -76,3 +76,15 @@ def test_emotion_names_and_vectors(tmp_path, capsys, face_path, short_speech):
     assert code == 2 and "--emotion" in capsys.readouterr().err
     assert main(["animate", str(face_path), str(short_speech), "-o", str(tmp_path / "h.mp4"), "--emotion", "happy",
                  "-q"]) == 0
+
+
+def test_lip_motion_on_audio_shorter_than_the_silence_hold():
+    """The pause hold averages over 1 s: a half-second clip (12 frames) must still give one row per frame."""
+    from parla.wrapper import lip_motion
+
+    rng = np.random.default_rng(0)
+    mel = np.full((50, 80), -11.5)
+    mel[10:30] = rng.normal(-2.0, 1.0, (20, 80))  # a burst of sound between two pauses
+    coeffs, close, voiced = lip_motion(rng.normal(size=(50, 12)), mel, 25.0, 12, 2.0, 1.0)
+    assert coeffs.shape == (12, 12) and close.shape == voiced.shape == (12,)
+    assert np.isfinite(coeffs).all()
