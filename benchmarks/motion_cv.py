@@ -64,7 +64,7 @@ def evaluate_clip(z: np.ndarray, clip, raw: dict, basis, silence_hold_s: float) 
     first = int(np.flatnonzero(raw["valid"])[0])
     lms = lms[first:]
     n = len(lms)
-    mel = clip.mel
+    mel = clip.mel[:, :80]
     row = {"clip": clip.name, "frames": n}
     real_open = mouth_opening(lms)
     for s in SCALES:
@@ -102,6 +102,7 @@ def main() -> None:
     ap.add_argument("--set", nargs="*", default=[], help="MotionTrainConfig overrides, key=value")
     ap.add_argument("--silence-hold", type=float, default=1.0)
     ap.add_argument("--lookahead", type=int, default=8, help="mel frames of look-ahead of the net")
+    ap.add_argument("--phones", help="experiment: a folder of benchmarks/phone_features.py tracks, as extra inputs")
     ap.add_argument("--cmvn", action="store_true", help="experiment: each clip's mel mean removed (offline only)")
     ap.add_argument("--no-rest", action="store_true", help="drive the first frame's mouth as it is (no rest_offset)")
     args = ap.parse_args()
@@ -128,7 +129,13 @@ def main() -> None:
         grand = np.concatenate([c.mel for c in clips]).mean(0)
         for c in clips:
             c.mel = c.mel - c.mel.mean(0) + grand
-    mc = MotionConfig(n_coeffs=basis.n_components, lookahead=args.lookahead)
+    extra = 0
+    if args.phones:
+        for c in clips:
+            ph = np.load(Path(args.phones) / f"{c.name}.npy")
+            c.mel = np.concatenate([c.mel, ph[: len(c.mel)]], 1)
+            extra = ph.shape[1]
+    mc = MotionConfig(n_mels=80 + extra, n_coeffs=basis.n_components, lookahead=args.lookahead)
     raws = {c.name: load_clip(data / "clips" / f"{c.name}.npz") for c in clips}
     rows, t0 = [], time.time()
     for k, held in enumerate(folds(clips, args.folds)):

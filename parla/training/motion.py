@@ -21,6 +21,7 @@ from parla.motion import fit_ar2, fit_blinks
 from parla.training import checkpoint as ckpt
 from parla.training.basis import clip_offsets, fit_rest, load_clip
 
+N_MELS = 80  # spectrum channels of the net's input; any further channels (experiments) are not augmented
 POSE_FPS = 25.0  # the head model runs at this rate; tracks are resampled to it
 
 
@@ -36,6 +37,8 @@ class MotionTrainConfig:
     log_every: int = 50
     gain_db: float = 6.0  # augmentation: random loudness change (the mel is in natural-log power units)
     noise: float = 0.3  # augmentation: a random offset per mel band (microphone/room colouring), normalised units
+    warp: float = 0.0  # augmentation: random frequency warp of the mel bins by up to this fraction (VTLP; 0: off,
+    # measured no better across sources at 0.12, docs/training.md)
 
 
 @dataclass
@@ -114,13 +117,29 @@ def _window(clip: MotionClip, mc: MotionConfig, tc: MotionTrainConfig, rng: np.r
     return mel, clip.mel_index[frames] - start + ctx, clip.coeffs[frames]
 
 
+def _warp_bins(mels: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """(B, T, F) log-mel with bin i read at i * factor (linear interpolation, clamped to the top bin)."""
+    n = mels.shape[-1]
+    out = np.empty_like(mels)
+    for b, f in enumerate(factors):
+        pos = np.clip(np.arange(n) * f, 0, n - 1)
+        lo = np.minimum(pos.astype(int), n - 2)
+        frac = pos - lo
+        out[b] = mels[b][:, lo] * (1 - frac) + mels[b][:, lo + 1] * frac
+    return out
+
+
 def _loss(net: MotionNet, clips: list[MotionClip], norm: tuple[np.ndarray, np.ndarray], mc: MotionConfig,
           tc: MotionTrainConfig, rng: np.random.Generator) -> torch.Tensor:
     windows = [_window(clips[rng.integers(len(clips))], mc, tc, rng) for _ in range(tc.batch)]
     windows = [w for w in windows if len(w[1]) >= 3]
     gains = rng.uniform(-1, 1, (len(windows), 1, 1)) * tc.gain_db * np.log(10) / 10
-    mels = np.stack([w[0] for w in windows]) + gains
-    x = ((mels - norm[0]) / norm[1]).transpose(0, 2, 1) + tc.noise * rng.standard_normal((len(windows), 80, 1))
+    mels = np.stack([w[0] for w in windows]).astype(np.float64)
+    mels[..., :N_MELS] += gains  # augmentations touch the spectrum only, not any extra input channels
+    if tc.warp > 0:  # vocal tract length perturbation: stretch or squeeze the spectrum along the mel axis
+        mels[..., :N_MELS] = _warp_bins(mels[..., :N_MELS], rng.uniform(1 - tc.warp, 1 + tc.warp, len(mels)))
+    x = ((mels - norm[0]) / norm[1]).transpose(0, 2, 1)
+    x[:, :N_MELS] += tc.noise * rng.standard_normal((len(windows), N_MELS, 1))
     out = net(torch.from_numpy(x.astype(np.float32)))
     total = torch.zeros(())
     for k, (_, idx, target) in enumerate(windows):

@@ -1,0 +1,78 @@
+"""How far can self-reenactment's mouth landmark distance (LMD) fall below the still first frame, whatever the
+audio model? Ceilings measured on the training clips' own landmark tracks (no rendering, no eval data).
+
+Arms, each scored with `parla eval reenact`'s mouth_lmd against the real track of every clip with speech:
+- still: the first frame held (the baseline of issue 3's criterion);
+- rest: the first frame with its inner-lip gap moved to the rest opening (ExpressionBasis.rest_offset, fitted
+  leaving the clip's source out), held;
+- oracle opening: the rest-corrected first frame driven by the clip's *real* gap along the opening direction
+  (a perfect audio->opening model);
+- oracle all: driven by all 12 *real* expression coefficients (a perfect audio->lips model);
+- median frame: the clip's own frame closest to its median mouth shape, held (knows the future).
+
+    python benchmarks/reenact_ceiling.py --data runs/data [--json benchmarks/motion_cv/ceiling.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="runs/data")
+    ap.add_argument("--json")
+    args = ap.parse_args()
+
+    from parla.face.expression import ExpressionBasis
+    from parla.face.landmarks import mouth_opening
+    from parla.metrics.reenact import mouth_lmd, mouth_shape
+    from parla.training.basis import clip_offsets, fit_rest, load_clip
+
+    data = Path(args.data)
+    basis = ExpressionBasis.load(data / "basis.npz")
+    tracks = {}
+    for f in sorted((data / "clips").glob("*.npz")):
+        c = load_clip(f)
+        lms = c["landmarks"][c["valid"]].astype(np.float64)
+        if len(lms) >= 10:
+            tracks[f.stem] = (lms, bool(c["has_audio"]))
+    source = {name: name.split("_")[0] for name in tracks}
+    arms: dict[str, list[float]] = {k: [] for k in ("still", "rest", "oracle_opening", "oracle_all", "median_frame")}
+    zero = np.zeros(6)
+    for name, (lms, speech) in tracks.items():
+        if not speech:
+            continue
+        b = copy.deepcopy(basis)
+        b.meta.update(fit_rest([t for n, (t, _) in tracks.items() if source[n] != source[name]], basis))
+        n = len(lms)
+        arms["still"].append(mouth_lmd(np.repeat(lms[:1], n, 0), lms))
+        rest = b.drive(lms[0], np.zeros(b.n_components), zero, 0.0)
+        arms["rest"].append(mouth_lmd(np.repeat(rest[None], n, 0), lms))
+        canon, offsets = clip_offsets(lms, basis.mean_shape.astype(np.float64))
+        gap = mouth_opening(canon)
+        direction = np.asarray(b.meta["open_direction"])
+        drv = np.stack([b.drive(lms[0], (g - np.median(gap)) * direction, zero, 0.0) for g in gap])
+        arms["oracle_opening"].append(mouth_lmd(drv, lms))
+        coeffs = basis.encode(offsets)
+        drv = np.stack([b.drive(lms[0], c, zero, 0.0) for c in coeffs])
+        arms["oracle_all"].append(mouth_lmd(drv, lms))
+        shapes = mouth_shape(lms)
+        k = int(np.argmin(np.linalg.norm(shapes - np.median(shapes, 0), axis=-1).mean(-1)))
+        arms["median_frame"].append(mouth_lmd(np.repeat(lms[k: k + 1], n, 0), lms))
+    still = float(np.mean(arms["still"]))
+    summary = {k: {"lmd": float(np.mean(v)), "improvement": 1 - float(np.mean(v)) / still} for k, v in arms.items()}
+    for k, v in summary.items():
+        print(f"{k:16s} LMD {v['lmd']:.4f}  improvement over still {v['improvement']:+.3f}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({"clips": len(arms["still"]), "summary": summary}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
