@@ -45,11 +45,14 @@ def main() -> None:
     source = {name: name.split("_")[0] for name in tracks}
     arms: dict[str, list[float]] = {k: [] for k in ("still", "rest", "oracle_opening", "oracle_all", "median_frame")}
     zero = np.zeros(6)
+    held_out: dict[str, object] = {}  # source -> the basis with the rest fitted without that source
     for name, (lms, speech) in tracks.items():
         if not speech:
             continue
-        b = copy.deepcopy(basis)
-        b.meta.update(fit_rest([t for n, (t, _) in tracks.items() if source[n] != source[name]], basis))
+        if source[name] not in held_out:
+            held_out[source[name]] = b = copy.deepcopy(basis)
+            b.meta.update(fit_rest([t for n, (t, _) in tracks.items() if source[n] != source[name]], basis))
+        b = held_out[source[name]]
         n = len(lms)
         arms["still"].append(mouth_lmd(np.repeat(lms[:1], n, 0), lms))
         rest = b.drive(lms[0], np.zeros(b.n_components), zero, 0.0)

@@ -65,6 +65,8 @@ class ExpressionBasis:
     components: np.ndarray  # (K, 136) orthonormal rows
     stds: np.ndarray  # (K,) std of each coefficient over the training frames
     meta: dict = field(default_factory=dict)
+    # drive()'s per-portrait work (canonical frame, rest offset), kept for the last portrait it was called with
+    _portrait: tuple | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def n_components(self) -> int:
@@ -111,8 +113,12 @@ class ExpressionBasis:
         pose: (6,) as POSE_KEYS, relative to the portrait; blink: 0 open .. 1 closed;
         mouth_close: 0 .. 1, how far to close the inner lips (silence; also closes a portrait's open mouth).
         """
-        canon, m = self.canonical(identity)
-        shape = canon + self.decode(coeffs + self.rest_offset(canon))
+        key = (identity.tobytes(), self.meta.get("rest_opening"))
+        if self._portrait is None or self._portrait[0] != key:  # once per portrait, not per frame
+            canon, m = self.canonical(identity)
+            self._portrait = (key, canon, m, self.rest_offset(canon))
+        _, canon, m, rest = self._portrait
+        shape = canon + self.decode(coeffs + rest)
         shape = _close_pairs(shape, blink, UPPER_LIDS, LOWER_LIDS)
         shape = _close_pairs(shape, mouth_close, UPPER_INNER_LIP, LOWER_INNER_LIP)
         shape = _rotate(shape, self.mean_shape, pose)

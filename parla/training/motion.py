@@ -74,10 +74,13 @@ def _pose_track(clip: dict, fps: float) -> np.ndarray | None:
 
 
 def build(data_dir: Path, basis: ExpressionBasis) -> tuple[list[MotionClip], dict]:
-    clips, poses, voiced, intervals = [], [], [], []
+    """The clips with speech, and the fitted head, blink and mouth-rest models (``"rest"``: for the basis's meta,
+    fitted on every face track)."""
+    clips, poses, voiced, intervals, tracks = [], [], [], [], []
     for path in sorted((data_dir / "clips").glob("*.npz")):
         c = load_clip(path)
         fps = float(c["fps"])
+        tracks.append(c["landmarks"][c["valid"]])
         pose = _pose_track(c, fps)
         ear = np.where(c["valid"], c["ear"], np.nan)
         starts = av.blink_events(ear, fps)
@@ -101,7 +104,7 @@ def build(data_dir: Path, basis: ExpressionBasis) -> tuple[list[MotionClip], dic
     if not clips:
         raise ParlaError(f"{data_dir}: no prepared clip has speech; cannot train the motion model")
     stochastic = {"head": fit_ar2(poses, voiced).to_dict(), "blink": fit_blinks(intervals).to_dict(),
-                  "pose_clips": len(poses), "blink_intervals": len(intervals)}
+                  "pose_clips": len(poses), "blink_intervals": len(intervals), "rest": fit_rest(tracks, basis)}
     return clips, stochastic
 
 
@@ -245,9 +248,7 @@ def train_motion(data_dir: str | Path, run_dir: str | Path, *, device: str = "cp
     if not trn:  # a single clip (tests, tiny data sets): validate on what we train on
         trn = val
     run.mkdir(parents=True, exist_ok=True)
-    # The basis travels with the motion model, with the rest opening of its portraits fitted on every face track.
-    tracks = [load_clip(f) for f in sorted((data / "clips").glob("*.npz"))]
-    basis.meta.update(fit_rest([t["landmarks"][t["valid"]] for t in tracks], basis))
+    basis.meta.update(stochastic.pop("rest"))  # the basis travels with the motion model, with its rest opening
     basis.save(run / "basis.npz")
     net, norm, metrics = fit(trn, val, basis, tc, log=ckpt.CsvLog(run / "log.csv"), show=show, rng=rng)
     mc = net.cfg
