@@ -32,7 +32,7 @@ def _time(fn, x, repeats: int, sync) -> list[float]:
 def main() -> int:
     import torch
 
-    from parla.export.exporter import edge_module
+    from parla.models.refiner import edge_module
     from parla.models.refiner import Refiner, RefinerConfig
     from parla.training.checkpoint import load_weights
 

@@ -110,7 +110,7 @@ def main() -> None:
     import torch
 
     from parla.face.expression import ExpressionBasis
-    from parla.models.motion import MotionConfig
+    from parla.models.lips import LipNetConfig
     from parla.training.basis import fit_rest, load_clip
     from parla.training.motion import MotionTrainConfig, build, fit
 
@@ -135,7 +135,7 @@ def main() -> None:
             ph = np.load(Path(args.phones) / f"{c.name}.npy")
             c.mel = np.concatenate([c.mel, ph[: len(c.mel)]], 1)
             extra = ph.shape[1]
-    mc = MotionConfig(n_mels=80 + extra, n_coeffs=basis.n_components, lookahead=args.lookahead)
+    mc = LipNetConfig(n_mels=80 + extra, n_coeffs=basis.n_components, lookahead=args.lookahead)
     raws = {c.name: load_clip(data / "clips" / f"{c.name}.npz") for c in clips}
     rows, t0 = [], time.time()
     for k, held in enumerate(folds(clips, args.folds)):

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from parla.metrics.reenact import mouth_lmd
-from parla.metrics.report import clip_audio, list_videos
+from parla.metrics.tracks import clip_audio, list_videos
 
 
 def real_track(video: Path, cache: Path) -> tuple[np.ndarray, float]:

@@ -34,7 +34,7 @@ def sharpness(img: np.ndarray) -> float:
 def score(run: Path, pairs) -> dict:
     import torch
 
-    from parla.edge.compose import compose
+    from parla.edge.render import compose
     from parla.export.api import load_checkpoint
     from parla.export.parity import latency_ms, psnr, ssim, torch_reference
 

@@ -28,9 +28,9 @@ PLANNED = {
 def _cmd_demo(args: argparse.Namespace) -> int:
     from importlib import resources
 
-    from parla.pipeline import animate
+    from parla.edge.avatar import animate
 
-    demo = resources.files("parla.assets") / "demo"
+    demo = resources.files("parla") / "assets" / "demo"
     out = animate(Path(str(demo / "portrait.jpg")), Path(str(demo / "speech.wav")), args.output,
                   device=args.device, net=args.net, watermark=not args.no_watermark, badge=args.badge,
                   show=not args.quiet)
@@ -39,7 +39,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_animate(args: argparse.Namespace) -> int:
-    from parla.pipeline import animate
+    from parla.edge.avatar import animate
 
     out = animate(args.portrait, args.audio, args.output, model=args.model, fps=args.fps, seed=args.seed,
                   pose_scale=args.pose_scale, emotion=args.emotion, face_index=args.face_index,
@@ -78,10 +78,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if args.student:
             add_student(args.output, args.student)
         if args.edge:
-            from parla.export.formats import BEST, EXPORTABLE, model_filename
+            from parla.formats import EXPORTABLE, FORMATS, model_filename
 
-            names = [model_filename(f, BEST[f]) for f in EXPORTABLE] + [model_filename(f, "fp32", "motion")
-                                                                         for f in EXPORTABLE]
+            names = [model_filename(f, str(FORMATS[f].best)) for f in EXPORTABLE] + [
+                model_filename(f, "fp32", "motion") for f in EXPORTABLE]
             add_edge(args.output, args.edge, names)
         print(f"model bundle written to {args.output}")
         return 0
@@ -284,7 +284,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _add_export_parser(sub) -> None:
-    from parla.export.formats import EXPORTABLE, FORMATS
+    from parla.formats import EXPORTABLE, FORMATS
 
     precisions = sorted({p for f in EXPORTABLE for p in FORMATS[f].precisions}) + ["all"]
     s = sub.add_parser("export", help=PLANNED["export"][0])
@@ -348,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_export_parser(sub)
 
-    from parla.edge.commands import add_bench, add_stream
+    from parla.commands import add_bench, add_stream
 
     add_stream(sub)
     add_bench(sub)
@@ -388,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] in (["stream"], ["bench"]):
-        from parla.edge.commands import quiet_blas
+        from parla.commands import quiet_blas
 
         quiet_blas()
     parser = build_parser()

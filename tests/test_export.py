@@ -26,7 +26,8 @@ def tiny(tmp_path_factory, face_path):
     import torch
 
     from parla.export.api import bundled_folder
-    from parla.export.exporter import edge_module, export
+    from parla.export.exporter import export
+    from parla.models.refiner import edge_module
     from parla.export.samples import from_portrait
     from parla.face.expression import ExpressionBasis
     from parla.models.refiner import Refiner, RefinerConfig

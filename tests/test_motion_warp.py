@@ -5,7 +5,7 @@ import pytest
 
 from parla.face.expression import ExpressionBasis, apply, invert, similarity_fit
 from parla.face.warp import condition_maps, warp
-from parla.motion import BlinkModel, HeadModel, fit_ar2, fit_blinks
+from parla.models.head_blink import BlinkModel, HeadModel, fit_ar2, fit_blinks
 
 
 @pytest.fixture(scope="module")

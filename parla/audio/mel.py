@@ -21,6 +21,7 @@ F_MIN = 55.0  # Hz
 F_MAX = 7600.0  # Hz
 LOG_FLOOR = 1e-5  # power floor before the log: about -100 dB
 FRAMES_PER_SECOND = SAMPLE_RATE // HOP  # 100
+SPEECH_BAND = (250.0, 4000.0)  # Hz: where speech energy follows the mouth
 
 
 def _hz_to_mel(f: np.ndarray) -> np.ndarray:
@@ -29,6 +30,12 @@ def _hz_to_mel(f: np.ndarray) -> np.ndarray:
 
 def _mel_to_hz(m: np.ndarray) -> np.ndarray:
     return 700.0 * (10.0 ** (np.asarray(m) / 2595.0) - 1.0)
+
+
+def speech_band() -> np.ndarray:
+    """(N_MELS,) bool: the mel bins inside SPEECH_BAND (the voiced/silent decisions and the sync metric use it)."""
+    centres = _mel_to_hz(np.linspace(_hz_to_mel(F_MIN), _hz_to_mel(F_MAX), N_MELS + 2))[1:-1]
+    return (centres >= SPEECH_BAND[0]) & (centres <= SPEECH_BAND[1])
 
 
 @functools.lru_cache(maxsize=1)

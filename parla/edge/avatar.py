@@ -21,43 +21,52 @@ import numpy as np
 
 from parla.audio.io import SAMPLE_RATE
 from parla.edge.config import RuntimeConfig, load_config
-from parla.edge.motion_stream import MotionSettings, StreamingMotion
-from parla.edge.runtime import Face, FrameRenderer, StageTimer, face_from_image, model_folder, open_models
+from parla.edge.render import FrameRenderer, Portrait, StageTimer, provenance
+from parla.edge.synth import MotionSettings, MotionSynth, emotion_vector
 
 
 class Avatar:
-    def __init__(self, face: Face, config: RuntimeConfig, *, seed: int = 0, pose_scale: float = 1.0,
-                 emotion: str | None = None, watermark: bool = True, badge: bool = False,
-                 net: str = "student", models=None) -> None:
-        from parla.pipeline import provenance
-        from parla.wrapper import emotion_vector
+    """A portrait on a runtime config's backend: the one engine (``MotionSynth`` + ``FrameRenderer``) behind
+    ``parla animate``, ``demo``, ``stream``, bench and evaluation."""
 
-        self.face, self.config, self.seed, self.pose_scale = face, config, seed, pose_scale
-        self.settings = MotionSettings.from_folder(model_folder(config))
-        self.emotion = emotion_vector(emotion, self.settings.basis)
-        self.refiner, self.motion_backend = models or open_models(config, net=net)
+    def __init__(self, portrait: Portrait, config: RuntimeConfig, *, seed: int = 0, pose_scale: float = 1.0,
+                 emotion: str | None = None, watermark: bool = True, badge: bool = False,
+                 net: str = "student", lookahead_frames: int = 0, models=None) -> None:
+        from parla.edge.backends import open_models
+        from parla.modelfolder import ModelFolder
+
+        self.portrait, self.config, self.seed, self.pose_scale = portrait, config, seed, pose_scale
+        self.lookahead_frames = lookahead_frames
+        self.refiner, self.lips = models or open_models(config, net=net)
+        try:
+            self.settings = MotionSettings.from_folder(ModelFolder(config.model))
+            self.emotion = emotion_vector(emotion, self.settings.basis)
+        except BaseException:
+            self.close()
+            raise
         self.version = self.refiner.meta.get("parla.version", "unknown")
         self.stages, self.metadata = provenance(self.version, watermark=watermark, badge=badge)
-        self.mode = self.refiner.refiner_config.get("mode", "residual_mask")
 
     @classmethod
     def from_image(cls, image: str | os.PathLike | np.ndarray, config: str | os.PathLike | RuntimeConfig = "x86-cpu",
                    *, overrides: dict | None = None, face_index: int | None = None, **kwargs) -> Avatar:
         """A portrait file or an RGB array; ``config``: a target name, a YAML path or a RuntimeConfig."""
+        from parla.edge.backends import open_models
+
         cfg = config if isinstance(config, RuntimeConfig) else load_config(config, overrides)
         name = "portrait"
         if not isinstance(image, np.ndarray):
             from parla.media.image import load_image
 
             name, image = str(image), load_image(image)
-        models = open_models(cfg, net=kwargs.pop("net", "student"))
+        models = kwargs.pop("models", None) or open_models(cfg, net=kwargs.get("net", "student"))
         try:
-            face = face_from_image(image, int(models[0].input_shape[-1]), face_index=face_index, name=name)
+            portrait = Portrait.from_image(image, int(models[0].input_shape[-1]), face_index=face_index, name=name)
         except BaseException:
             for m in models:
                 m.close()
             raise
-        return cls(face, cfg, models=models, **kwargs)
+        return cls(portrait, cfg, models=models, **kwargs)
 
     @classmethod
     def from_camera(cls, config: str | os.PathLike | RuntimeConfig = "x86-cpu", *, overrides: dict | None = None,
@@ -69,12 +78,13 @@ class Avatar:
         return cls.from_image(capture_portrait(cfg.camera), cfg, **kwargs)
 
     # building blocks ------------------------------------------------------------------------------------------
-    def new_motion(self) -> StreamingMotion:
-        return StreamingMotion(self.settings, self.motion_backend.run, fps=self.config.video.fps, seed=self.seed,
-                               pose_scale=self.pose_scale, emotion=self.emotion)
+    def new_motion(self, *, lookahead_frames: int | None = None) -> MotionSynth:
+        la = self.lookahead_frames if lookahead_frames is None else lookahead_frames
+        return MotionSynth(self.settings, self.lips.run, fps=self.config.video.fps, seed=self.seed,
+                           pose_scale=self.pose_scale, emotion=self.emotion, lookahead_frames=la)
 
-    def new_renderer(self, timer: StageTimer | None = None) -> FrameRenderer:
-        return FrameRenderer(self.face, self.settings.basis, self.refiner, self.mode, self.stages, timer)
+    def new_renderer(self, timer: StageTimer | None = None, *, stages: bool = True) -> FrameRenderer:
+        return FrameRenderer(self.portrait, self.settings.basis, self.refiner, self.stages if stages else (), timer)
 
     # the three ways to drive it -------------------------------------------------------------------------------
     def stream(self, chunks: Iterable[np.ndarray], *, flush: bool = True) -> Iterator[np.ndarray]:
@@ -85,10 +95,10 @@ class Avatar:
         for chunk in chunks:
             n_samples += len(chunk)
             for fm in motion.push(np.asarray(chunk, np.float32)):
-                yield renderer.render(fm, fm.index)
+                yield renderer.render(fm)
         if flush:
             for fm in motion.flush(n_samples):
-                yield renderer.render(fm, fm.index)
+                yield renderer.render(fm)
 
     def render(self, audio: str | os.PathLike | np.ndarray, out: str | os.PathLike, *, show: bool = False) -> Path:
         """A whole audio file (or 16 kHz array) to an mp4 with the audio muxed, as fast as the device goes."""
@@ -99,6 +109,10 @@ class Avatar:
 
         check_output(out)
         samples = load_audio(audio) if not isinstance(audio, np.ndarray) else np.asarray(audio, np.float32)
+        if len(samples) == 0:
+            from parla.errors import EmptyAudioError
+
+            raise EmptyAudioError("audio: no samples to animate")
         n = int(round(len(samples) / SAMPLE_RATE * self.config.video.fps))
         chunk = SAMPLE_RATE * self.config.audio.chunk_ms // 1000
         chunks = (samples[i: i + chunk] for i in range(0, len(samples), chunk))
@@ -118,7 +132,7 @@ class Avatar:
         return engine.run()
 
     def close(self) -> None:
-        for m in (self.refiner, self.motion_backend):
+        for m in (self.refiner, self.lips):
             m.close()
 
     def __enter__(self) -> Avatar:
@@ -126,3 +140,22 @@ class Avatar:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def animate(portrait: str | os.PathLike, audio: str | os.PathLike, output: str | os.PathLike, *,
+            model: str | os.PathLike | None = None, fps: float = 25.0, seed: int = 0, pose_scale: float = 1.0,
+            emotion: str | None = None, face_index: int | None = None, device: str | None = None,
+            net: str = "teacher", watermark: bool = True, badge: bool = False, show: bool = True) -> Path:
+    """``parla animate``: the engine on the torch backend (FP32 reference; CUDA when available), as fast as it
+    goes, into an mp4 at the photo's resolution with the speech muxed. Same seed -> same video."""
+    from parla.errors import require
+    from parla.media.files import check_output
+
+    check_output(output)
+    if device is None:
+        device = "cuda" if require("torch", "train").cuda.is_available() else "cpu"
+    cfg = load_config("x86-cpu", {"backend": "torch", "device": device, "precision": "fp32",
+                                  "model": str(model or "default"), "video.fps": fps})
+    with Avatar.from_image(portrait, cfg, face_index=face_index, seed=seed, pose_scale=pose_scale,
+                           emotion=emotion, watermark=watermark, badge=badge, net=net) as avatar:
+        return avatar.render(audio, output, show=show)

@@ -13,12 +13,16 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from parla.errors import ParlaError
-from parla.export.formats import FORMATS
+from parla.formats import BACKENDS, by_backend
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "firmware_configs"
-BACKEND_FORMAT = {"torch": "torch", "onnxruntime": "onnx", "openvino": "openvino", "tflite": "tflite"}
-BACKEND_DEVICES = {"torch": ("cpu", "cuda"), "onnxruntime": ("cpu", "cuda", "tensorrt"),
-                   "openvino": ("CPU", "GPU", "NPU"), "tflite": ("cpu", "edgetpu", "nnapi", "gpu")}
+
+def config_dir() -> Path:
+    """The bundled firmware configs: ``firmware_configs/`` at the repository root, shipped in the wheel as
+    ``parla/firmware_configs`` (package data), so a non-editable install finds them too."""
+    from importlib.resources import as_file, files
+
+    with as_file(files("parla") / "firmware_configs") as p:
+        return Path(p)
 
 
 class ConfigError(ParlaError):
@@ -62,7 +66,7 @@ class RuntimeConfig:
     precision: str = "int8"
     threads: int | None = None
     fallback_to_cpu: bool = True
-    model: str = "default"  # 'default' (bundled) or a model file
+    model: str = "default"  # 'default' (the bundled model folder), a model folder or a 'parla export' folder
     delegate: str | None = None  # TFLite external delegate library (e.g. libedgetpu.so.1)
     static_shapes: bool = True
     latency_budget_ms: float = 150.0  # audio-to-frame
@@ -71,7 +75,7 @@ class RuntimeConfig:
     video: VideoConfig = field(default_factory=VideoConfig)
 
 
-CHOICES = {"backend": tuple(BACKEND_FORMAT), "audio.source": ("mic", "file", "stdin"),
+CHOICES = {"backend": BACKENDS, "audio.source": ("mic", "file", "stdin"),
            "camera.driver": ("picamera2", "opencv")}
 POSITIVE = {"threads", "latency_budget_ms", "audio.sample_rate", "audio.chunk_ms", "audio.channels", "camera.timeout_s",
             "video.fps", "video.web_port", "video.queue_frames"}
@@ -146,12 +150,11 @@ def _check_values(cfg: RuntimeConfig) -> None:
 
 
 def _check_combinations(cfg: RuntimeConfig) -> None:
-    fmt = FORMATS[BACKEND_FORMAT[cfg.backend]]
+    fmt = by_backend(cfg.backend)
     if cfg.precision not in fmt.precisions:
         raise ConfigError(f"precision: {cfg.backend} has no {cfg.precision} (it runs {', '.join(fmt.precisions)})")
-    if cfg.device not in BACKEND_DEVICES[cfg.backend]:
-        raise ConfigError(f"device: {cfg.backend} has no device {cfg.device!r} "
-                          f"(one of {', '.join(BACKEND_DEVICES[cfg.backend])})")
+    if cfg.device not in fmt.devices:
+        raise ConfigError(f"device: {cfg.backend} has no device {cfg.device!r} (one of {', '.join(fmt.devices)})")
     if cfg.delegate and cfg.backend != "tflite":
         raise ConfigError("delegate: only the tflite backend loads external delegates")
     if cfg.backend == "tflite" and cfg.device == "edgetpu":
@@ -170,10 +173,11 @@ def load_config(name_or_path: str | Path, overrides: dict | None = None) -> Runt
     import yaml
 
     p = Path(name_or_path)
+    bundled = config_dir()
     if not p.suffix:
-        p = CONFIG_DIR / f"{name_or_path}.yaml"
+        p = bundled / f"{name_or_path}.yaml"
     if not p.is_file():
-        known = ", ".join(sorted(x.stem for x in CONFIG_DIR.glob("*.yaml"))) if CONFIG_DIR.is_dir() else "none"
+        known = ", ".join(sorted(x.stem for x in bundled.glob("*.yaml"))) if bundled.is_dir() else "none"
         raise ConfigError(f"{name_or_path}: no such firmware config (bundled targets: {known})")
     try:
         data = yaml.safe_load(p.read_text()) or {}

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from parla.audio.io import SAMPLE_RATE
-from parla.edge.runtime import StageTimer
+from parla.edge.render import StageTimer
 
 _END = object()
 
@@ -144,7 +144,7 @@ class StreamEngine:
                 if job is _END:
                     break
                 fm, arrival = job
-                frame = self.renderer.render(fm, fm.index)
+                frame = self.renderer.render(fm)
                 while getattr(self.sink, "every_frame", False) and written < fm.index and last is not None:
                     # a file needs every slot: a dropped frame holds the previous picture, keeping A/V in sync
                     self.sink.write(last, written)

@@ -12,7 +12,7 @@ import numpy as np
 
 from parla.errors import ModelNotFoundError, ParlaError
 from parla.export import samples as S
-from parla.export.formats import EXPORTABLE, FORMATS, check
+from parla.formats import EXPORTABLE, FORMATS, check
 from parla.media.files import write_text_atomic
 
 CALIB_VIDEOS = S.SHARED / "train" / "videos"
@@ -25,57 +25,33 @@ class Checkpoint:
     cfg: object  # RefinerConfig
     version: str
     basis: object | None  # ExpressionBasis, for synthetic parity frames
-    motion: tuple | None = None  # (MotionNet, MotionConfig, (mel_mean, mel_std), version) of a model folder
-
-
-def bundled_folder() -> Path:
-    from importlib.resources import files
-
-    return Path(str(files("parla") / "assets" / "default"))
+    motion: tuple | None = None  # (LipNet, LipNetConfig, (mel_mean, mel_std), version) of a model folder
 
 
 def load_checkpoint(spec: str | Path) -> Checkpoint:
     """``default`` (the bundled student), a model folder with a student, or a teacher/student run folder."""
-    from parla.export.exporter import edge_module
     from parla.face.expression import ExpressionBasis
-    from parla.models.refiner import Refiner, RefinerConfig
-    from parla.training.checkpoint import load_weights, sha256
+    from parla.modelfolder import ModelFolder, load_weights
+    from parla.models.refiner import Refiner, RefinerConfig, edge_module
 
-    p = bundled_folder() if str(spec) == "default" else Path(spec)
-    motion = None
-    if (p / "state.json").is_file():  # a run folder
+    p = Path(spec)
+    if str(spec) != "default" and (p / "state.json").is_file():  # a run folder
         state = json.loads((p / "state.json").read_text())
         cfg = RefinerConfig.from_dict(state["refiner"])
-        weights, version = p / "refiner.safetensors", f"{state.get('kind', 'teacher')}-step{state['step']}"
+        g = Refiner(cfg).eval()
+        load_weights(g, p / "refiner.safetensors")
         basis_path = Path(state.get("data", "")) / "basis.npz"
-    elif (p / "config.json").is_file():  # a model folder
-        config = json.loads((p / "config.json").read_text())
-        if "student" not in config:
-            raise ModelNotFoundError(f"{p}: this model folder has no distilled student (run 'parla distill' and "
-                                     "'parla train bundle --student RUN')")
-        cfg = RefinerConfig.from_dict(config["student"]["refiner"])
-        weights, version = p / "student.safetensors", config["student"]["version"]
-        if sha256(weights) != config["sha256"].get("student.safetensors"):
-            raise ModelNotFoundError(f"{weights}: checksum mismatch (corrupt or modified model file)")
-        basis_path = p / "basis.npz"
-        motion = _motion(p, config)
-    else:
+        basis = ExpressionBasis.load(basis_path) if basis_path.is_file() else None
+        return Checkpoint(edge_module(g), cfg, f"{state.get('kind', 'teacher')}-step{state['step']}", basis)
+    if str(spec) != "default" and not (p / "config.json").is_file():
         raise ModelNotFoundError(f"{spec}: not a model folder or a training run (no config.json or state.json)")
-    g = Refiner(cfg).eval()
-    load_weights(g, weights)
-    basis = ExpressionBasis.load(basis_path) if basis_path.is_file() else None
-    return Checkpoint(edge_module(g), cfg, version, basis, motion)
-
-
-def _motion(folder: Path, config: dict) -> tuple:
-    from parla.models.motion import MotionConfig, MotionNet
-    from parla.training.checkpoint import load_weights
-
-    cfg = MotionConfig.from_dict(config["motion"])
-    net = MotionNet(cfg).eval()
-    load_weights(net, folder / "motion.safetensors")
-    norm = (np.asarray(config["mel_mean"], np.float32), np.asarray(config["mel_std"], np.float32))
-    return net, cfg, norm, config.get("version", "unknown")
+    folder = ModelFolder(spec)
+    g, cfg = folder.refiner("student")
+    c = folder.config
+    lips, lips_cfg = folder.lipnet()
+    motion = (lips, lips_cfg, (np.asarray(c["mel_mean"], np.float32), np.asarray(c["mel_std"], np.float32)),
+              folder.version())
+    return Checkpoint(edge_module(g), cfg, folder.version("student"), folder.basis, motion)
 
 
 def plan(formats: str, precision: str) -> list[tuple[str, str]]:
@@ -131,9 +107,9 @@ def export_model(checkpoint: str | Path, formats: str, precision: str, out_dir: 
 def _demo_samples(ck: Checkpoint, n: int, seed: int) -> S.Samples:
     from importlib.resources import files
 
-    from parla.face.expression import ExpressionBasis
+    from parla.modelfolder import ModelFolder
 
-    basis = ck.basis or ExpressionBasis.load(bundled_folder() / "basis.npz")
+    basis = ck.basis or ModelFolder().basis
     return S.from_portrait(Path(str(files("parla") / "assets" / "demo" / "portrait.jpg")), basis, n,
                            ck.cfg.res, seed)
 
@@ -155,8 +131,7 @@ def _report(ck: Checkpoint, files, par: S.Samples, cal, show: bool) -> dict:
                  lambda x: P.torch_reference(ck.module, x), x1), 2), "file": None}]
     with progress(len(files), "checking parity", enabled=show, unit="model") as bar:
         for fmt, prec, path in files:
-            dev = "CPU" if fmt == "openvino" else "cpu"
-            with open_model(path, device=dev) as b:
+            with open_model(path) as b:
                 y = b.run(par.x)
                 row = {"format": fmt, "precision": prec, **P.compare(y, y_ref, par, ck.cfg.mode),
                        "size_mb": round(P.file_size_mb(path), 3), "latency_ms": round(P.latency_ms(b.run, x1), 2),
@@ -179,10 +154,12 @@ def _motion_exports(ck: Checkpoint, fmts: list[str], out: Path) -> list[dict]:
     from parla.audio.mel import log_mel
     from parla.edge.backends import open_model
     from parla.export import parity as P
-    from parla.export.exporter import MOTION_WINDOW, export_motion
+    from parla.export.exporter import export_motion
+    from parla.formats import MOTION_WINDOW
+    from parla.modelfolder import bundled_path
 
     net, cfg, norm, version = ck.motion
-    mel = (log_mel(load_audio(bundled_folder().parent / "demo" / "speech.wav")) - norm[0]) / norm[1]
+    mel = (log_mel(load_audio(bundled_path().parent / "demo" / "speech.wav")) - norm[0]) / norm[1]
     wins = np.stack([mel[i: i + MOTION_WINDOW].T for i in range(0, len(mel) - MOTION_WINDOW, MOTION_WINDOW)][:8])
     wins = wins.astype(np.float32)
     with torch.no_grad():
@@ -191,7 +168,7 @@ def _motion_exports(ck: Checkpoint, fmts: list[str], out: Path) -> list[dict]:
              "latency_ms": round(P.latency_ms(lambda w: net(torch.from_numpy(w)), wins[:1]), 3)}]
     for fmt in fmts:
         path = export_motion(net, cfg, norm, version, fmt, out)
-        with open_model(path, device="CPU" if fmt == "openvino" else "cpu") as b:
+        with open_model(path) as b:
             rows.append({"format": fmt, "precision": "fp32", "max_abs_error": float(np.abs(b.run(wins) - ref).max()),
                          "size_mb": round(P.file_size_mb(path), 3),
                          "latency_ms": round(P.latency_ms(b.run, wins[:1]), 3), "file": path.name})

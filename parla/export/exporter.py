@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from parla.errors import ParlaError, require
-from parla.export.formats import check, model_filename
+from parla.formats import MOTION_WINDOW, check, model_filename
 
 log = logging.getLogger(__name__)
 INPUT, OUTPUT = "x", "y"
@@ -29,23 +29,6 @@ LAYOUT = ("x: (1, 9, R, R) float32 NCHW; channels 0-2 warped RGB and 3-5 source 
           "and zero point.")
 
 
-def edge_module(refiner):
-    """The refiner as a single-input, single-output module (what every format receives)."""
-    import torch
-
-    class EdgeRefiner(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.g = refiner
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            rgb, mask = self.g(x[:, :3], x[:, 3:6], x[:, 6:])
-            return torch.cat([rgb, mask], 1)
-
-    return EdgeRefiner().eval()
-
-
-MOTION_WINDOW = 64  # mel frames (0.64 s) per call of the exported motion net: above its receptive field (37)
 MOTION_LAYOUT = ("mel: (1, n_mels, W) float32, log-mel (parla.audio.mel: 16 kHz, hop 10 ms) normalised per bin with "
                  "mel_mean / mel_std; coeffs: (1, K, W) standardised lip/jaw coefficients, output t sees mel frames "
                  "<= t + lookahead (the last frames are padded by repetition inside the graph).")

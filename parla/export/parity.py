@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from parla.edge.compose import compose
+from parla.edge.render import compose
 from parla.errors import require
 
 

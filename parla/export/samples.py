@@ -40,10 +40,10 @@ def from_dataset(data_dir: str | Path, n: int, res: int, seed: int) -> Samples:
 
 def from_portrait(path: str | Path, basis, n: int, res: int, seed: int) -> Samples:
     """Synthetic motions (random expression, pose, blink) of one portrait: for machines without a dataset."""
-    from parla.pipeline import load_portrait
+    from parla.edge.render import Portrait
     from parla.training.distill import SyntheticSampler
 
-    p = load_portrait(path, res=res)
+    p = Portrait.load(path, res)
     b = SyntheticSampler([(p.crop, p.landmarks)], basis, res, seed).batch(n)
     x = np.concatenate([b["warped_lr"], b["source_lr"], b["cond"]], 1).astype(np.float32)
     warped = ((b["warped"].transpose(0, 2, 3, 1) + 1) * 127.5 + 0.5).astype(np.uint8)

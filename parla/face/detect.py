@@ -25,7 +25,7 @@ AMBIGUOUS_AREA_RATIO = 0.7  # a second face this close in size to the largest ma
 
 
 @dataclass(frozen=True)
-class Face:
+class Detection:
     box: tuple[float, float, float, float]  # x0, y0, x1, y1 in image pixels
     landmarks: np.ndarray  # (68, 2) float32, image pixels
     score: float
@@ -114,12 +114,12 @@ def fit_landmarks(image: np.ndarray, box: tuple[float, ...]) -> np.ndarray:
     return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
 
 
-def detect_faces(image: np.ndarray) -> list[Face]:
+def detect_faces(image: np.ndarray) -> list[Detection]:
     """All faces in an RGB uint8 image, largest first."""
-    return [Face(box, fit_landmarks(image, box), score) for box, score in detect_boxes(image)]
+    return [Detection(box, fit_landmarks(image, box), score) for box, score in detect_boxes(image)]
 
 
-def select_face(faces: list[Face], index: int | None = None, *, name: str = "image") -> Face:
+def select_face(faces: list[Detection], index: int | None = None, *, name: str = "image") -> Detection:
     """The face to animate: ``index`` if given, else the largest unless another is nearly as large."""
     if not faces:
         raise NoFaceFoundError(f"{name}: no face found (a clear, roughly frontal face of 64 px or more is needed)")

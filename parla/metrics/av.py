@@ -10,25 +10,18 @@ import math
 
 import numpy as np
 
-from parla.audio.mel import F_MAX, F_MIN, FRAMES_PER_SECOND, N_MELS, _hz_to_mel, _mel_to_hz, log_mel
+from parla.audio.mel import FRAMES_PER_SECOND, log_mel, speech_band
 from parla.face import landmarks as L
 
 MAX_OFFSET_S = 0.2  # s: the lip-sync offset is searched within +-5 frames at 25 fps
 BASELINE_S = 2.0  # s: windows of lags out to +-2 s give the "no sync" baseline
 DETREND_S = 1.0  # slow drifts (head pitch, loudness) are removed with a moving mean this long
-SPEECH_BAND = (250.0, 4000.0)  # Hz: where speech energy follows the mouth
 MIN_FRAMES = 8  # below this a statistic is reported as null
 
 
 def speech_envelope(audio: np.ndarray, fps: float, n_frames: int) -> np.ndarray:
     """Speech-band log energy (dB) of 16 kHz audio, one value per video frame (frame i centred on i / fps)."""
     return envelope_from_mel(log_mel(audio), fps, n_frames)
-
-
-def speech_band() -> np.ndarray:
-    """(N_MELS,) bool: the mel bins inside SPEECH_BAND."""
-    centres = _mel_to_hz(np.linspace(_hz_to_mel(F_MIN), _hz_to_mel(F_MAX), N_MELS + 2))[1:-1]
-    return (centres >= SPEECH_BAND[0]) & (centres <= SPEECH_BAND[1])
 
 
 def envelope_from_mel(mel: np.ndarray, fps: float, n_frames: int) -> np.ndarray:

@@ -11,8 +11,7 @@ from typing import Any
 import numpy as np
 
 from parla.face import landmarks as L
-from parla.metrics.report import clip_audio, list_videos
-from parla.metrics.tracks import track_video
+from parla.metrics.tracks import clip_audio, list_videos, track_video
 
 MOUTH = slice(48, 68)
 
@@ -31,10 +30,12 @@ def mouth_lmd(a: np.ndarray, b: np.ndarray) -> float | None:
     return float(d.mean()) if len(d) else None
 
 
-def reenact_clip(bundle, video: Path, *, seed: int = 0) -> dict[str, Any]:
-    from parla.face.detect import detect_faces, select_face
-    from parla.media.video import VideoWriter, iter_frames, probe_video
-    from parla.pipeline import portrait_from_face, render_frames
+def reenact_clip(models, cfg, video: Path, *, seed: int = 0) -> dict[str, Any]:
+    """One clip through the engine (``Avatar`` on the given backend), its first frame as the portrait."""
+    from dataclasses import replace
+
+    from parla.edge.avatar import Avatar
+    from parla.media.video import iter_frames, probe_video
 
     info = probe_video(video)
     audio, _ = clip_audio(video, None)
@@ -42,14 +43,11 @@ def reenact_clip(bundle, video: Path, *, seed: int = 0) -> dict[str, Any]:
         return {"file": video.name, "lmd": None, "lmd_still": None, "note": "no audio"}
     real = track_video(video)
     _, first = next(iter(iter_frames(video)))
-    face = select_face(detect_faces(first), 0, name=video.name)
-    portrait = portrait_from_face(first, face.landmarks, bundle.refiner_cfg.res)
-    motion = bundle.motion(audio, info.fps, real.n_frames, seed=seed)
+    cfg = replace(cfg, video=replace(cfg.video, fps=info.fps))
+    avatar = Avatar.from_image(first, cfg, models=models, face_index=0, seed=seed)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "gen.mp4"
-        with VideoWriter(out, info.fps, audio=audio[: int(real.n_frames / info.fps * 16000)]) as w:
-            for frame in render_frames(bundle, portrait, motion):
-                w.write(frame)
+        avatar.render(audio[: int(round(real.n_frames / info.fps * 16000))], out)
         gen = track_video(out)
     still = np.repeat(real.landmarks[:1], real.n_frames, 0)
     lmd, lmd_still = mouth_lmd(gen.landmarks, real.landmarks), mouth_lmd(still, real.landmarks)
@@ -59,17 +57,23 @@ def reenact_clip(bundle, video: Path, *, seed: int = 0) -> dict[str, Any]:
 
 def evaluate_reenactment(folder: str | os.PathLike, *, model: str | os.PathLike | None = None,
                          net: str = "teacher", progress: bool = False) -> dict[str, Any]:
-    from parla.assets import bundled_model
+    from parla.edge.backends import open_models
+    from parla.edge.config import load_config
     from parla.progress import progress as bar
-    from parla.wrapper import ModelBundle
 
-    bundle = ModelBundle(model or bundled_model(), net=net)
+    cfg = load_config("x86-cpu", {"backend": "torch", "device": "cpu", "precision": "fp32",
+                                  "model": str(model or "default")})
+    models = open_models(cfg, net=net)
     videos = list_videos(folder)
     clips = []
-    with bar(len(videos), "reenacting", enabled=progress, unit="clip") as b:
-        for v in videos:
-            clips.append(reenact_clip(bundle, v))
-            b.update(1)
+    try:
+        with bar(len(videos), "reenacting", enabled=progress, unit="clip") as b:
+            for v in videos:
+                clips.append(reenact_clip(models, cfg, v))
+                b.update(1)
+    finally:
+        for m in models:
+            m.close()
     ok = [c for c in clips if c["lmd"] is not None and c["lmd_still"] is not None]
     lmd = float(np.mean([c["lmd"] for c in ok])) if ok else None
     still = float(np.mean([c["lmd_still"] for c in ok])) if ok else None

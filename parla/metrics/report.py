@@ -11,13 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from parla.audio.io import load_audio
 from parla.audio.mel import log_mel
-from parla.errors import InputFileError
 from parla.face import landmarks as L
-from parla.media.video import VIDEO_SUFFIXES, VideoWriter, iter_frames, probe_video
+from parla.media.video import VideoWriter, iter_frames, probe_video
 from parla.metrics import av
-from parla.metrics.tracks import track_video
+from parla.metrics.tracks import clip_audio, list_videos, sidecar_audio, track_video  # noqa: F401
 
 CLIP_KEYS = ("file", "sync_offset_frames", "sync_confidence", "mouth_activity_ratio", "blink_per_min",
              "head_motion", "jitter", "identity_distance")
@@ -29,21 +27,6 @@ def _probe():
     from parla.metrics.sync_probe import SyncProbe
 
     return SyncProbe.load()
-
-
-def sidecar_audio(video: Path) -> Path | None:
-    """A ``.wav`` beside the video with the same stem carries its audio (used instead of the video's track)."""
-    wav = video.with_suffix(".wav")
-    return wav if wav.is_file() else None
-
-
-def clip_audio(video: Path, audio: Path | None) -> tuple[np.ndarray | None, str | None]:
-    source = audio or sidecar_audio(video)
-    if source is not None:
-        return load_audio(source, allow_silent=True), str(source)
-    if probe_video(video).has_audio:
-        return load_audio(video, allow_silent=True), "track"
-    return None, None
 
 
 def portrait_embedding(portrait: str | os.PathLike, face_index: int | None = None) -> np.ndarray:
@@ -108,16 +91,6 @@ def summarize(clips: list[dict[str, Any]]) -> dict[str, Any]:
     offsets = [c["sync_offset_frames"] for c in clips if c.get("sync_offset_frames") is not None]
     out["abs_sync_offset_frames"] = _median([abs(o) for o in offsets])
     return out
-
-
-def list_videos(folder: str | os.PathLike) -> list[Path]:
-    d = Path(folder)
-    if not d.is_dir():
-        raise InputFileError(f"{d}: not a directory of videos")
-    videos = sorted(p for p in d.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES and not p.name.startswith("."))
-    if not videos:
-        raise InputFileError(f"{d}: holds no video files ({', '.join(VIDEO_SUFFIXES)})")
-    return videos
 
 
 def make_still_video(video: Path, out: Path, audio: np.ndarray) -> Path:

@@ -81,8 +81,7 @@ def fit_probe(folder: str | os.PathLike, *, folds: int = 6, progress: bool = Fal
     """Fit on every clip of ``folder`` with speech and a tracked face; reports clip-wise cross-validation."""
     from parla.face.landmarks import mouth_opening
     from parla.metrics.av import mouth_target
-    from parla.metrics.report import clip_audio, list_videos
-    from parla.metrics.tracks import track_video
+    from parla.metrics.tracks import clip_audio, list_videos, track_video
     from parla.progress import progress as bar
 
     xs, ys, used, skipped = [], [], [], {}

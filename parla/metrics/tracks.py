@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from parla.errors import require
+from parla.audio.io import load_audio
+from parla.errors import InputFileError, require
 from parla.face import detect
-from parla.media.video import iter_frames, probe_video
+from parla.media.video import VIDEO_SUFFIXES, iter_frames, probe_video
 from parla.progress import progress as progress_bar
 
 ROI_FACE_PX = 120  # px: face width the ROI search is rescaled to
@@ -141,3 +143,28 @@ def track_video(path: str | os.PathLike, *, n_embeddings: int = 0, progress: boo
     lms = np.stack(rows) if rows else np.zeros((0, 68, 2), np.float32)
     emb = np.stack(embeddings) if embeddings else np.zeros((0, 128), np.float32)
     return FaceTrack(info.fps, info.width, info.height, lms, emb)
+
+
+def sidecar_audio(video: Path) -> Path | None:
+    """A ``.wav`` beside the video with the same stem carries its audio (used instead of the video's track)."""
+    wav = video.with_suffix(".wav")
+    return wav if wav.is_file() else None
+
+
+def clip_audio(video: Path, audio: Path | None) -> tuple[np.ndarray | None, str | None]:
+    source = audio or sidecar_audio(video)
+    if source is not None:
+        return load_audio(source, allow_silent=True), str(source)
+    if probe_video(video).has_audio:
+        return load_audio(video, allow_silent=True), "track"
+    return None, None
+
+
+def list_videos(folder: str | os.PathLike) -> list[Path]:
+    d = Path(folder)
+    if not d.is_dir():
+        raise InputFileError(f"{d}: not a directory of videos")
+    videos = sorted(p for p in d.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES and not p.name.startswith("."))
+    if not videos:
+        raise InputFileError(f"{d}: holds no video files ({', '.join(VIDEO_SUFFIXES)})")
+    return videos

@@ -97,3 +97,20 @@ def compose(warped_full: torch.Tensor, warped_low: torch.Tensor, rgb: torch.Tens
         return F.interpolate(rgb, size=size, mode="bilinear", align_corners=False)
     delta = F.interpolate(mask * (rgb - warped_low), size=size, mode="bilinear", align_corners=False)
     return (warped_full + delta).clamp(-1, 1)
+
+
+class EdgeRefiner(nn.Module):
+    """The refiner as a single-input, single-output module (what every backend and export format receives):
+    x (B, 6 + cond, r, r) -> cat(rgb, mask) (B, 4, r, r)."""
+
+    def __init__(self, refiner: Refiner) -> None:
+        super().__init__()
+        self.g = refiner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rgb, mask = self.g(x[:, :3], x[:, 3:6], x[:, 6:])
+        return torch.cat([rgb, mask], 1)
+
+
+def edge_module(refiner: Refiner) -> EdgeRefiner:
+    return EdgeRefiner(refiner).eval()

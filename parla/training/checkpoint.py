@@ -12,13 +12,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from parla.errors import ModelNotFoundError
 from parla.media.files import atomic_output, sha256, write_text_atomic
+from parla.modelfolder import load_weights
 
 log = logging.getLogger(__name__)
 
-__all__ = ["sha256"]  # re-exported: bundles and checkpoints use it
-
+__all__ = ["load_weights", "sha256"]  # re-exported: training code loads and hashes through this module
 
 
 def write_config(run: Path, config: dict) -> None:
@@ -33,17 +32,6 @@ def save_weights(module: torch.nn.Module, path: Path) -> str:
     with atomic_output(path) as tmp:
         save_file(tensors, str(tmp))
     return sha256(path)
-
-
-def load_weights(module: torch.nn.Module, path: Path, device: torch.device | str = "cpu") -> None:
-    from safetensors.torch import load_file
-
-    if not path.is_file():
-        raise ModelNotFoundError(f"{path}: no such checkpoint file")
-    try:
-        module.load_state_dict(load_file(str(path), device=str(device)))
-    except (RuntimeError, OSError, ValueError) as e:  # safetensors raises SafetensorError (an OSError/ValueError)
-        raise ModelNotFoundError(f"{path}: unreadable or does not match the model's config.json ({e})") from e
 
 
 def save(run: Path, g, d, opt_g, opt_d, step: int) -> None:

@@ -52,16 +52,14 @@ class DistillConfig:
 
 def load_teacher(path: str | Path, dev: torch.device) -> tuple[Refiner, ExpressionBasis, str]:
     """A teacher from a model bundle (``default`` or a folder with config.json) or a teacher run folder."""
+    from parla.modelfolder import ModelFolder
     from parla.training.checkpoint import load_weights
 
     p = Path(path)
-    if str(path) == "default":
-        from importlib.resources import files
-        p = Path(str(files("parla") / "assets" / "default"))
-    if (p / "config.json").is_file() and (p / "basis.npz").is_file():
-        from parla.wrapper import ModelBundle
-        b = ModelBundle(p, device=str(dev))
-        return b.refiner, b.basis, b.config.get("version", "unknown")
+    if str(path) == "default" or ((p / "config.json").is_file() and (p / "basis.npz").is_file()):
+        folder = ModelFolder(path)
+        g, _ = folder.refiner("teacher", device=str(dev))
+        return g, folder.basis, folder.version()
     if (p / "state.json").is_file():
         state = json.loads((p / "state.json").read_text())
         g = Refiner(RefinerConfig.from_dict(state["refiner"])).to(dev).eval()
@@ -116,9 +114,9 @@ def face_sources(clips, photos_dir: Path | None, cache: Path, seed: int, per_cli
 
 
 def _align_photos(photos_dir: Path, cache: Path, show: bool) -> None:
+    from parla.edge.render import Portrait
     from parla.errors import ParlaError as _E
     from parla.media.files import atomic_output
-    from parla.pipeline import load_portrait
     from parla.progress import progress
 
     crops, lms = [], []
@@ -126,7 +124,7 @@ def _align_photos(photos_dir: Path, cache: Path, show: bool) -> None:
     with progress(len(files), "aligning photos", enabled=show, unit="photo") as bar:
         for f in files:
             try:
-                p = load_portrait(f, res=128)
+                p = Portrait.load(f, 128)
                 crops.append(p.crop)
                 lms.append(p.landmarks)
             except _E:

@@ -16,8 +16,8 @@ from parla.audio.mel import FRAMES_PER_SECOND
 from parla.errors import ParlaError
 from parla.face.expression import ExpressionBasis, similarity_fit
 from parla.metrics import av
-from parla.models.motion import MotionConfig, MotionNet
-from parla.motion import fit_ar2, fit_blinks
+from parla.models.head_blink import fit_ar2, fit_blinks
+from parla.models.lips import LipNet, LipNetConfig
 from parla.training import checkpoint as ckpt
 from parla.training.basis import clip_offsets, fit_rest, load_clip
 
@@ -108,7 +108,7 @@ def build(data_dir: Path, basis: ExpressionBasis) -> tuple[list[MotionClip], dic
     return clips, stochastic
 
 
-def _window(clip: MotionClip, mc: MotionConfig, tc: MotionTrainConfig, rng: np.random.Generator):
+def _window(clip: MotionClip, mc: LipNetConfig, tc: MotionTrainConfig, rng: np.random.Generator):
     """A (ctx + window, 80) mel slice (left-padded with its first frame near the clip start), the positions of the
     video frames inside it, and their target coefficients."""
     ctx = mc.receptive_field
@@ -132,7 +132,7 @@ def _warp_bins(mels: np.ndarray, factors: np.ndarray) -> np.ndarray:
     return out
 
 
-def _loss(net: MotionNet, clips: list[MotionClip], norm: tuple[np.ndarray, np.ndarray], mc: MotionConfig,
+def _loss(net: LipNet, clips: list[MotionClip], norm: tuple[np.ndarray, np.ndarray], mc: LipNetConfig,
           tc: MotionTrainConfig, rng: np.random.Generator) -> torch.Tensor:
     windows = [_window(clips[rng.integers(len(clips))], mc, tc, rng) for _ in range(tc.batch)]
     windows = [w for w in windows if len(w[1]) >= 3]
@@ -152,7 +152,7 @@ def _loss(net: MotionNet, clips: list[MotionClip], norm: tuple[np.ndarray, np.nd
     return total / max(len(windows), 1)
 
 
-def _validate(net: MotionNet, clips: list[MotionClip], norm, basis: ExpressionBasis) -> dict[str, float]:
+def _validate(net: LipNet, clips: list[MotionClip], norm, basis: ExpressionBasis) -> dict[str, float]:
     """L1 of the coefficients and the correlation of the predicted with the true mouth opening, per held-out clip."""
     from parla.face.landmarks import mouth_opening
 
@@ -171,7 +171,7 @@ def _validate(net: MotionNet, clips: list[MotionClip], norm, basis: ExpressionBa
     return {"val_l1": float(np.mean(l1s)), "val_mouth_corr": float(np.median(corrs)) if corrs else float("nan")}
 
 
-def articulation_gain(net: MotionNet, clips: list[MotionClip], norm, basis: ExpressionBasis) -> float:
+def articulation_gain(net: LipNet, clips: list[MotionClip], norm, basis: ExpressionBasis) -> float:
     """std(true mouth opening) / std(predicted) over the training clips.
 
     An L1-trained audio->lips regressor predicts the conditional median and under-articulates (measured: the
@@ -196,7 +196,7 @@ def articulation_gain(net: MotionNet, clips: list[MotionClip], norm, basis: Expr
 
 def fit(trn: list[MotionClip], val: list[MotionClip], basis: ExpressionBasis, tc: MotionTrainConfig, *,
         log: ckpt.CsvLog | None = None, show: bool = False, rng: np.random.Generator | None = None,
-        mc: MotionConfig | None = None) -> tuple[MotionNet, tuple[np.ndarray, np.ndarray], dict[str, float]]:
+        mc: LipNetConfig | None = None) -> tuple[LipNet, tuple[np.ndarray, np.ndarray], dict[str, float]]:
     """Train the audio->lips net on ``trn``; keep the weights with the best mouth correlation on ``val``.
     Returns (net in eval mode, the mel normalisation, the held-out metrics of the kept weights)."""
     from parla.progress import progress
@@ -204,9 +204,9 @@ def fit(trn: list[MotionClip], val: list[MotionClip], basis: ExpressionBasis, tc
     rng = rng or np.random.default_rng(tc.seed)
     allmel = np.concatenate([c.mel for c in trn])
     norm = (allmel.mean(0).astype(np.float32), (allmel.std(0) + 1e-3).astype(np.float32))
-    mc = mc or MotionConfig(n_coeffs=basis.n_components)
+    mc = mc or LipNetConfig(n_coeffs=basis.n_components)
     torch.manual_seed(tc.seed)
-    net = MotionNet(mc)
+    net = LipNet(mc)
     opt = torch.optim.AdamW(net.parameters(), lr=tc.lr, weight_decay=1e-2)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, tc.steps)
     t0 = time.time()

@@ -26,8 +26,7 @@ from parla.face.landmarks import eye_aspect_ratio
 from parla.media.files import atomic_output, write_text_atomic
 from parla.media.video import iter_frames
 from parla.metrics.av import fill_gaps, head_pose
-from parla.metrics.report import clip_audio, list_videos
-from parla.metrics.tracks import track_video
+from parla.metrics.tracks import clip_audio, list_videos, track_video
 from parla.progress import progress
 
 ALIGN_SMOOTH_S = 2.0  # s: moving-average window of the per-clip crop alignment

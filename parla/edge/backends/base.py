@@ -68,50 +68,44 @@ def corrupt(path: Path, e: Exception) -> ModelNotFoundError:
     return ModelNotFoundError(f"{path}: unreadable model file (corrupt or truncated?): {str(e).splitlines()[0][:200]}")
 
 
-def open_model(path: str | Path, device: str = "cpu", threads: int | None = None) -> Backend:
-    """The backend for a model file, by its suffix (.onnx, .xml, .tflite)."""
-    p = Path(path)
-    if p.suffix == ".onnx":
-        from parla.edge.backends.onnxruntime_backend import OnnxRuntimeBackend as cls
-    elif p.suffix == ".xml":
-        from parla.edge.backends.openvino_backend import OpenVinoBackend as cls
-    elif p.suffix == ".tflite":
-        from parla.edge.backends.tflite_backend import TfliteBackend as cls
-    else:
-        raise ParlaError(f"{p}: unknown model format (expected .onnx, .xml or .tflite)")
-    return cls(p, device=device, threads=threads)
+def backend_class(backend: str) -> type[Backend]:
+    """The backend class of a runtime backend name, from the format table (imported lazily)."""
+    import importlib
+
+    from parla.formats import by_backend
+
+    module, cls = by_backend(backend).backend_class.split(":")
+    return getattr(importlib.import_module(module), cls)
 
 
-CPU_DEVICE = {"onnxruntime": "cpu", "openvino": "CPU", "tflite": "cpu", "torch": "cpu"}
+def open_model(path: str | Path, device: str | None = None, threads: int | None = None) -> Backend:
+    """The backend for an exported model file, by its suffix (.onnx, .xml, .tflite); device: the backend's CPU
+    unless given."""
+    from parla.formats import by_suffix
+
+    fmt = by_suffix(Path(path).suffix)
+    return backend_class(fmt.backend)(path, device=device or fmt.cpu_device, threads=threads)
 
 
 def open_for_config(path: str | Path, backend: str, device: str, *, threads: int | None = None,
-                    delegate: str | None = None, fallback_to_cpu: bool = False) -> Backend:
+                    delegate: str | None = None, fallback_to_cpu: bool = False, **kwargs) -> Backend:
     """Open ``path`` on the configured device; if that device is unavailable and the config allows it, fall
     back to the backend's CPU device and log it (the error names the fix when fallback is off)."""
     import logging
 
-    kwargs = {"delegate": delegate} if delegate else {}
+    from parla.formats import by_backend
+
+    cls = backend_class(backend)
+    if delegate:
+        kwargs["delegate"] = delegate
     try:
-        return _backend_class(backend)(path, device=device, threads=threads, **kwargs)
+        return cls(path, device=device, threads=threads, **kwargs)
     except ModelNotFoundError:
         raise
     except ParlaError as e:
-        cpu = CPU_DEVICE[backend]
+        cpu = by_backend(backend).cpu_device
         if not fallback_to_cpu or device == cpu:
             raise
         logging.getLogger("parla").warning("%s; falling back to %s %s (fallback_to_cpu: true)", e, backend, cpu)
-        return _backend_class(backend)(path, device=cpu, threads=threads)
-
-
-def _backend_class(backend: str):
-    if backend == "onnxruntime":
-        from parla.edge.backends.onnxruntime_backend import OnnxRuntimeBackend
-        return OnnxRuntimeBackend
-    if backend == "openvino":
-        from parla.edge.backends.openvino_backend import OpenVinoBackend
-        return OpenVinoBackend
-    if backend == "tflite":
-        from parla.edge.backends.tflite_backend import TfliteBackend
-        return TfliteBackend
-    raise ParlaError(f"backend {backend!r} has no exported-model runner (one of onnxruntime, openvino, tflite)")
+        kwargs.pop("delegate", None)
+        return cls(path, device=cpu, threads=threads, **kwargs)

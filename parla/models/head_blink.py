@@ -1,5 +1,5 @@
-"""Stochastic head motion and blinks, learned from the training clips, and the motion generator that combines
-them with the audio->expression network. numpy only (torch is imported by ``MotionGenerator`` when used).
+"""Stochastic head motion and blinks, learned from the training clips, and stepped one video frame at a time by
+the motion synthesizer (``parla.edge.synth``): bounded state, the same process offline and live. numpy only.
 
 Head motion: one AR(2) process per pose axis (yaw, pitch, roll, tx, ty, log-scale), fitted by least squares on
 the training clips, with separate innovation scales for voiced and silent frames, so the head moves more while
@@ -36,20 +36,6 @@ class HeadModel:
         var = s**2 * (1 - a2) / np.maximum((1 + a2) * ((1 - a2) ** 2 - a1**2), 1e-9)
         return np.sqrt(np.maximum(var, 1e-12))
 
-    def sample(self, voiced: np.ndarray, rng: np.random.Generator, scale: float = 1.0,
-               silent_scale: float = 1.0) -> np.ndarray:
-        """(T, 6) pose track; ``voiced`` (T,) in [0, 1] chooses between the two innovation scales.
-        ``silent_scale`` < 1 lets the head settle in pauses (its innovations shrink there)."""
-        n = len(voiced)
-        out = np.zeros((n + 2, 6))
-        silent = self.sigma_silent * silent_scale
-        sig = silent[None] + voiced[:, None] * (self.sigma_voiced - silent)[None]
-        noise = rng.standard_normal((n, 6)) * sig
-        for t in range(n):
-            out[t + 2] = self.a1 * out[t + 1] + self.a2 * out[t] + noise[t]
-        gain, bound = self.gain_bound()
-        return np.clip(out[2:] * gain, -bound, bound) * scale
-
     def gain_bound(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-axis output gain and hard bound. Dynamics come from the fit, amplitude from a typical clip
         (landmark-pose outliers inflate the fitted noise)."""
@@ -70,19 +56,6 @@ class BlinkModel:
     mean_interval_s: float
     profile: list[float] = field(default_factory=lambda: list(BLINK_FRAMES_25FPS))
 
-    def sample(self, n_frames: int, fps: float, rng: np.random.Generator) -> np.ndarray:
-        """(T,) eye closure in [0, 1]."""
-        out = np.zeros(n_frames)
-        prof = self.profile_at(fps)
-        scale = max(self.mean_interval_s - MIN_BLINK_INTERVAL_S, 0.1) / self.shape
-        t = rng.uniform(0.3, 1.5)  # the first blink comes early, so short clips blink too
-        while t * fps < n_frames:
-            i = int(t * fps)
-            seg = prof[: n_frames - i]
-            out[i: i + len(seg)] = np.maximum(out[i: i + len(seg)], seg)
-            t += MIN_BLINK_INTERVAL_S + rng.gamma(self.shape, scale)
-        return out
-
     def profile_at(self, fps: float) -> np.ndarray:
         """The eye-closure profile of one blink (defined at 25 fps) resampled to ``fps``."""
         return np.interp(np.arange(0, len(self.profile) * 25 / fps) * fps / 25, np.arange(len(self.profile)),
@@ -90,6 +63,52 @@ class BlinkModel:
 
     def to_dict(self) -> dict:
         return {"shape": self.shape, "mean_interval_s": self.mean_interval_s, "profile": list(self.profile)}
+
+
+class HeadProcess:
+    """The head model stepped one frame at a time: ``step(voiced)`` -> (6,) pose. ``voiced`` in [0, 1] chooses
+    between the two innovation scales; ``silent_scale`` < 1 lets the head settle in pauses."""
+
+    def __init__(self, model: HeadModel, rng: np.random.Generator, *, scale: float = 1.0,
+                 silent_scale: float = 1.0) -> None:
+        self.m, self.rng, self.scale = model, rng, scale
+        self.silent = model.sigma_silent * silent_scale
+        self.gain, self.bound = model.gain_bound()
+        self.state = np.zeros((2, 6))  # the last two values of the AR(2) process
+
+    def step(self, voiced: float) -> np.ndarray:
+        m = self.m
+        sig = self.silent + voiced * (m.sigma_voiced - self.silent)
+        x = m.a1 * self.state[1] + m.a2 * self.state[0] + self.rng.standard_normal(6) * sig
+        self.state = np.stack([self.state[1], x])
+        return np.clip(x * self.gain, -self.bound, self.bound) * self.scale
+
+
+class BlinkProcess:
+    """The blink renewal process stepped one frame at a time: ``step()`` -> eye closure in [0, 1]."""
+
+    def __init__(self, model: BlinkModel, fps: float, rng: np.random.Generator) -> None:
+        self.m, self.fps, self.rng = model, fps, rng
+        self.profile = model.profile_at(fps)
+        self.frame = 0
+        self.next_t = rng.uniform(0.3, 1.5)  # the first blink comes early, so short clips blink too
+        self.start: int | None = None  # frame at which the current blink began
+
+    def step(self) -> float:
+        t = self.frame / self.fps
+        if self.start is None and t >= self.next_t:
+            self.start = self.frame
+            scale = max(self.m.mean_interval_s - MIN_BLINK_INTERVAL_S, 0.1) / self.m.shape
+            self.next_t = t + MIN_BLINK_INTERVAL_S + self.rng.gamma(self.m.shape, scale)
+        closure = 0.0
+        if self.start is not None:
+            i = self.frame - self.start
+            if i >= len(self.profile):
+                self.start = None
+            else:
+                closure = float(self.profile[i])
+        self.frame += 1
+        return closure
 
 
 def fit_ar2(tracks: list[np.ndarray], voiced: list[np.ndarray]) -> HeadModel:

@@ -30,8 +30,6 @@ import numpy as np
 # Backends x precisions this command tries by default (those whose runtime is installed run).
 DEFAULT_RUNS = (("torch", "cpu", "fp32"), ("onnxruntime", "cpu", "int8"), ("openvino", "CPU", "int8"),
                 ("tflite", "cpu", "int8"))
-RUNTIME_MODULE = {"torch": "torch", "onnxruntime": "onnxruntime", "openvino": "openvino",
-                  "tflite": "ai_edge_litert"}
 # Targets this machine cannot run: refiner MACs per frame over a stated sustained INT8 rate. Only the refiner is
 # estimated (warp, paste-back and motion run on the host CPU and are measured here). Labelled as estimates.
 ESTIMATE_TARGETS = {
@@ -52,18 +50,21 @@ def machine() -> dict:
 def _available(backend: str) -> bool:
     import importlib.util
 
+    from parla.formats import by_backend
+
     if backend == "tflite":
         return any(importlib.util.find_spec(n) for n in ("ai_edge_litert", "tflite_runtime"))
-    return importlib.util.find_spec(RUNTIME_MODULE[backend]) is not None
+    return importlib.util.find_spec(by_backend(backend).runtime) is not None
 
 
 def bench_one(backend: str, device: str, precision: str, *, portrait: str, audio: str, seconds: float,
               fps: float, frames: int, threads: int | None) -> dict:
     """One backend x precision, in this process."""
     from parla.audio import load_audio
+    from parla.edge.backends import open_models
     from parla.edge.config import load_config
     from parla.edge.engine import peak_rss_mb
-    from parla.edge.runtime import StageTimer, open_models
+    from parla.edge.render import StageTimer
     from parla.edge.sinks import RawSink
     from parla.edge.sources import ArraySource
 
@@ -87,7 +88,7 @@ def bench_one(backend: str, device: str, precision: str, *, portrait: str, audio
             t_chunk = time.perf_counter()
             fms = motion.push(long[i: i + chunk])
             for fm in fms:
-                renderer.render(fm, fm.index)
+                renderer.render(fm)
                 n += 1
             if fms:
                 frame_ms.append((time.perf_counter() - t_chunk) * 1e3 / len(fms))
@@ -97,7 +98,7 @@ def bench_one(backend: str, device: str, precision: str, *, portrait: str, audio
         # 2. real time through the threaded engine
         stats = av.run(ArraySource(long, cfg.audio.chunk_ms, speed=1.0), RawSink(callback=lambda f, i: None))
         psnr = _psnr_vs_fp32(av, speech[: 16_000 * 4]) if backend != "torch" or precision != "fp32" else None
-        files = list(dict.fromkeys([Path(av.refiner.path), Path(av.motion_backend.path)]))  # torch: one folder
+        files = list(dict.fromkeys([Path(av.refiner.path), Path(av.lips.path)]))  # torch: one folder
     model_mb = sum(_size(p) for p in files) / 2**20
     s = stats.summary()
     q = {f"p{p}": round(float(np.percentile(frame_ms, p)), 2) for p in (50, 95, 99)}
@@ -111,11 +112,8 @@ def bench_one(backend: str, device: str, precision: str, *, portrait: str, audio
 
 def _avatar(portrait: str, cfg, models):
     from parla.edge.avatar import Avatar
-    from parla.edge.runtime import face_from_image
-    from parla.media.image import load_image
 
-    face = face_from_image(load_image(portrait), int(models[0].input_shape[-1]), name=portrait)
-    return Avatar(face, cfg, models=models, watermark=True)
+    return Avatar.from_image(portrait, cfg, models=models, watermark=True)
 
 
 def _size(p: Path) -> int:
@@ -127,15 +125,15 @@ def _size(p: Path) -> int:
 def _psnr_vs_fp32(av, speech: np.ndarray) -> float:
     """Mean PSNR of this backend's frames vs the torch FP32 student's, on the same motion (no watermark)."""
     from parla.edge.backends.torch_backend import TorchBackend
-    from parla.edge.runtime import FrameRenderer, model_folder
+    from parla.edge.render import FrameRenderer
     from parla.export.parity import psnr
 
-    ref = TorchBackend(model_folder(av.config), "cpu", kind="refiner", net="student")
+    ref = TorchBackend(av.config.model, "cpu", kind="refiner", net="student")
     motion = av.new_motion()
     fms = [fm for i in range(0, len(speech), 640) for fm in motion.push(speech[i: i + 640])]
-    ours = FrameRenderer(av.face, av.settings.basis, av.refiner, av.mode)
-    theirs = FrameRenderer(av.face, av.settings.basis, ref, av.mode)
-    return float(np.mean([min(psnr(ours.render(fm, 0), theirs.render(fm, 0)), 100.0) for fm in fms[::4]]))
+    ours = av.new_renderer(stages=False)
+    theirs = FrameRenderer(av.portrait, av.settings.basis, ref)
+    return float(np.mean([min(psnr(ours.render(fm), theirs.render(fm)), 100.0) for fm in fms[::4]]))
 
 
 def estimates(macs: int) -> list[dict]:
@@ -146,9 +144,9 @@ def estimates(macs: int) -> list[dict]:
 
 def refiner_macs() -> int:
     """MACs per frame of the bundled student refiner (counted on the graph, numpy-free of runtimes)."""
-    from parla.edge.assets import _folder
+    from parla.modelfolder import ModelFolder
 
-    config = json.loads((_folder() / "config.json").read_text())
+    config = ModelFolder().config
     return int(config.get("student", {}).get("macs") or _count_student_macs(config))
 
 
@@ -161,7 +159,7 @@ def _count_student_macs(config: dict) -> int:
     except ImportError:
         return 660_000_000  # measured: benchmarks/model_stats.py (student 0.660 GMAC)
     cfg = RefinerConfig.from_dict(config["student"]["refiner"])
-    from parla.export.exporter import edge_module
+    from parla.models.refiner import edge_module
 
     return int(count_macs(edge_module(Refiner(cfg).eval()), torch.zeros(1, 6 + cfg.cond, cfg.res, cfg.res)))
 
@@ -177,7 +175,7 @@ def run_bench(runs, *, out: Path, portrait: str, audio: str, seconds: float, fps
                 skipped.append(f"{backend}: runtime not installed")
                 bar.update(1)
                 continue
-            cmd = [sys.executable, "-m", "parla.edge.bench", "--one", backend, device, precision, "--portrait",
+            cmd = [sys.executable, "-m", "parla.bench", "--one", backend, device, precision, "--portrait",
                    portrait, "--audio", audio, "--seconds", str(seconds), "--fps", str(fps), "--frames", str(frames)]
             if threads:
                 cmd += ["--threads", str(threads)]

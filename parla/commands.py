@@ -1,4 +1,5 @@
-"""`parla stream` and `parla bench` (argument parsing and the command bodies; the work is in parla.edge)."""
+"""`parla stream` and `parla bench` (argument parsing and the command bodies; the work is in parla.edge and
+parla.bench)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 from pathlib import Path
 
 from parla.errors import ParlaError
+from parla.formats import BACKENDS
 
 # The per-frame host work (a 95x95 spline solve, small matrix products) gains nothing from BLAS threads and, on a
 # small CPU, their spinning competes with the runtime's own threads (seen: warp p95 45 ms instead of 4 ms on 2
@@ -86,7 +88,7 @@ def add_stream(sub) -> None:
     s.add_argument("--camera", action="store_true", help="capture the portrait with the config's camera")
     s.add_argument("--config", default="x86-cpu", help="firmware config: a target name or a YAML path")
     s.add_argument("--sink", help="window, stdout (raw RGB), web (kiosk page) or file:OUT.mp4")
-    s.add_argument("--backend", choices=["torch", "onnxruntime", "openvino", "tflite"])
+    s.add_argument("--backend", choices=BACKENDS)
     s.add_argument("--device", help="backend device (cpu, CPU, NPU, GPU, cuda, edgetpu, ...)")
     s.add_argument("--precision", help="fp32, fp16, w8, int8, bf16 (what the backend runs)")
     s.add_argument("--threads", type=int)
@@ -107,7 +109,7 @@ def add_stream(sub) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from parla.edge import bench
+    from parla import bench
 
     out = Path(args.output)
     if args.merge:
@@ -124,7 +126,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
             runs.append((c.backend, c.device, c.precision))
     if args.backends:
         runs = [r for r in runs if r[0] in args.backends]
-    demo = Path(__file__).resolve().parents[1] / "assets" / "demo"
+    from importlib.resources import files
+
+    demo = Path(str(files("parla") / "assets" / "demo"))
     report = bench.run_bench(runs, out=out, portrait=args.portrait or str(demo / "portrait.jpg"),
                              audio=args.audio or str(demo / "speech.wav"), seconds=args.seconds, fps=args.fps,
                              frames=args.frames, threads=args.threads, show=not args.quiet)
@@ -136,7 +140,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def add_bench(sub) -> None:
     s = sub.add_parser("bench", help="benchmark backends and hardware targets (JSON + Markdown + PNG)")
     s.add_argument("--config", nargs="*", help="firmware configs to bench (default: every installed runtime)")
-    s.add_argument("--backends", nargs="*", choices=["torch", "onnxruntime", "openvino", "tflite"])
+    s.add_argument("--backends", nargs="*", choices=BACKENDS)
     s.add_argument("--portrait", help="default: the bundled demo portrait")
     s.add_argument("--audio", help="default: the bundled demo speech (looped to --seconds)")
     s.add_argument("--seconds", type=float, default=60.0, help="length of the real-time streaming run")

@@ -1,8 +1,8 @@
-"""The audio -> motion network: a causal dilated temporal CNN over log-mel with a small look-ahead.
+"""The audio -> lips network (LipNet): a causal dilated temporal CNN over log-mel with a small look-ahead.
 
 It predicts the (standardised) expression coefficients of the lips and jaw deterministically, at the mel frame
 rate (100 Hz); the caller samples it at the video frame times. Head motion and blinks are stochastic and live in
-``parla.motion`` (a learned autoregressive model), not in this network.
+``parla.models.head_blink`` (learned stochastic models), not in this network.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from torch import nn
 
 
 @dataclass(frozen=True)
-class MotionConfig:
+class LipNetConfig:
     n_mels: int = 80
     n_coeffs: int = 20
     width: int = 64
@@ -31,7 +31,7 @@ class MotionConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> MotionConfig:
+    def from_dict(cls, d: dict) -> LipNetConfig:
         d = dict(d)
         d["dilations"] = tuple(d["dilations"])
         return cls(**d)
@@ -53,8 +53,8 @@ class _Block(nn.Module):
         return x + self.b(F.leaky_relu(self.a(F.leaky_relu(x, 0.2)), 0.2))
 
 
-class MotionNet(nn.Module):
-    def __init__(self, cfg: MotionConfig) -> None:
+class LipNet(nn.Module):
+    def __init__(self, cfg: LipNetConfig) -> None:
         super().__init__()
         self.cfg = cfg
         self.inp = _CausalConv(cfg.n_mels, cfg.width, 5)

@@ -1,0 +1,244 @@
+"""The motion synthesizer: 16 kHz audio in, one ``FrameMotion`` per video frame out, stepwise with bounded state.
+
+The one synthesizer of every path (``parla animate``/``demo``, ``parla stream``, ``Avatar``, bench, evaluation):
+offline runs it as fast as it goes, live on the audio clock. Audio arrives in chunks of any size and each frame
+is emitted as soon as the audio it depends on has arrived, so the output does not depend on the chunking:
+
+- log-mel frames come from ``StreamingLogMel`` (identical to ``log_mel`` on the whole clip);
+- the audio->lips net runs on the last ``MOTION_WINDOW`` mel frames; frame t is read once mel frame
+  t + lookahead exists, so it sees exactly the look-ahead it was trained with (80 ms);
+- the voiced/silent thresholds come from the last ``LEVEL_WINDOW_S`` seconds, the lips close and open on a
+  ramp, the silence hold is a trailing mean, head motion an AR(2) process and blinks a renewal process, each
+  stepped one frame at a time. Silence (nobody speaking) gives the idle animation: closed mouth, a calm head,
+  breathing, blinks.
+- ``lookahead_frames`` (a property of the source: a file or TTS reply exists ahead of playback, a microphone
+  does not) holds each frame back that many frames, so that the lips start closing *before* a pause.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from parla.audio.io import SAMPLE_RATE
+from parla.audio.mel import FRAMES_PER_SECOND, HOP, StreamingLogMel, speech_band
+from parla.face.expression import ExpressionBasis
+from parla.formats import MOTION_WINDOW
+from parla.models.head_blink import BlinkModel, BlinkProcess, HeadModel, HeadProcess
+
+LEVEL_WINDOW_S = 10.0  # seconds of speech level behind the voiced/silent thresholds
+ABS_SILENCE_DB = -25.0  # speech-band level under which a frame is silent whatever the recent range (floor: -32.7)
+BREATH_HZ = 0.25  # idle breathing: a slow rise and fall of the head
+BREATH_PX = 0.6  # crop pixels (ty) at the peak of a breath
+CLOSE_RAMP = 3  # frames for the lips to close or open at a pause
+VOICED_SMOOTH = 5  # frames (200 ms at 25 fps) of voiced/silent behind the head's innovation scale
+EMOTIONS = ("neutral", "happy", "sad", "surprised")
+
+
+@dataclass
+class MotionSettings:
+    """What a model folder's config.json says about synthesis (numpy only)."""
+
+    mel_mean: np.ndarray
+    mel_std: np.ndarray
+    articulation: float  # articulation_gain (fitted: the regressor under-articulates) x render_gain (calibrated)
+    silence_hold_s: float  # in pauses the lips hold their trailing mean over this long (0: off)
+    head_silent_scale: float
+    head: HeadModel
+    blink: BlinkModel
+    basis: ExpressionBasis
+    lookahead: int  # mel frames of future audio the lips net sees
+    receptive_field: int  # mel frames the net's output depends on
+
+    @classmethod
+    def from_folder(cls, folder) -> MotionSettings:
+        """From a ``parla.modelfolder.ModelFolder``."""
+        c = folder.config
+        dil = c["motion"].get("dilations", (1, 2, 4, 8, 1, 2))
+        return cls(np.asarray(c["mel_mean"], np.float32), np.asarray(c["mel_std"], np.float32),
+                   float(c.get("articulation_gain", 1.0)) * float(c.get("render_gain", 1.0)),
+                   float(c.get("silence_hold_s", 0.0)), float(c.get("head_silent_scale", 1.0)),
+                   HeadModel.from_dict(c["head"]), BlinkModel(**c["blink"]), folder.basis,
+                   int(c["motion"].get("lookahead", 8)), 5 + 2 * sum(dil))
+
+
+@dataclass
+class FrameMotion:
+    index: int  # video frame number (time = index / fps)
+    coeffs: np.ndarray  # (K,) expression coefficients (basis units)
+    pose: np.ndarray  # (6,) yaw, pitch, roll, tx, ty, log-scale
+    blink: float  # eye closure 0..1
+    mouth_close: float  # 0..1: closes the lips in pauses
+    voiced: bool
+    z: np.ndarray  # (K,) the lips net's standardised output, before gains
+
+
+@dataclass
+class _Heard:
+    """A frame whose audio (and look-ahead) has arrived, waiting for ``lookahead_frames`` more."""
+
+    index: int
+    z: np.ndarray
+    voiced: bool
+    silent: bool
+
+
+class MotionSynth:
+    """Push 16 kHz audio chunks, pull the frames whose audio is complete. Memory is bounded whatever the length."""
+
+    def __init__(self, settings: MotionSettings, run_lips, *, fps: float = 25.0, seed: int = 0,
+                 pose_scale: float = 1.0, emotion: np.ndarray | None = None, lookahead_frames: int = 0) -> None:
+        """``run_lips``: (1, 80, MOTION_WINDOW) normalised mel -> (1, K, MOTION_WINDOW) standardised coeffs."""
+        self.s, self.run_lips, self.fps = settings, run_lips, fps
+        self.pose_scale, self.emotion, self.lookahead_frames = pose_scale, emotion, int(lookahead_frames)
+        rng = np.random.default_rng(seed)
+        self.head = HeadProcess(settings.head, rng, scale=pose_scale, silent_scale=settings.head_silent_scale)
+        self.blink = BlinkProcess(settings.blink, fps, rng)
+        self.mel = StreamingLogMel()
+        silence = ((np.log(1e-5) - settings.mel_mean) / settings.mel_std).astype(np.float32)
+        self.window = np.tile(silence[:, None], (1, MOTION_WINDOW))  # starts as digital silence
+        self._band = speech_band()
+        silent_db = 10 * math.log10(float(self._band.sum()) * 1e-5 + 1e-10)
+        self.energy = deque([silent_db] * MOTION_WINDOW, maxlen=MOTION_WINDOW)  # speech-band dB of the window
+        self.n_mel = 0  # mel frames pushed
+        self.z: np.ndarray | None = None  # last net output (K, W)
+        self.next_heard = 0  # next frame to read off the net
+        self.heard: deque[_Heard] = deque()  # read, not yet emitted (at most lookahead_frames + 1)
+        self.level: deque[float] = deque(maxlen=int(LEVEL_WINDOW_S * fps))
+        self.hold: deque[np.ndarray] = deque(maxlen=max(1, int(settings.silence_hold_s * fps)))
+        self.voiced_hist: deque[float] = deque(maxlen=VOICED_SMOOTH)
+        self.close = 1.0  # start with the lips at rest
+        self.timer = None  # a StageTimer, set by the engine
+
+    @property
+    def latency_samples(self) -> int:
+        """Audio that must arrive after a frame's instant before that frame can be produced."""
+        ahead = (self.s.lookahead + 1) * HOP + 256  # the net's look-ahead + the STFT half-window (N_FFT / 2)
+        return ahead + int(math.ceil(self.lookahead_frames / self.fps * SAMPLE_RATE))
+
+    def push(self, chunk: np.ndarray) -> list[FrameMotion]:
+        t0 = time.perf_counter()
+        mel = self.mel.push(np.asarray(chunk, np.float32))
+        if self.timer is not None:
+            self.timer.add("audio_features", (time.perf_counter() - t0) * 1e3)
+        out: list[FrameMotion] = []
+        # A long chunk is taken in pieces, so that every frame is read where the window holds its whole receptive
+        # field: the output then does not depend on how the audio was chunked.
+        step = max(1, MOTION_WINDOW - 1 - self.s.lookahead - self.s.receptive_field)
+        for i in range(0, len(mel), step):
+            self._add_mel(mel[i: i + step])
+            self._hear()
+            out += self._emit()
+        return out
+
+    def flush(self, n_samples: int) -> list[FrameMotion]:
+        """End of input after ``n_samples`` samples in all: the remaining frames up to the audio's length, their
+        look-ahead being the silence after it."""
+        n = int(round(n_samples / SAMPLE_RATE * self.fps))
+        tail = self.push(np.zeros(self.latency_samples + SAMPLE_RATE // 10, np.float32))
+        return [fm for fm in tail if fm.index < n]
+
+    def _add_mel(self, mel: np.ndarray) -> None:
+        norm = ((mel - self.s.mel_mean) / self.s.mel_std).T.astype(np.float32)
+        k = min(len(mel), MOTION_WINDOW)
+        self.window = np.concatenate([self.window[:, k:], norm[:, -k:]], axis=1)
+        for row in mel:
+            self.energy.append(10 * math.log10(float(np.exp(row[self._band]).sum()) + 1e-10))
+        self.n_mel += len(mel)
+        t0 = time.perf_counter()
+        self.z = np.asarray(self.run_lips(self.window[None]))[0]  # (K, W)
+        if self.timer is not None:
+            self.timer.add("motion", (time.perf_counter() - t0) * 1e3)
+
+    def _hear(self) -> None:
+        """Read every frame whose net look-ahead has arrived: its lips output and its voiced/silent class."""
+        while True:
+            t_mel = self.next_heard / self.fps * FRAMES_PER_SECOND
+            if math.ceil(t_mel) + self.s.lookahead > self.n_mel - 1:
+                return
+            # Mel frame m sits at index m - (n_mel - W) of the window; the net's output at index i has seen the
+            # window up to i + lookahead (it pads the end internally), so exact outputs end at W - 1 - lookahead.
+            pos = t_mel - (self.n_mel - MOTION_WINDOW)
+            lo = int(math.floor(pos))
+            frac = pos - lo
+            z = self.z[:, lo] * (1 - frac) + self.z[:, min(lo + 1, MOTION_WINDOW - 1)] * frac
+            e_lo = max(0, int(round(pos - FRAMES_PER_SECOND / self.fps / 2)))
+            e_hi = max(e_lo + 1, int(round(pos + FRAMES_PER_SECOND / self.fps / 2)))
+            energy = list(self.energy)[e_lo:e_hi]
+            voiced, silent = self._classify(float(np.mean(energy)))
+            self.heard.append(_Heard(self.next_heard, z, voiced, silent))
+            self.next_heard += 1
+
+    def _emit(self) -> list[FrameMotion]:
+        out = []
+        while len(self.heard) > self.lookahead_frames:
+            out.append(self._frame(self.heard.popleft()))
+        return out
+
+    def _frame(self, h: _Heard) -> FrameMotion:
+        s = self.s
+        coeffs = h.z * s.articulation * s.basis.stds
+        # close before a pause that is coming within the look-ahead, open when the speech resumes
+        silent_ahead = h.silent or any(x.silent for x in self.heard)
+        target = 1.0 if silent_ahead else 0.0
+        self.close += float(np.clip(target - self.close, -1 / (CLOSE_RAMP + 1), 1 / (CLOSE_RAMP + 1)))
+        self.hold.append(coeffs)
+        if s.silence_hold_s > 0:
+            coeffs = coeffs + self.close * (np.mean(self.hold, axis=0) - coeffs)
+        if self.emotion is not None:
+            coeffs = coeffs + self.emotion
+        self.voiced_hist.append(float(h.voiced))
+        voiced = float(np.mean(self.voiced_hist))
+        pose = self.head.step(voiced)
+        breath = math.sin(2 * math.pi * BREATH_HZ * h.index / self.fps)
+        pose[4] += BREATH_PX * breath * (1.0 - voiced) * self.pose_scale  # breathing shows when the face is still
+        return FrameMotion(h.index, coeffs, pose, self.blink.step(), self.close, h.voiced, h.z)
+
+    def _classify(self, energy: float) -> tuple[bool, bool]:
+        self.level.append(energy)
+        lo, hi = np.percentile(self.level, [5, 95]) if len(self.level) >= 10 else (energy, energy)
+        if energy < ABS_SILENCE_DB:
+            return False, True
+        if hi - lo < 12.0:
+            return energy > lo, False
+        return energy > lo + 0.6 * (hi - lo), energy < lo + 0.2 * (hi - lo)
+
+
+def emotion_vector(spec: str | None, basis: ExpressionBasis) -> np.ndarray | None:
+    """An expression offset from a name (neutral, happy, sad, surprised) or K comma-separated coefficients
+    in units of each component's training std."""
+    from parla.errors import ParlaError
+
+    if spec is None or spec == "neutral":
+        return None
+    if spec in EMOTIONS:
+        return basis.encode(_emotion_offsets(spec, basis.mean_shape.astype(np.float64)))
+    try:
+        v = np.array([float(x) for x in spec.split(",")])
+    except ValueError as e:
+        raise ParlaError(f"--emotion: expected one of {', '.join(EMOTIONS)} or {basis.n_components} numbers") from e
+    if len(v) != basis.n_components or not np.all(np.isfinite(v)):
+        raise ParlaError(f"--emotion: expected {basis.n_components} comma-separated finite numbers, got {spec!r}")
+    return v * basis.stds
+
+
+def _emotion_offsets(name: str, shape: np.ndarray) -> np.ndarray:
+    """Landmark displacements of a mild expression, in the canonical frame (units: fraction of face width)."""
+    w = shape[:, 0].max() - shape[:, 0].min()
+    d = np.zeros_like(shape)
+    if name == "happy":  # mouth corners up and out, cheeks lift the lower eyelids a little
+        d[48] += (-0.03, -0.035)
+        d[54] += (0.03, -0.035)
+        d[[49, 53, 59, 55]] += (0.0, -0.015)
+        d[[40, 41, 46, 47]] += (0.0, -0.008)
+    elif name == "sad":  # corners down, inner brows up
+        d[[48, 54]] += (0.0, 0.03)
+        d[[21, 22]] += (0.0, -0.03)
+    elif name == "surprised":  # brows up, jaw slightly open
+        d[17:27] += (0.0, -0.04)
+        d[[56, 57, 58, 65, 66, 67, 7, 8, 9]] += (0.0, 0.04)
+    return d * w

@@ -1,0 +1,139 @@
+"""Model folders, the one place that locates, verifies and loads them (used by the runtime, training, export and
+evaluation alike).
+
+A model folder (made by ``parla train bundle``; the package ships one as ``parla/assets/default``) holds
+``config.json`` (the networks' configs, motion settings, and the sha256 of every weight file: ``sha256`` for the
+safetensors, ``edge`` for the exported models), the safetensors weights, ``basis.npz`` and optionally ``edge/``.
+Nothing here imports torch at module level; ``load_weights`` needs it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import cached_property
+from importlib.resources import as_file, files
+from pathlib import Path
+
+from parla.errors import ModelNotFoundError
+from parla.formats import FORMATS, model_filename
+
+DEFAULT = "default"  # the name that means the bundled model
+NETS = ("teacher", "student")
+
+
+def bundled_path() -> Path:
+    """The package's own model folder (a real directory for pip installs, editable or not)."""
+    with as_file(files("parla") / "assets" / DEFAULT) as p:
+        path = Path(p)
+    if not (path / "config.json").is_file():
+        raise ModelNotFoundError("no trained model is bundled with this installation of Parla "
+                                 "(parla/assets/default/config.json is missing)")
+    return path
+
+
+def locate(spec: str | os.PathLike | None) -> Path:
+    """``None`` or ``default``: the bundled model; else a model folder."""
+    if spec is None or str(spec) == DEFAULT:
+        return bundled_path()
+    p = Path(spec)
+    if not (p / "config.json").is_file():
+        raise ModelNotFoundError(f"{p}: not a Parla model folder (no config.json); use 'default' or a folder made by "
+                                 "'parla train bundle'")
+    return p
+
+
+class ModelFolder:
+    """A model folder: its config read once, its files checked against their sha256 before use."""
+
+    def __init__(self, spec: str | os.PathLike | None = None) -> None:
+        self.path = locate(spec)
+        try:
+            self.config: dict = json.loads((self.path / "config.json").read_text())
+        except (OSError, ValueError) as e:
+            raise ModelNotFoundError(f"{self.path / 'config.json'}: unreadable ({e})") from e
+        if not isinstance(self.config, dict):
+            raise ModelNotFoundError(f"{self.path / 'config.json'}: not a model config (expected a JSON object)")
+
+    @property
+    def is_bundled(self) -> bool:
+        return self.path.resolve() == bundled_path().resolve()
+
+    def version(self, net: str = "teacher") -> str:
+        if net == "student":
+            return str(self.config.get("student", {}).get("version", "unknown"))
+        return str(self.config.get("version", "unknown"))
+
+    def file(self, name: str) -> Path:
+        """``name`` inside the folder, checked against its recorded sha256 (``sha256`` or ``edge`` map)."""
+        from parla.media.files import sha256
+
+        digests = {**self.config.get("sha256", {}), **self.config.get("edge", {})}
+        rel = name.removeprefix("edge/")
+        path = self.path / name
+        if rel not in digests:
+            raise ModelNotFoundError(f"{path}: not listed in {self.path / 'config.json'} (no sha256 to check)")
+        if not path.is_file():
+            raise ModelNotFoundError(f"{path}: missing from the model folder")
+        if sha256(path) != digests[rel]:
+            raise ModelNotFoundError(f"{path}: checksum mismatch (corrupt or modified model file)")
+        return path
+
+    def refiner_section(self, net: str) -> dict:
+        if net not in NETS:
+            raise ModelNotFoundError(f"net must be one of {', '.join(NETS)}, not {net!r}")
+        if net == "student":
+            if "student" not in self.config:
+                raise ModelNotFoundError(f"{self.path}: this model folder has no distilled student (run 'parla "
+                                         "distill' and 'parla train bundle --student RUN')")
+            return self.config["student"]["refiner"]
+        return self.config["refiner"]
+
+    def refiner(self, net: str = "teacher", device: str = "cpu"):
+        """The refiner ``nn.Module`` (eval mode) with its verified weights, and its config."""
+        from parla.models.refiner import Refiner, RefinerConfig
+
+        cfg = RefinerConfig.from_dict(self.refiner_section(net))
+        g = Refiner(cfg).eval()
+        load_weights(g, self.file("student.safetensors" if net == "student" else "refiner.safetensors"), device)
+        return g.to(device), cfg
+
+    def lipnet(self, device: str = "cpu"):
+        """The audio->lips ``nn.Module`` (eval mode) with its verified weights, and its config."""
+        from parla.models.lips import LipNet, LipNetConfig
+
+        cfg = LipNetConfig.from_dict(self.config["motion"])
+        net = LipNet(cfg).eval()
+        load_weights(net, self.file("motion.safetensors"), device)
+        return net.to(device), cfg
+
+    @cached_property
+    def basis(self):
+        from parla.face.expression import ExpressionBasis
+
+        return ExpressionBasis.load(self.path / "basis.npz")
+
+    def edge_model(self, fmt: str, kind: str = "refiner", precision: str | None = None) -> Path:
+        """An exported model in ``edge/``, sha256-verified (an OpenVINO .xml together with its .bin)."""
+        precision = precision or (FORMATS[fmt].best if kind == "refiner" else "fp32")
+        name = model_filename(fmt, str(precision), kind)
+        if name not in self.config.get("edge", {}):
+            hint = (f"export it with 'parla export {'default' if self.is_bundled else self.path} --format {fmt} "
+                    f"--precision {precision} -o DIR' and set 'model: DIR'")
+            raise ModelNotFoundError(f"{self.path}: has no {fmt} {precision} {kind} model ({name}); {hint}")
+        path = self.file(f"edge/{name}")
+        if path.suffix == ".xml":
+            self.file(f"edge/{path.with_suffix('.bin').name}")
+        return path
+
+
+def load_weights(module, path: Path, device: str = "cpu") -> None:
+    """safetensors weights into ``module`` (never pickle); a clear error when they do not fit its config."""
+    from safetensors.torch import load_file
+
+    if not Path(path).is_file():
+        raise ModelNotFoundError(f"{path}: no such checkpoint file")
+    try:
+        module.load_state_dict(load_file(str(path), device=str(device)))
+    except (RuntimeError, OSError, ValueError) as e:  # safetensors raises SafetensorError (an OSError/ValueError)
+        raise ModelNotFoundError(f"{path}: unreadable or does not match the model's config.json ({e})") from e
