@@ -2,7 +2,7 @@
 reference, CUDA when present)"). Times one single-frame call (batch 1, the streaming case) and a batch of 16
 (offline rendering) of the bundled teacher and student, FP32 and BF16 autocast, and the BF16 error vs FP32.
 
-    python benchmarks/cuda_reference.py --device cuda --out benchmarks/cuda_reference/cuda_reference.json
+    python benchmarks/cuda_reference.py --device cuda --out benchmarks/results/cuda_reference/cuda_reference.json
 """
 
 from __future__ import annotations
@@ -32,14 +32,13 @@ def _time(fn, x, repeats: int, sync) -> list[float]:
 def main() -> int:
     import torch
 
-    from parla.models.refiner import edge_module
-    from parla.models.refiner import Refiner, RefinerConfig
-    from parla.training.checkpoint import load_weights
+    from parla.modelfolder import load_weights
+    from parla.models.refiner import Refiner, RefinerConfig, edge_module
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--repeats", type=int, default=200)
-    ap.add_argument("--out", default="benchmarks/cuda_reference/cuda_reference.json")
+    ap.add_argument("--out", default="benchmarks/results/cuda_reference/cuda_reference.json")
     args = ap.parse_args()
     dev = torch.device(args.device)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)

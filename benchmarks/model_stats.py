@@ -9,22 +9,23 @@ import sys
 
 import torch
 
-from parla.assets import bundled_model
+from parla.modelfolder import ModelFolder
 from parla.models.macs import count_macs
-from parla.wrapper import ModelBundle
 
 
 def main() -> int:
-    b = ModelBundle(sys.argv[1] if len(sys.argv) > 1 else bundled_model(), device="cpu")
-    r = b.refiner_cfg.res
+    folder = ModelFolder(sys.argv[1] if len(sys.argv) > 1 else None)
+    refiner, cfg = folder.refiner("teacher")
+    lips, _ = folder.lipnet()
+    r = cfg.res
     x = torch.zeros(1, 3, r, r)
-    refiner_macs = count_macs(b.refiner, x, x, torch.zeros(1, b.refiner_cfg.cond, r, r))
+    refiner_macs = count_macs(refiner, x, x, torch.zeros(1, cfg.cond, r, r))
     mel = torch.zeros(1, 80, 400)  # 4 s of mel
-    motion_macs = count_macs(b.motion_net, mel) / 400 * 4  # 4 mel frames (40 ms) per video frame at 25 fps
+    motion_macs = count_macs(lips, mel) / 400 * 4  # 4 mel frames (40 ms) per video frame at 25 fps
     n = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
-    print(f"refiner: {n(b.refiner) / 1e6:.2f} M parameters, {refiner_macs / 1e9:.2f} GMAC per frame "
-          f"at {r}x{r}, channels {b.refiner_cfg.channels}")
-    print(f"motion:  {n(b.motion_net) / 1e6:.3f} M parameters, {motion_macs / 1e6:.1f} MMAC per frame at 25 fps")
+    print(f"refiner: {n(refiner) / 1e6:.2f} M parameters, {refiner_macs / 1e9:.2f} GMAC per frame "
+          f"at {r}x{r}, channels {cfg.channels}")
+    print(f"lips:    {n(lips) / 1e6:.3f} M parameters, {motion_macs / 1e6:.1f} MMAC per frame at 25 fps")
     return 0
 
 

@@ -55,21 +55,29 @@ def lagged_corr(p: np.ndarray, r: np.ndarray, max_lag: int = 6) -> dict[int, flo
     return out
 
 
-def evaluate_clip(z: np.ndarray, clip, raw: dict, basis, silence_hold_s: float) -> dict:
+def evaluate_clip(run_lips, norm, clip, raw: dict, basis, silence_hold_s: float) -> dict:
+    """Landmark-space evaluation of one held-out clip, its lips driven through the runtime's synthesizer."""
+    from dataclasses import replace as dc_replace
+
+    from parla.edge.synth import MotionSettings, MotionSynth
     from parla.face.landmarks import mouth_opening
     from parla.metrics.reenact import mouth_lmd
-    from parla.wrapper import lip_motion
+    from parla.modelfolder import ModelFolder
 
+    shipped = MotionSettings.from_folder(ModelFolder())
     lms = np.where(raw["valid"][:, None, None], raw["landmarks"].astype(np.float64), np.nan)
     first = int(np.flatnonzero(raw["valid"])[0])
     lms = lms[first:]
     n = len(lms)
-    mel = clip.mel[:, :80]
     row = {"clip": clip.name, "frames": n}
     real_open = mouth_opening(lms)
+    pad = np.repeat(clip.mel[-1:], shipped.lookahead + 8 + int(100 / clip.fps), 0)  # the end, as the net pads it
     for s in SCALES:
-        coeffs, close, _ = lip_motion(z, mel, clip.fps, first + n, s * basis.stds, silence_hold_s)
-        coeffs, close = coeffs[first:], close[first:]
+        settings = dc_replace(shipped, mel_mean=norm[0], mel_std=norm[1], articulation=s,
+                              silence_hold_s=silence_hold_s, basis=basis)
+        synth = MotionSynth(settings, run_lips, fps=clip.fps)
+        fms = synth.push_mel(np.concatenate([clip.mel, pad]))[first: first + n]
+        coeffs, close = np.stack([f.coeffs for f in fms]), np.array([f.mouth_close for f in fms])
         drv = np.stack([basis.drive(lms[0], coeffs[t], np.zeros(6), 0.0, close[t]) for t in range(n)])
         row[f"lmd_x{s:g}"] = mouth_lmd(drv, lms)
         if s == 1.0:
@@ -150,12 +158,13 @@ def main() -> None:
         if not args.no_rest:
             fold_basis.meta.update(fit_rest([raws[c.name]["landmarks"][raws[c.name]["valid"]] for c in trn + val],
                                             basis))
-        with torch.no_grad():
-            for i in held:
-                c = clips[i]
-                x = torch.from_numpy(((c.mel - norm[0]) / norm[1]).T[None].astype(np.float32))
-                z = net(x)[0].numpy().T
-                rows.append({"fold": k, **evaluate_clip(z, c, raws[c.name], fold_basis, args.silence_hold)})
+        def run_lips(window: np.ndarray, net=net) -> np.ndarray:
+            with torch.no_grad():
+                return net(torch.from_numpy(window)).numpy()
+
+        for i in held:
+            c = clips[i]
+            rows.append({"fold": k, **evaluate_clip(run_lips, norm, c, raws[c.name], fold_basis, args.silence_hold)})
         print(f"fold {k}: {len(held)} clips, inner val {metrics}, {time.time() - t0:.0f} s", flush=True)
     summary = summarize(rows)
     print(json.dumps(summary, indent=1))

@@ -43,8 +43,8 @@ def main() -> int:
     if args.merge:
         return merge([Path(p) for p in args.merge], Path(args.out))
 
+    from parla.edge.avatar import animate
     from parla.metrics.report import evaluate_generated, summarize
-    from parla.pipeline import animate
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

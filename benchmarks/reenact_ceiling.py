@@ -10,7 +10,7 @@ Arms, each scored with `parla eval reenact`'s mouth_lmd against the real track o
 - oracle all: driven by all 12 *real* expression coefficients (a perfect audio->lips model);
 - median frame: the clip's own frame closest to its median mouth shape, held (knows the future).
 
-    python benchmarks/reenact_ceiling.py --data runs/data [--json benchmarks/motion_cv/ceiling.json]
+    python benchmarks/reenact_ceiling.py --data runs/data [--json benchmarks/results/motion_cv/ceiling.json]
 """
 
 from __future__ import annotations

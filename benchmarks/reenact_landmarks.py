@@ -7,7 +7,7 @@ the renderer: arms vary the articulation multiplier and the head pose; "rendered
 figure when its JSON is given.
 
     python benchmarks/reenact_landmarks.py ../shared/data/eval/videos --cache runs/diag/tracks \
-        [--model DIR] [--reenact docs/eval_reenact.json] [--json out.json]
+        [--model DIR] [--reenact benchmarks/results/eval_reenact/eval_reenact.json] [--json out.json]
 """
 
 from __future__ import annotations
@@ -35,14 +35,19 @@ def real_track(video: Path, cache: Path) -> tuple[np.ndarray, float]:
     return t.landmarks, t.fps
 
 
-def driven(bundle, first: np.ndarray, motion, mult: float, pose: bool) -> np.ndarray:
+def driven(basis, first: np.ndarray, motion, mult: float, pose: bool) -> np.ndarray:
     """Driving landmarks (image pixels are fine: the mouth shape is centred and scaled by the inter-ocular
-    distance) for every frame."""
-    out = []
-    for t in range(len(motion.blink)):
-        p = motion.pose[t] if pose else np.zeros(6)
-        out.append(bundle.basis.drive(first, motion.coeffs[t] * mult, p, motion.blink[t], motion.mouth_close[t]))
-    return np.stack(out)
+    distance) for every frame of the synthesizer's output ``motion`` (a list of FrameMotion)."""
+    return np.stack([basis.drive(first, fm.coeffs * mult, fm.pose if pose else np.zeros(6), fm.blink,
+                                 fm.mouth_close) for fm in motion])
+
+
+def synthesize(settings, lips, audio: np.ndarray, fps: float, n: int) -> list:
+    """The runtime's synthesizer over a whole clip (what ``parla animate`` drives the face with)."""
+    from parla.edge.synth import MotionSynth
+
+    synth = MotionSynth(settings, lips.run, fps=fps, seed=0)
+    return (synth.push(audio) + synth.flush(len(audio)))[:n]
 
 
 def main() -> None:
@@ -56,15 +61,19 @@ def main() -> None:
     ap.add_argument("--json")
     args = ap.parse_args()
 
-    from parla.assets import bundled_model
-    from parla.wrapper import ModelBundle
+    from parla.edge.backends.torch_backend import TorchBackend
+    from parla.edge.synth import MotionSettings
+    from parla.modelfolder import ModelFolder
 
-    bundle = ModelBundle(args.model or bundled_model())
+    folder = ModelFolder(args.model)
+    settings = MotionSettings.from_folder(folder)
+    lips = TorchBackend(folder.path, "cpu", kind="lips")
+    basis = settings.basis
     if args.rest_from:
         from parla.training.basis import fit_rest, load_clip
 
         clips = [load_clip(f) for f in sorted(Path(args.rest_from, "clips").glob("*.npz"))]
-        bundle.basis.meta.update(fit_rest([c["landmarks"][c["valid"]] for c in clips], bundle.basis))
+        basis.meta.update(fit_rest([c["landmarks"][c["valid"]] for c in clips], basis))
     mults = [float(m) for m in args.mult.split(",")]
     rendered = {}
     if args.reenact:
@@ -78,12 +87,12 @@ def main() -> None:
         ok = np.flatnonzero(~np.isnan(lms[:, 0, 0]))
         if not len(ok) or ok[0] != 0:
             continue
-        motion = bundle.motion(audio, fps, len(lms), seed=0)
+        motion = synthesize(settings, lips, audio, fps, len(lms))
         row = {"file": video.name, "still": mouth_lmd(np.repeat(lms[:1], len(lms), 0), lms),
                "rendered": rendered.get(video.name)}
         for m in mults:
-            row[f"x{m:g}"] = mouth_lmd(driven(bundle, lms[0], motion, m, True), lms)
-            row[f"x{m:g}_nopose"] = mouth_lmd(driven(bundle, lms[0], motion, m, False), lms)
+            row[f"x{m:g}"] = mouth_lmd(driven(basis, lms[0], motion, m, True), lms)
+            row[f"x{m:g}_nopose"] = mouth_lmd(driven(basis, lms[0], motion, m, False), lms)
         rows.append(row)
         print(video.name, {k: round(v, 4) for k, v in row.items() if isinstance(v, float)}, flush=True)
     keys = [k for k in rows[0] if k != "file"]
@@ -91,7 +100,7 @@ def main() -> None:
     print("mean", {k: round(v, 4) for k, v in mean.items()})
     print("improvement over still", {k: round(1 - v / mean["still"], 3) for k, v in mean.items()})
     if args.json:
-        Path(args.json).write_text(json.dumps({"clips": rows, "mean": mean, "articulation": bundle.articulation},
+        Path(args.json).write_text(json.dumps({"clips": rows, "mean": mean, "articulation": settings.articulation},
                                               indent=2))
 
 

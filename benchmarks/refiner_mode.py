@@ -5,7 +5,7 @@ Both nets are trained by the same recipe (`train_teacher`, reconstruction losses
 pairs) and scored on self-reenactment pairs of the eval videos (never trained on): PSNR / SSIM against the real
 target crop, and sharpness (variance of the Laplacian) relative to the target's.
 
-    python benchmarks/refiner_mode.py --data runs/data --steps 600 --out benchmarks/refiner_mode
+    python benchmarks/refiner_mode.py --data runs/data --steps 600 --out benchmarks/results/refiner_mode
     # or: --phase train --device cuda --workers 12 on a GPU machine, then --phase score here
 """
 
@@ -64,7 +64,7 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=0)
     ap.add_argument("--phase", choices=["all", "train", "score"], default="all",
                     help="train on one machine (e.g. a lent GPU) and score on another (needs ../shared/data/eval)")
-    ap.add_argument("--out", default="benchmarks/refiner_mode")
+    ap.add_argument("--out", default="benchmarks/results/refiner_mode")
     args = ap.parse_args()
 
     from parla.models.refiner import RefinerConfig

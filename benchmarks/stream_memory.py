@@ -1,7 +1,7 @@
 """Issue 5: does a long stream keep flat memory? Streams N minutes of speech (the demo clip with pauses, looped)
 through the real-time engine into an mp4, `--speed` times faster than real time, sampling RSS every 5 s.
 
-    python benchmarks/stream_memory.py --minutes 30 --speed 3 --out benchmarks/stream_memory
+    python benchmarks/stream_memory.py --minutes 30 --speed 3 --out benchmarks/results/stream_memory
 
 Writes stream_memory.json (RSS series, drift, frames, drops) and stream_memory.png.
 """
@@ -31,7 +31,7 @@ def main() -> int:
     ap.add_argument("--config", default="x86-cpu")
     ap.add_argument("--sink", choices=["file", "raw"], default="file",
                     help="file: an mp4 (its muxer holds a growing sample index); raw: frames to a callback")
-    ap.add_argument("--out", default="benchmarks/stream_memory")
+    ap.add_argument("--out", default="benchmarks/results/stream_memory")
     args = ap.parse_args()
 
     from parla.audio import load_audio

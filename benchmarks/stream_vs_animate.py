@@ -4,8 +4,8 @@ by `parla eval gen`. The offline figures come from quality_eval.py reports of th
 teacher (`parla animate`) and the FP32 student (`parla animate --net student`, the same net the stream runs in INT8).
 
     python benchmarks/stream_vs_animate.py --portraits p01 p03 p07 p10 p13 p16 \
-        --animate-report teacher=benchmarks/quality_teacher7250_18/quality.json \
-        student=benchmarks/quality_student/quality.json --out benchmarks/stream_vs_animate
+        --animate-report teacher=benchmarks/results/quality_teacher7250_18/quality.json \
+        student=benchmarks/results/quality_student/quality.json --out benchmarks/results/stream_vs_animate
     # --reuse: keep the streamed measurements of an earlier run, recompute the comparison only
 """
 
@@ -37,7 +37,7 @@ def main() -> int:
     ap.add_argument("--speech", nargs="*", default=list(DEFAULT_SPEECH))
     ap.add_argument("--config", default="x86-cpu")
     ap.add_argument("--animate-report", nargs="+", required=True, metavar="NAME=QUALITY_JSON")
-    ap.add_argument("--out", default="benchmarks/stream_vs_animate")
+    ap.add_argument("--out", default="benchmarks/results/stream_vs_animate")
     ap.add_argument("--reuse", action="store_true")
     args = ap.parse_args()
     refs = dict(a.split("=", 1) if "=" in a else ("animate", a) for a in args.animate_report)

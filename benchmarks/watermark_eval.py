@@ -1,6 +1,6 @@
 """Issue 6: how well the invisible watermark survives, how often it fires on real video, and what it costs.
 
-    python benchmarks/watermark_eval.py --out benchmarks/watermark [--portraits p01 p02 ...] [--seconds 8]
+    python benchmarks/watermark_eval.py --out benchmarks/results/watermark [--portraits p01 p02 ...] [--seconds 8]
 
 1. Generated clips: every eval portrait animated (teacher, seed 0, watermark on) with the first seconds of the
    English eval speech, then transformed with real re-encodes (PyAV / libx264): CRF 28, half size (CRF 23),
@@ -68,10 +68,10 @@ def detect_segments(path: Path) -> tuple[bool, list[bool], float]:
 
 def generated(portraits: list[Path], speech: Path, seconds: float, tmp: Path) -> dict:
     from parla.audio import load_audio
+    from parla.edge.avatar import animate
     from parla.face.detect import detect_faces, select_face
     from parla.media.image import load_image
     from parla.media.video import iter_frames
-    from parla.pipeline import animate
 
     audio = load_audio(speech)[: int(seconds * 16000)]
     import soundfile as sf
@@ -154,7 +154,7 @@ def cost() -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--out", default="benchmarks/watermark")
+    ap.add_argument("--out", default="benchmarks/results/watermark")
     ap.add_argument("--portraits", nargs="*", default=None)
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--fp-frames", type=int, default=1200)

@@ -148,6 +148,6 @@ def add_bench(sub) -> None:
     s.add_argument("--frames", type=int, default=300, help="frames of the unpaced run")
     s.add_argument("--threads", type=int, default=2)
     s.add_argument("--merge", nargs="+", metavar="JSON", help="join bench.json files from several machines")
-    s.add_argument("-o", "--output", default="benchmarks/edge")
+    s.add_argument("-o", "--output", default="benchmarks/results/edge")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=cmd_bench)

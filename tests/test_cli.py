@@ -146,7 +146,7 @@ def test_no_traceback_from_the_real_entry_point(tmp_path):
 
 def test_import_needs_only_numpy():
     code = ("import sys, parla, parla.cli, parla.errors, parla.audio, parla.face, parla.media, parla.metrics;"
-            "import parla.edge.avatar, parla.edge.engine, parla.edge.sinks, parla.edge.sources, parla.edge.bench;"
+            "import parla.edge.avatar, parla.edge.engine, parla.edge.sinks, parla.edge.sources, parla.bench;"
             "heavy = {'av', 'cv2', 'dlib', 'torch', 'tqdm', 'yaml'} & set(sys.modules);"
             "assert not heavy, heavy")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

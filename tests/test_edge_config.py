@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from parla.edge.config import CONFIG_DIR, ConfigError, load_config
+from parla.edge.config import ConfigError, config_dir, load_config
 
-TARGETS = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+TARGETS = sorted(p.stem for p in config_dir().glob("*.yaml"))
 
 
 def test_the_required_targets_are_bundled():

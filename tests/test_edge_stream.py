@@ -34,10 +34,9 @@ def test_streaming_motion_matches_the_offline_net(avatar, speech):
     torch = pytest.importorskip("torch")
     from parla.audio.mel import log_mel
     from parla.edge.backends.torch_backend import TorchBackend
-    from parla.edge.runtime import model_folder
 
     s = avatar.settings
-    net = TorchBackend(model_folder(avatar.config), "cpu", kind="motion").module
+    net = TorchBackend(avatar.config.model, "cpu", kind="lips").module
     mel = (log_mel(speech) - s.mel_mean) / s.mel_std
     with torch.no_grad():
         z_off = net(torch.from_numpy(mel.T[None].astype(np.float32)))[0].numpy()  # (K, M)
@@ -64,7 +63,7 @@ def test_stream_is_chunk_size_invariant_and_complete(avatar, speech):
     # for a thin line of pixels where nearly touching lips fold the warp (measured: at most 0.06 % of a frame).
     off = [np.mean(np.abs(x.astype(int) - y) > 2) for x, y in zip(f1, f2, strict=True)]
     assert max(off) < 0.005
-    assert f1[0].shape == avatar.face.image.shape
+    assert f1[0].shape == avatar.portrait.image.shape
 
 
 def test_silence_keeps_the_mouth_closed_and_the_face_alive(avatar):
@@ -77,7 +76,7 @@ def test_silence_keeps_the_mouth_closed_and_the_face_alive(avatar):
 
 def test_motion_state_is_bounded(avatar):
     motion = avatar.new_motion()
-    motion.run_motion = lambda x: np.zeros((1, avatar.settings.basis.n_components, x.shape[-1]), np.float32)
+    motion.run_lips = lambda x: np.zeros((1, avatar.settings.basis.n_components, x.shape[-1]), np.float32)
     rng = np.random.default_rng(0)
     for _ in range(3000):  # 2 minutes of 40 ms chunks
         motion.push(rng.normal(0, 0.05, 640).astype(np.float32))
@@ -91,9 +90,9 @@ class SlowRenderer:
     def __init__(self, inner, delay_s):
         self.inner, self.delay, self.timer = inner, delay_s, inner.timer
 
-    def render(self, fm, index):
+    def render(self, fm):
         time.sleep(self.delay)
-        return self.inner.render(fm, index)
+        return self.inner.render(fm)
 
 
 def test_engine_real_time_file_sink_matches_audio(avatar, speech, tmp_path):
@@ -314,9 +313,9 @@ def test_camera_waits_for_a_face(face_path):
 
 
 def test_unavailable_devices_and_precisions_give_documented_errors():
+    from parla.edge.backends import open_models
     from parla.edge.backends.torch_backend import TorchBackend
     from parla.edge.config import load_config
-    from parla.edge.runtime import model_folder, open_models
     from parla.errors import ModelNotFoundError, ParlaError
 
     cfg = load_config("x86-cpu", {"precision": "fp32"})
@@ -325,7 +324,7 @@ def test_unavailable_devices_and_precisions_give_documented_errors():
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         with pytest.raises(ParlaError, match="no CUDA GPU"):
-            TorchBackend(model_folder(cfg), "cuda")
+            TorchBackend(cfg.model, "cuda")
         ref = load_config("nvidia-gpu-reference", {"fallback_to_cpu": False})
         with pytest.raises(ParlaError, match="no CUDA GPU"):
             open_models(ref)
@@ -373,11 +372,21 @@ def test_parla_stream_ctrl_c_exits_cleanly(tmp_path, face_path, speech_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_paster_matches_paste_back(avatar):
-    from parla.edge.runtime import Paster
-    from parla.face.align import paste_back
+def test_paster_blends_the_crop_into_its_footprint_only(avatar):
+    from parla.face.align import Paster, feather_mask, footprint
 
-    crop = np.random.default_rng(1).integers(0, 255, avatar.face.crop.shape, dtype=np.uint8)
-    want = paste_back(avatar.face.image, crop, avatar.face.alignment)
-    got = Paster(avatar.face)(crop)
-    assert got.shape == want.shape and np.abs(got.astype(int) - want).max() <= 1
+    p = avatar.portrait
+    crop = np.random.default_rng(1).integers(0, 255, p.crop.shape, dtype=np.uint8)
+    got = Paster(p.image, p.alignment)(crop)
+    (x0, y0, x1, y1), inv, size = footprint(p.image.shape, p.alignment)
+    outside = np.ones(p.image.shape[:2], bool)
+    outside[y0:y1, x0:x1] = False
+    assert np.array_equal(got[outside], p.image[outside])
+    # the float blend written out: image + alpha * (warped crop - image)
+    import cv2
+
+    patch = cv2.warpAffine(crop, inv, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    alpha = cv2.warpAffine(feather_mask(p.alignment.size), inv, size, flags=cv2.INTER_LINEAR)[..., None]
+    bg = p.image[y0:y1, x0:x1].astype(np.float32)
+    want = np.clip(bg + alpha * (patch - bg) + 0.5, 0, 255).astype(np.uint8)
+    assert np.abs(got[y0:y1, x0:x1].astype(int) - want).max() <= 1

@@ -13,7 +13,7 @@ for _mod in ("onnxruntime", "openvino", "nncf", "onnxscript", "litert_torch", "a
     pytest.importorskip(_mod)
 
 from parla.errors import ModelNotFoundError, ParlaError  # noqa: E402
-from parla.export.formats import EXPORTABLE, FORMATS, check  # noqa: E402
+from parla.formats import EXPORTABLE, FORMATS, check  # noqa: E402
 
 # (PSNR of the composed crop in dB, max abs error of the network output) each export must meet vs torch FP32.
 TOLERANCE = {"fp32": (80.0, 1e-4), "fp16": (60.0, 5e-3), "w8": (40.0, 0.05), "int8": (35.0, 0.1)}
@@ -27,10 +27,9 @@ def tiny(tmp_path_factory, face_path):
 
     from parla.export.api import bundled_folder
     from parla.export.exporter import export
-    from parla.models.refiner import edge_module
     from parla.export.samples import from_portrait
     from parla.face.expression import ExpressionBasis
-    from parla.models.refiner import Refiner, RefinerConfig
+    from parla.models.refiner import Refiner, RefinerConfig, edge_module
 
     torch.manual_seed(0)
     cfg = RefinerConfig(channels=(8, 16, 32, 64), n_res=1)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from parla.errors import AmbiguousFaceError, FaceIndexError, NoFaceFoundError
-from parla.face.align import CROP_SIZE, align_face, feather_mask, paste_back
+from parla.face.align import CROP_SIZE, Paster, align_face, feather_mask
 from parla.face.detect import detect_faces, face_embedding, select_face
 from parla.face.landmarks import eye_centres, mouth_opening
 from parla.media.image import load_image
@@ -34,7 +34,7 @@ def check_align_round_trip(image: np.ndarray, name: str) -> None:
     assert 0.55 * CROP_SIZE < lm[48:60, 1].mean() < 0.75 * CROP_SIZE, name
     assert lm[8, 1] < 0.95 * CROP_SIZE, name  # the chin stays inside
     np.testing.assert_allclose(a.to_image(lm), face.landmarks, atol=1e-3)
-    back = paste_back(image, crop, a)
+    back = Paster(image, a)(crop)
     assert back.shape == image.shape and back.dtype == np.uint8
     assert footprint_psnr(back, image) > ROUND_TRIP_PSNR_DB, name
 
@@ -47,7 +47,7 @@ def test_paste_back_changes_only_the_face(face_path):
     image = load_image(face_path)
     face = select_face(detect_faces(image))
     crop, a = align_face(image, face.landmarks)
-    out = paste_back(image, np.zeros_like(crop), a)
+    out = Paster(image, a)(np.zeros_like(crop))
     mouth = face.landmarks[48:68].mean(0).astype(int)
     assert out[mouth[1], mouth[0]].max() < 10  # the crop's centre replaced the photo
     changed = np.abs(out.astype(int) - image).sum(-1) > 0

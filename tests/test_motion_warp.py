@@ -5,7 +5,7 @@ import pytest
 
 from parla.face.expression import ExpressionBasis, apply, invert, similarity_fit
 from parla.face.warp import condition_maps, warp
-from parla.models.head_blink import BlinkModel, HeadModel, fit_ar2, fit_blinks
+from parla.models.head_blink import BlinkModel, BlinkProcess, HeadModel, HeadProcess, fit_ar2, fit_blinks
 
 
 @pytest.fixture(scope="module")
@@ -98,40 +98,61 @@ def test_head_and_blink_models_are_seeded_and_bounded():
     voiced = [np.tile([0.0] * 25 + [1.0] * 25, 6) for _ in range(5)]
     head = fit_ar2(tracks, voiced)
     assert isinstance(head, HeadModel)
-    v = np.ones(500)
-    a, b = head.sample(v, np.random.default_rng(7)), head.sample(v, np.random.default_rng(7))
+
+    def run(seed: int, scale: float = 1.0) -> np.ndarray:
+        p = HeadProcess(head, np.random.default_rng(seed), scale=scale)
+        return np.stack([p.step(1.0) for _ in range(500)])
+
+    a, b = run(7), run(7)
     np.testing.assert_array_equal(a, b)
     assert np.all(np.abs(a) <= head.limit + 1e-9) and a.std(0).max() > 0
-    assert np.all(head.sample(v, np.random.default_rng(7), scale=0.0) == 0)
+    assert np.all(run(7, scale=0.0) == 0)
     blink = fit_blinks([2.5, 3.0, 4.1, 2.2, 6.0, 3.3])
     assert isinstance(blink, BlinkModel)
-    closure = blink.sample(25 * 60, 25.0, np.random.default_rng(3))
+    proc = BlinkProcess(blink, 25.0, np.random.default_rng(3))
+    closure = np.array([proc.step() for _ in range(25 * 60)])
+    assert closure.min() == 0 and closure.max() == 1
     starts = np.flatnonzero(np.diff((closure > 0.5).astype(int)) == 1)
     assert 8 <= len(starts) <= 30  # per minute
 
 
-def test_lips_close_before_a_pause_and_stay_still_in_it():
-    from parla.wrapper import _closure
+def _synth_on(loud: np.ndarray, lookahead_frames: int):
+    """The synthesizer on a tone that is on where ``loud`` (per 40 ms frame) is true, with a random lips net."""
+    from parla.edge.synth import MotionSettings, MotionSynth
+    from parla.modelfolder import ModelFolder
 
-    silent = np.zeros(30, bool)
-    silent[10:20] = True
-    c = _closure(silent, ramp=3)
-    assert np.all(c[10:20] == 1.0)  # closed and still through the pause
-    assert 0 < c[8] < c[9] < 1 and 0 < c[21] < c[20] < 1  # ramps on both sides
-    assert c[0] == 0 and c[29] == 0
-    assert np.all(_closure(np.zeros(10, bool), ramp=3) == 0)
-
-
-def test_running_mean_holds_the_mouth_in_pauses():
-    from parla.wrapper import _running_mean
-
+    settings = MotionSettings.from_folder(ModelFolder())
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(50, 3))
-    m = _running_mean(x, 25)
-    assert m.shape == x.shape
-    assert np.abs(np.diff(m, axis=0)).mean() < 0.3 * np.abs(np.diff(x, axis=0)).mean()  # far stiller
-    assert np.allclose(m[25], x[13:38].mean(0))  # centred window
-    assert np.allclose(_running_mean(np.ones((5, 2)), 9), 1.0)  # ends are normalised, not shrunk
+    t = np.arange(640) / 16000
+    audio = np.concatenate([(0.3 * np.sin(2 * np.pi * 300 * t) if on else np.zeros(640)) for on in loud])
+    audio = (audio + rng.normal(0, 1e-4, len(audio))).astype(np.float32)
+    k = settings.basis.n_components
+
+    def lips(window: np.ndarray) -> np.ndarray:
+        return rng.normal(size=(1, k, window.shape[-1])).astype(np.float32)
+
+    synth = MotionSynth(settings, lips, fps=25.0, lookahead_frames=lookahead_frames)
+    fms = synth.push(audio) + synth.flush(len(audio))
+    return np.array([f.mouth_close for f in fms]), np.stack([f.coeffs for f in fms])
+
+
+def test_lips_close_in_a_pause_and_hold_still_in_it():
+    loud = np.ones(100, bool)
+    loud[40:70] = False
+    close, coeffs = _synth_on(loud, 0)
+    assert len(close) == 100
+    assert np.all(close[45:70] == 1.0)  # closed through the pause
+    assert close[30] == 0 and close[90] == 0  # open in speech
+    assert np.abs(np.diff(coeffs[50:68], axis=0)).mean() < 0.3 * np.abs(np.diff(coeffs[10:28], axis=0)).mean()
+
+
+def test_look_ahead_closes_the_lips_before_the_pause():
+    loud = np.ones(100, bool)
+    loud[40:70] = False
+    live, _ = _synth_on(loud, 0)
+    ahead, _ = _synth_on(loud, 3)
+    first = int(np.argmax(live == 1.0))
+    assert ahead[first] == 1.0 and int(np.argmax(ahead == 1.0)) == first - 3
 
 
 def test_mouth_lmd_ignores_head_position():

@@ -16,7 +16,7 @@ FPS = 25
 def talking_clip_dir(tmp_path_factory, face_path, speech):
     """A self-made talking clip: the fixture portrait with its jaw opened by the host warp along the speech
     envelope (so prepare sees a moving mouth), with the fixture speech as audio."""
-    from parla.face.align import align_face, paste_back
+    from parla.face.align import Paster, align_face
     from parla.face.detect import detect_faces, select_face
     from parla.face.warp import warp
     from parla.media.image import load_image
@@ -31,11 +31,12 @@ def talking_clip_dir(tmp_path_factory, face_path, speech):
     env = speech_envelope(speech, FPS, n)
     opening = np.clip((env - np.nanpercentile(env, 20)) / 30, 0, 1)
     folder = tmp_path_factory.mktemp("videos")
+    paste = Paster(image, a)
     with VideoWriter(folder / "talk.mp4", FPS, audio=speech) as w:
         for t in range(n):
             drv = lm.copy()
             drv[[56, 57, 58, 65, 66, 67, 6, 7, 8, 9, 10], 1] += 10 * opening[t]
-            w.write(paste_back(image, warp(crop, lm, drv), a))
+            w.write(paste(warp(crop, lm, drv)))
     return folder
 
 
@@ -49,9 +50,9 @@ def prepared(tmp_path_factory, talking_clip_dir):
 
 
 def test_prepare_train_animate(tmp_path, prepared, talking_clip_dir, face_path, speech_path):
+    from parla.edge.avatar import animate
     from parla.media.video import probe_video, stream_durations
     from parla.models.refiner import RefinerConfig
-    from parla.pipeline import animate
     from parla.training.bundle import make_bundle
     from parla.training.motion import MotionTrainConfig, train_motion
     from parla.training.prepare import prepare_dataset

@@ -105,7 +105,7 @@ def test_provenance_tags_and_watermark_off(tmp_path, face_path, speech_path, cap
     pytest.importorskip("torch")
     import av
 
-    from parla.pipeline import animate
+    from parla.edge.avatar import animate
 
     out = animate(face_path, speech_path, tmp_path / "a.mp4", show=False)
     with av.open(str(out)) as c:

@@ -125,6 +125,11 @@ class MotionSynth:
         mel = self.mel.push(np.asarray(chunk, np.float32))
         if self.timer is not None:
             self.timer.add("audio_features", (time.perf_counter() - t0) * 1e3)
+        return self.push_mel(mel)
+
+    def push_mel(self, mel: np.ndarray) -> list[FrameMotion]:
+        """Log-mel frames (M, n) as ``push`` computes them (the first N_MELS columns are the log-mel; feature
+        experiments may append more, which ``run_lips`` and the mel normalisation must then expect)."""
         out: list[FrameMotion] = []
         # A long chunk is taken in pieces, so that every frame is read where the window holds its whole receptive
         # field: the output then does not depend on how the audio was chunked.
@@ -147,7 +152,7 @@ class MotionSynth:
         k = min(len(mel), MOTION_WINDOW)
         self.window = np.concatenate([self.window[:, k:], norm[:, -k:]], axis=1)
         for row in mel:
-            self.energy.append(10 * math.log10(float(np.exp(row[self._band]).sum()) + 1e-10))
+            self.energy.append(10 * math.log10(float(np.exp(row[: len(self._band)][self._band]).sum()) + 1e-10))
         self.n_mel += len(mel)
         t0 = time.perf_counter()
         self.z = np.asarray(self.run_lips(self.window[None]))[0]  # (K, W)
