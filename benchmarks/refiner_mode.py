@@ -87,7 +87,7 @@ def main() -> int:
     if args.phase == "train":
         return 0
     from parla.export.api import PARITY_VIDEOS
-    from parla.export.samples import from_dataset, prepared
+    from parla.quantization.calibration import from_dataset, prepared
 
     with prepared(PARITY_VIDEOS, 12, show=False) as eval_data:
         pairs = {r: from_dataset(eval_data, args.pairs, r, seed=5) for r in (128, 256)}

@@ -18,7 +18,7 @@ pytest.importorskip("torch")
 def frames(face_path):
     from parla.export.api import load_checkpoint
     from parla.export.parity import torch_reference
-    from parla.export.samples import from_portrait
+    from parla.quantization.calibration import from_portrait
     from parla.modelfolder import bundled_path
 
     ck = load_checkpoint("default")

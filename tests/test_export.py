@@ -25,16 +25,16 @@ def tiny(tmp_path_factory, face_path):
     """A tiny random refiner, real-face samples (synthetic motions of the test portrait), and every export."""
     import torch
 
-    from parla.export.api import bundled_folder
+    from parla.modelfolder import bundled_path
     from parla.export.exporter import export
-    from parla.export.samples import from_portrait
+    from parla.quantization.calibration import from_portrait
     from parla.face.expression import ExpressionBasis
     from parla.models.refiner import Refiner, RefinerConfig, edge_module
 
     torch.manual_seed(0)
     cfg = RefinerConfig(channels=(8, 16, 32, 64), n_res=1)
     module = edge_module(Refiner(cfg))
-    basis = ExpressionBasis.load(bundled_folder() / "basis.npz")
+    basis = ExpressionBasis.load(bundled_path() / "basis.npz")
     calib = from_portrait(face_path, basis, 16, cfg.res, seed=1)
     held = from_portrait(face_path, basis, 6, cfg.res, seed=2)
     out = tmp_path_factory.mktemp("export")

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from parla.errors import ModelNotFoundError, ParlaError
-from parla.export import samples as S
 from parla.formats import EXPORTABLE, FORMATS, check
 from parla.media.files import write_text_atomic
+from parla.quantization import calibration as S
 
 CALIB_VIDEOS = S.SHARED / "train" / "videos"
 PARITY_VIDEOS = S.SHARED / "eval" / "videos"

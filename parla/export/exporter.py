@@ -4,8 +4,8 @@ The exported refiner is one static-shape graph: x (1, 9, r, r) float32 NCHW -> y
 (channels of x: warped RGB, source RGB in [-1, 1], driving-landmark maps in [0, 1]; of y: RGB in [-1, 1] and the
 blend mask in [0, 1]). Batch 1 and static shapes, as NPUs want. Every file carries its own metadata
 (``parla.*`` keys: version, config, layout, normalisation) so that a runtime needs no side channel.
-INT8 is calibrated on real frames (``parla.export.samples``): onnxruntime static QDQ (u8 activations, s8
-per-channel weights), NNCF post-training quantization, ai-edge-quantizer static int8 (int8 in/out).
+INT8 is calibrated on real frames (``parla.quantization.calibration``) by the quantizers of
+``parla.quantization.quantizers``; this module converts (one exporter per format) and writes the metadata.
 """
 
 from __future__ import annotations
@@ -119,27 +119,12 @@ def _onnx(spec: Spec, precision: str, path: Path, calib) -> None:
     if precision == "fp32":
         _onnx_fp32(spec, path)
         return
-    require("onnxruntime", "onnx")
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
+    from parla.quantization.quantizers import quantize_onnx
 
     fp32 = path.with_name(path.stem + ".fp32.onnx")
     _onnx_fp32(spec, fp32)
-    pre = path.with_name(path.stem + ".pre.onnx")
-    quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.it = iter(calib)
-
-        def get_next(self):
-            x = next(self.it, None)
-            return None if x is None else {spec.input: x[None].astype(np.float32)}
-
-    quantize_static(str(pre), str(path), Reader(), quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
-                    weight_type=QuantType.QInt8, per_channel=True)
+    quantize_onnx(fp32, path, calib, spec.input)
     fp32.unlink()
-    pre.unlink()
     _onnx_meta(path, spec.meta)
 
 
@@ -149,9 +134,9 @@ def _openvino(spec: Spec, precision: str, path: Path, calib) -> None:
     _onnx_fp32(spec, src)
     model = ov.convert_model(str(src))
     if precision == "int8":
-        nncf = require("nncf", "export")
-        model = nncf.quantize(model, nncf.Dataset(list(calib), lambda x: x[None].astype(np.float32)),
-                              subset_size=len(calib), preset=nncf.QuantizationPreset.MIXED)
+        from parla.quantization.quantizers import quantize_openvino
+
+        model = quantize_openvino(model, calib)
     for k, v in spec.meta.items():
         model.set_rt_info(v, ["parla", k.removeprefix("parla.")])
     ov.save_model(model, str(path), compress_to_fp16=precision == "fp16")
@@ -163,28 +148,11 @@ def _tflite(spec: Spec, precision: str, path: Path, calib) -> None:
     fp32 = path.with_name(path.stem + ".fp32.tflite") if precision != "fp32" else path
     litert_torch.convert(spec.module, (spec.example,)).export(str(fp32))
     if precision != "fp32":
-        from ai_edge_quantizer import quantizer, recipe
+        from parla.quantization.quantizers import quantize_tflite
 
-        q = quantizer.Quantizer(str(fp32))
-        if precision == "w8":
-            q.load_quantization_recipe(recipe.dynamic_wi8_afp32())
-            result = q.quantize(enable_progress_report=False)
-        else:
-            q.load_quantization_recipe(recipe.static_wi8_ai8())
-            name = _tflite_input_name(fp32)
-            stats = q.calibrate({"serving_default": [{name: x[None].astype(np.float32)} for x in calib]},
-                                num_threads=2)
-            result = q.quantize(stats, enable_progress_report=False)
-        result.export_model(str(path), overwrite=True)
+        quantize_tflite(fp32, path, precision, calib)
         fp32.unlink()
     _tflite_meta(path, spec.meta)
-
-
-def _tflite_input_name(path: Path) -> str:
-    from ai_edge_litert.interpreter import Interpreter
-
-    sig = Interpreter(model_path=str(path)).get_signature_list()["serving_default"]
-    return sig["inputs"][0]
 
 
 def _tflite_meta(path: Path, meta: dict[str, str]) -> None:

@@ -1,1 +1,1 @@
-"""Calibration sets and INT8 quantization (NNCF, onnxruntime, LiteRT)."""
+"""Calibration data selection (``calibration``) and the INT8 quantizers of every format (``quantizers``)."""

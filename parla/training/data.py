@@ -3,7 +3,6 @@ onto the target's landmarks by the host warp, at the refiner's resolution and at
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +26,8 @@ class Clip:
     landmarks: np.ndarray  # (T, 68, 2)
     valid_idx: np.ndarray  # indices of frames with a face
 
+
+IMAGE_KEYS = ("source", "warped", "target", "source_lr", "warped_lr")
 
 def _well_aligned(lms: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Frames whose face sits where the crop alignment put it. A clip with two people (an interview) or a
@@ -92,38 +93,6 @@ class PairSampler:
     def batch(self, n: int) -> dict[str, np.ndarray]:
         return make_batch([self._pair() for _ in range(n)], self.res)
 
-
-def batches(data_dir: str | Path, res: int, n: int, *, seed: int, workers: int = 0):
-    """Endless batches of ``n`` pairs. ``workers`` > 0 draws them in that many processes (each with its own seed)
-    so that a GPU is not left waiting on the host warp (their images come as uint8, see ``to_float``); 0 draws
-    them in this process, deterministically."""
-    if workers <= 0:
-        sampler = PairSampler(load_clips(data_dir), res, seed=seed)
-        while True:
-            yield sampler.batch(n)
-    import torch
-
-    from parla.training.stream import PairStream
-
-    # Fresh (spawned) workers with one BLAS/OpenMP thread each: forked ones inherit a BLAS pool sized for the whole
-    # machine, and 14 of them thrashing 16 cores drew 5 pairs/s each on the lent GPU machine instead of ~100.
-    single = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-    saved = {k: os.environ.get(k) for k in single}
-    os.environ.update(single)
-    try:
-        loader = iter(torch.utils.data.DataLoader(PairStream(str(data_dir), res, n, seed), batch_size=None,
-                                                  num_workers=workers, prefetch_factor=4, persistent_workers=True,
-                                                  multiprocessing_context="spawn"))
-        first = next(loader)  # the workers start here, under the single-thread environment
-    finally:
-        for k, v in saved.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
-    yield {k: v.numpy() for k, v in first.items()}
-    for b in loader:  # images stay uint8 here: the trainer restores [-1, 1] floats on its device
-        yield {k: v.numpy() for k, v in b.items()}
-
-
-IMAGE_KEYS = ("source", "warped", "target", "source_lr", "warped_lr")
 
 
 def to_float(t):

@@ -20,7 +20,8 @@ from parla.models.discriminator import Discriminator, DiscriminatorConfig
 from parla.models.refiner import Refiner, RefinerConfig, compose
 from parla.training import checkpoint as ckpt
 from parla.training import losses as L
-from parla.training.data import batches, to_float
+from parla.training.data import to_float
+from parla.training.stream import batches
 
 
 @dataclass(frozen=True)
