@@ -1,0 +1,41 @@
+"""A non-editable install (``pip install .``, here into a target folder with the dependencies already present)
+runs `parla stream` from another directory with the default firmware config and the bundled model: configs and
+models are package data, found through importlib.resources, never through the source tree."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytest.importorskip("openvino")  # the default config (x86-cpu) runs OpenVINO
+
+
+@pytest.mark.slow
+def test_wheel_install_streams_with_the_default_config(tmp_path, face_path, speech_path):
+    target = tmp_path / "site"
+    p = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                        "--target", str(target), str(ROOT)], capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert (target / "parla" / "firmware_configs" / "x86-cpu.yaml").is_file()
+    assert not (target / "parla" / "firmware_configs").is_symlink()
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    where = subprocess.run([sys.executable, "-c", "import parla; print(parla.__file__)"], cwd=work, env=env,
+                           capture_output=True, text=True)
+    assert where.stdout.strip() == str(target / "parla" / "__init__.py")
+    out = work / "out.mp4"
+    p = subprocess.run([sys.executable, str(target / "bin" / "parla"), "stream", str(face_path), "--audio",
+                        str(speech_path), "--sink", "file:out.mp4", "--seconds", "2"],
+                       cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert out.is_file() and out.stat().st_size > 1000
+    from parla.media.video import probe_video
+
+    assert probe_video(out).n_frames >= 45
