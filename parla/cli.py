@@ -6,7 +6,6 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from parla import __version__
 from parla.errors import ModelNotFoundError, NotBuiltYetError, ParlaError
@@ -26,12 +25,10 @@ PLANNED = {
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from importlib import resources
-
+    from parla.assets import demo_file
     from parla.edge.avatar import animate
 
-    demo = resources.files("parla") / "assets" / "demo"
-    out = animate(Path(str(demo / "portrait.jpg")), Path(str(demo / "speech.wav")), args.output,
+    out = animate(demo_file("portrait.jpg"), demo_file("speech.wav"), args.output,
                   device=args.device, net=args.net, watermark=not args.no_watermark, badge=args.badge,
                   show=not args.quiet)
     print(f"wrote {out}")

@@ -126,11 +126,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
             runs.append((c.backend, c.device, c.precision))
     if args.backends:
         runs = [r for r in runs if r[0] in args.backends]
-    from importlib.resources import files
+    from parla.assets import demo_file
 
-    demo = Path(str(files("parla") / "assets" / "demo"))
-    report = bench.run_bench(runs, out=out, portrait=args.portrait or str(demo / "portrait.jpg"),
-                             audio=args.audio or str(demo / "speech.wav"), seconds=args.seconds, fps=args.fps,
+    report = bench.run_bench(runs, out=out, portrait=args.portrait or str(demo_file("portrait.jpg")),
+                             audio=args.audio or str(demo_file("speech.wav")), seconds=args.seconds, fps=args.fps,
                              frames=args.frames, threads=args.threads, show=not args.quiet)
     print(bench.markdown(report))
     print(f"reports: {out / 'bench.json'}, {out / 'bench.md'}")

@@ -18,8 +18,8 @@ pytest.importorskip("torch")
 def frames(face_path):
     from parla.export.api import load_checkpoint
     from parla.export.parity import torch_reference
-    from parla.quantization.calibration import from_portrait
     from parla.modelfolder import bundled_path
+    from parla.quantization.calibration import from_portrait
 
     ck = load_checkpoint("default")
     s = from_portrait(face_path, ck.basis, 4, ck.cfg.res, seed=3)

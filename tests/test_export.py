@@ -25,11 +25,11 @@ def tiny(tmp_path_factory, face_path):
     """A tiny random refiner, real-face samples (synthetic motions of the test portrait), and every export."""
     import torch
 
-    from parla.modelfolder import bundled_path
     from parla.export.exporter import export
-    from parla.quantization.calibration import from_portrait
     from parla.face.expression import ExpressionBasis
+    from parla.modelfolder import bundled_path
     from parla.models.refiner import Refiner, RefinerConfig, edge_module
+    from parla.quantization.calibration import from_portrait
 
     torch.manual_seed(0)
     cfg = RefinerConfig(channels=(8, 16, 32, 64), n_res=1)

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from parla.audio.io import SAMPLE_RATE
+from parla.edge.backends.base import Backend
 from parla.edge.config import RuntimeConfig, load_config
 from parla.edge.render import FrameRenderer, Portrait, StageTimer, provenance
 from parla.edge.synth import MotionSettings, MotionSynth, emotion_vector
@@ -37,6 +38,8 @@ class Avatar:
 
         self.portrait, self.config, self.seed, self.pose_scale = portrait, config, seed, pose_scale
         self.lookahead_frames = lookahead_frames
+        self.refiner: Backend
+        self.lips: Backend
         self.refiner, self.lips = models or open_models(config, net=net)
         try:
             self.settings = MotionSettings.from_folder(ModelFolder(config.model))

@@ -38,7 +38,7 @@ class PiCamera:
     def __init__(self, cfg: CameraConfig, picamera2_module=None) -> None:
         if picamera2_module is None:
             try:
-                import picamera2 as picamera2_module
+                import picamera2 as picamera2_module  # type: ignore[no-redef]
             except ImportError as e:
                 raise ParlaError("camera.driver picamera2 needs the picamera2 package (Raspberry Pi OS: apt install "
                                  "python3-picamera2, or pip install 'parla[pi]') and camera_auto_detect=1 in "

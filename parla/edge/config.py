@@ -8,6 +8,7 @@ field and the reason: unknown keys, wrong types, values out of range, and combin
 from __future__ import annotations
 
 import dataclasses
+import os
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -168,7 +169,7 @@ def _check_combinations(cfg: RuntimeConfig) -> None:
         raise ConfigError("camera.lores: the low-res stream must not be larger than camera.resolution")
 
 
-def load_config(name_or_path: str | Path, overrides: dict | None = None) -> RuntimeConfig:
+def load_config(name_or_path: str | os.PathLike, overrides: dict | None = None) -> RuntimeConfig:
     """A target name (``rpi5``) or a YAML path, with CLI ``overrides`` ({'device': 'CPU', 'video.fps': 30})."""
     import yaml
 

@@ -33,7 +33,7 @@ class StreamStats:
     audio_s: float = 0.0  # seconds of audio consumed
     wall_s: float = 0.0
     latency_ms: deque = field(default_factory=lambda: deque(maxlen=20_000))  # audio-to-frame, last 20k frames
-    rss_mb: list = field(default_factory=list)  # (seconds, RSS MB), sampled every rss_every_s (bounded, below)
+    rss_mb: deque = field(default_factory=deque)  # (seconds, RSS MB), sampled every rss_every_s (bounded, below)
     stages: dict = field(default_factory=dict)
     interrupted: bool = False
 

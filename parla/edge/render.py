@@ -38,11 +38,10 @@ class Portrait:
     @classmethod
     def from_landmarks(cls, image: np.ndarray, landmarks: np.ndarray, res: int) -> Portrait:
         from parla.face.align import align_face
+        from parla.face.warp import downsize
 
-        cv2 = require("cv2", "core")
         crop, alignment = align_face(image, landmarks)
-        return cls(image, crop, alignment, alignment.to_crop(landmarks).astype(np.float64),
-                   cv2.resize(crop, (res, res), interpolation=cv2.INTER_AREA))
+        return cls(image, crop, alignment, alignment.to_crop(landmarks).astype(np.float64), downsize(crop, res))
 
     @classmethod
     def from_image(cls, image: np.ndarray, res: int, *, face_index: int | None = None,
@@ -102,18 +101,16 @@ class FrameRenderer:
         self.res = int(refiner.input_shape[-1])
         self.stages = list(stages)
         self.timer = timer or StageTimer()
-        self.cv2 = require("cv2", "core")
         self.paste = Paster(portrait.image, portrait.alignment)
 
     def crop(self, fm) -> np.ndarray:
         """The refined 256x256 face crop of one frame's motion (no paste-back, no stages)."""
-        from parla.face.warp import condition_maps, warp
+        from parla.face.warp import warp_inputs
 
-        p, cv2, t0 = self.portrait, self.cv2, time.perf_counter()
+        p, t0 = self.portrait, time.perf_counter()
         drv = self.basis.drive(p.landmarks, fm.coeffs, fm.pose, fm.blink, fm.mouth_close)
-        w = warp(p.crop, p.landmarks, drv)
-        x = to_input(cv2.resize(w, (self.res, self.res), interpolation=cv2.INTER_AREA), p.source_lr,
-                     condition_maps(drv, self.res, p.crop.shape[0]))
+        w, w_lr, cond = warp_inputs(p.crop, p.landmarks, drv, self.res)
+        x = to_input(w_lr, p.source_lr, cond)
         t1 = time.perf_counter()
         y = self.refiner.run(x)
         self.timer.add("warp", (t1 - t0) * 1e3)

@@ -87,7 +87,7 @@ class MicSource(Source):
         super().__init__()
         if pyaudio_module is None:
             try:
-                import pyaudio as pyaudio_module
+                import pyaudio as pyaudio_module  # type: ignore[no-redef]
             except ImportError as e:
                 raise ParlaError("microphone input needs PyAudio: pip install 'parla[audio]' (and the PortAudio "
                                  "library: apt install portaudio19-dev / libportaudio2)") from e
@@ -169,7 +169,7 @@ class StdinSource(Source):
 def list_input_devices(pyaudio_module=None) -> list[tuple[int, str, int]]:
     """(index, name, input channels) of the audio inputs PyAudio sees."""
     if pyaudio_module is None:
-        import pyaudio as pyaudio_module
+        import pyaudio as pyaudio_module  # type: ignore[no-redef]
     pa = pyaudio_module.PyAudio()
     try:
         return [(i, str(d.get("name")), int(d.get("maxInputChannels", 0)))

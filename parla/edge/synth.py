@@ -170,6 +170,7 @@ class MotionSynth:
             pos = t_mel - (self.n_mel - MOTION_WINDOW)
             lo = int(math.floor(pos))
             frac = pos - lo
+            assert self.z is not None  # _add_mel ran before any frame can be heard
             z = self.z[:, lo] * (1 - frac) + self.z[:, min(lo + 1, MOTION_WINDOW - 1)] * frac
             e_lo = max(0, int(round(pos - FRAMES_PER_SECOND / self.fps / 2)))
             e_hi = max(e_lo + 1, int(round(pos + FRAMES_PER_SECOND / self.fps / 2)))

@@ -7,6 +7,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,10 +22,10 @@ PARITY_VIDEOS = S.SHARED / "eval" / "videos"
 
 @dataclass
 class Checkpoint:
-    module: object  # the EdgeRefiner (torch, eval mode, FP32)
-    cfg: object  # RefinerConfig
+    module: Any  # the EdgeRefiner (torch, eval mode, FP32)
+    cfg: Any  # RefinerConfig
     version: str
-    basis: object | None  # ExpressionBasis, for synthetic parity frames
+    basis: Any | None  # ExpressionBasis, for synthetic parity frames
     motion: tuple | None = None  # (LipNet, LipNetConfig, (mel_mean, mel_std), version) of a model folder
 
 
@@ -105,12 +106,11 @@ def export_model(checkpoint: str | Path, formats: str, precision: str, out_dir: 
 
 
 def _demo_samples(ck: Checkpoint, n: int, seed: int) -> S.Samples:
-    from importlib.resources import files
-
+    from parla.assets import demo_file
     from parla.modelfolder import ModelFolder
 
     basis = ck.basis or ModelFolder().basis
-    return S.from_portrait(Path(str(files("parla") / "assets" / "demo" / "portrait.jpg")), basis, n,
+    return S.from_portrait(demo_file("portrait.jpg"), basis, n,
                            ck.cfg.res, seed)
 
 
@@ -150,16 +150,17 @@ def _motion_exports(ck: Checkpoint, fmts: list[str], out: Path) -> list[dict]:
     """The audio->motion net in FP32 in each format, checked on log-mel of the bundled speech."""
     import torch
 
+    from parla.assets import demo_file
     from parla.audio.io import load_audio
     from parla.audio.mel import log_mel
     from parla.edge.backends import open_model
     from parla.export import parity as P
     from parla.export.exporter import export_motion
     from parla.formats import MOTION_WINDOW
-    from parla.modelfolder import bundled_path
 
+    assert ck.motion is not None  # called only for model folders, which carry the lips net
     net, cfg, norm, version = ck.motion
-    mel = (log_mel(load_audio(bundled_path().parent / "demo" / "speech.wav")) - norm[0]) / norm[1]
+    mel = (log_mel(load_audio(demo_file("speech.wav"))) - norm[0]) / norm[1]
     wins = np.stack([mel[i: i + MOTION_WINDOW].T for i in range(0, len(mel) - MOTION_WINDOW, MOTION_WINDOW)][:8])
     wins = wins.astype(np.float32)
     with torch.no_grad():

@@ -102,6 +102,8 @@ def _onnx_fp32(spec: Spec, path: Path) -> None:
     require("onnxscript", "export")
     prog = torch.onnx.export(spec.module, (spec.example,), dynamo=True, opset_version=18, input_names=[spec.input],
                              output_names=[spec.output], verbose=False)
+    if prog is None:
+        raise ParlaError("onnx export returned no program (torch.onnx.export with dynamo=True)")
     prog.save(str(path))
     _onnx_meta(path, spec.meta)
 

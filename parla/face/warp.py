@@ -93,3 +93,17 @@ def condition_maps(lms: np.ndarray, size: int, crop_size: int = 256) -> np.ndarr
                          (36, 42, True), (42, 48, True), (48, 60, True), (60, 68, True)):
         cv2.polylines(maps[2], [pts[a:b]], closed, 255, 1, cv2.LINE_AA, shift=2)
     return maps.astype(np.float32) / 255.0
+
+
+def downsize(image: np.ndarray, res: int) -> np.ndarray:
+    """A crop at the refiner's resolution (area filter: no aliasing)."""
+    cv2 = require("cv2", "core")
+    return cv2.resize(image, (res, res), interpolation=cv2.INTER_AREA)
+
+
+def warp_inputs(crop: np.ndarray, landmarks: np.ndarray, driving: np.ndarray,
+                res: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The host warp stage of one frame, shared by the renderer and the training batches: the crop warped onto
+    the driving landmarks at full resolution, the same at the refiner's ``res``, and the landmark maps."""
+    w = warp(crop, landmarks, driving)
+    return w, downsize(w, res), condition_maps(driving, res, crop.shape[0])

@@ -25,7 +25,8 @@ class DiscriminatorConfig:
 
 
 def _patch(cin: int, channels: tuple[int, ...]) -> nn.ModuleList:
-    layers, c = [], cin
+    layers: list[nn.Module] = []
+    c = cin
     for ch in channels:
         layers.append(nn.Sequential(nn.Conv2d(c, ch, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)))
         c = ch
@@ -47,7 +48,8 @@ class Discriminator(nn.Module):
     def __init__(self, cfg: DiscriminatorConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.patch = nn.ModuleList(_patch(3 + cfg.cond, cfg.channels) for _ in range(cfg.scales))
+        self.patch: list[nn.ModuleList] = nn.ModuleList(  # type: ignore[assignment]  # a list of ModuleLists
+            _patch(3 + cfg.cond, cfg.channels) for _ in range(cfg.scales))
         self.mouth = _patch(3, cfg.channels)
 
     def forward(self, image: torch.Tensor, cond: torch.Tensor, mouth: torch.Tensor) -> list[list[torch.Tensor]]:

@@ -45,7 +45,7 @@ def quantize_openvino(model, calib: np.ndarray):
                          subset_size=len(calib), preset=nncf.QuantizationPreset.MIXED)
 
 
-def quantize_tflite(fp32: Path, out: Path, precision: str, calib: np.ndarray | None) -> None:
+def quantize_tflite(fp32: Path, out: Path, precision: str, calib: np.ndarray) -> None:
     """An FP32 .tflite -> ``w8`` (dynamic-range weights) or ``int8`` (full integer, calibrated)."""
     require("ai_edge_quantizer", "export")
     from ai_edge_quantizer import quantizer, recipe

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from parla.errors import ParlaError, require
-from parla.face.warp import condition_maps, warp
+from parla.errors import ParlaError
+from parla.face.warp import downsize, warp_inputs
 
 # iBUG 68-point index of each point's mirror image (for horizontal-flip augmentation).
 FLIP = np.array(
@@ -107,19 +107,17 @@ def make_batch(pairs: list[tuple[np.ndarray, np.ndarray | None, np.ndarray, np.n
     """(source crop, target crop or None, source landmarks, driving landmarks) per item -> the refiner's batch:
     the source warped onto the driving landmarks at full and at ``res`` resolution, the landmark maps, and the
     target where there is one (real pairs; synthetic pairs have none)."""
-    cv2 = require("cv2", "core")
     keys = ("source", "warped", "target", "source_lr", "warped_lr", "cond", "target_lm")
     out: dict[str, list] = {k: [] for k in keys}
-    size = (res, res)
     for src, tgt, ls, lt in pairs:
-        w = warp(src, ls, lt)
+        w, w_lr, cond = warp_inputs(src, ls, lt, res)
         out["source"].append(src)
         out["warped"].append(w)
         if tgt is not None:
             out["target"].append(tgt)
-        out["source_lr"].append(cv2.resize(src, size, interpolation=cv2.INTER_AREA))
-        out["warped_lr"].append(cv2.resize(w, size, interpolation=cv2.INTER_AREA))
-        out["cond"].append(condition_maps(lt, res, src.shape[0]))
+        out["source_lr"].append(downsize(src, res))
+        out["warped_lr"].append(w_lr)
+        out["cond"].append(cond)
         out["target_lm"].append(lt.astype(np.float32))
     images = [k for k in IMAGE_KEYS if out[k]]
     batch = {k: to_tensor_layout(np.stack(out[k])) for k in images}

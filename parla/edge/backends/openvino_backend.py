@@ -26,7 +26,7 @@ class OpenVinoBackend(Backend):
         items = dict(rt["parla"]).items() if "parla" in rt else ()
         self.meta = {f"parla.{k}": v.astype(str) for k, v in items}
         self._check_meta()
-        config = {"INFERENCE_PRECISION_HINT": hint} if self.device == "CPU" else {}
+        config: dict[str, str | int] = {"INFERENCE_PRECISION_HINT": hint} if self.device == "CPU" else {}
         if threads and self.device == "CPU":
             config["INFERENCE_NUM_THREADS"] = threads
         try:
