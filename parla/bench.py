@@ -27,9 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
+from parla.formats import FORMATS
+
 # Backends x precisions this command tries by default (those whose runtime is installed run).
-DEFAULT_RUNS = (("torch", "cpu", "fp32"), ("onnxruntime", "cpu", "int8"), ("openvino", "CPU", "int8"),
-                ("tflite", "cpu", "int8"))
+DEFAULT_RUNS = tuple((f.backend, f.cpu_device, f.best or f.precisions[0]) for f in FORMATS.values())
 # Targets this machine cannot run: refiner MACs per frame over a stated sustained INT8 rate. Only the refiner is
 # estimated (warp, paste-back and motion run on the host CPU and are measured here). Labelled as estimates.
 ESTIMATE_TARGETS = {

@@ -8,20 +8,9 @@ import sys
 from collections.abc import Sequence
 
 from parla import __version__
-from parla.errors import ModelNotFoundError, NotBuiltYetError, ParlaError
+from parla.errors import ModelNotFoundError, ParlaError
 
 log = logging.getLogger("parla")
-
-# Commands whose implementation lands with a later issue: (name, help, issue).
-PLANNED = {
-    "stream": ("stream live audio into a talking face on an edge backend", 5),
-    "prepare": ("turn talking-face videos into a training dataset", 3),
-    "train": ("train the teacher GAN or the audio-to-motion model", 3),
-    "distill": ("distill the teacher into the edge student", 4),
-    "export": ("export the student to ONNX, OpenVINO and TFLite (fp32/fp16/int8)", 4),
-    "bench": ("benchmark backends and hardware targets", 5),
-    "verify": ("detect Parla's watermark in a video or image", 6),
-}
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -224,7 +213,7 @@ def _cmd_distill(args: argparse.Namespace) -> int:
 
 
 def _add_distill_parser(sub) -> None:
-    s = sub.add_parser("distill", help=PLANNED["distill"][0])
+    s = sub.add_parser("distill", help="distill the teacher into the edge student")
     s.add_argument("--teacher", default="default",
                    help="teacher: a teacher run folder or a model folder ('default': the bundled model)")
     s.add_argument("--data", required=True, help="dataset folder from 'parla prepare' (real pairs)")
@@ -284,7 +273,7 @@ def _add_export_parser(sub) -> None:
     from parla.formats import EXPORTABLE, FORMATS
 
     precisions = sorted({p for f in EXPORTABLE for p in FORMATS[f].precisions}) + ["all"]
-    s = sub.add_parser("export", help=PLANNED["export"][0])
+    s = sub.add_parser("export", help="export the student to ONNX, OpenVINO and TFLite (fp32/fp16/int8)")
     s.add_argument("checkpoint", help="'default' (the bundled student), a model folder, or a distill/teacher run")
     s.add_argument("--format", choices=[*EXPORTABLE, "all"], default="all")
     s.add_argument("--precision", choices=precisions, default="int8",
@@ -368,7 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     s.set_defaults(func=_cmd_eval)
 
-    s = sub.add_parser("verify", help=PLANNED["verify"][0] + " (exit 0: found, 1: not found, 2: error)")
+    s = sub.add_parser("verify", help="detect Parla's watermark in a video or image "
+                                      "(exit 0: found, 1: not found, 2: error)")
     s.add_argument("path", help="a video or an image")
     s.add_argument("--json", help="write the result as JSON to this file")
     s.add_argument("--frames", type=int, default=100, help="consecutive frames of a video to examine")
@@ -396,7 +386,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
-    except (NotBuiltYetError, ModelNotFoundError) as e:
+    except ModelNotFoundError as e:
         print(f"parla: {e}", file=sys.stderr)
         return 3
     except ParlaError as e:

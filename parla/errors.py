@@ -61,10 +61,6 @@ class BackendUnavailableError(ParlaError):
     """A runtime or device is not available on this machine."""
 
 
-class NotBuiltYetError(ParlaError):
-    """A command exists in the interface but is not implemented yet."""
-
-
 class ModelNotFoundError(ParlaError):
     """No model is bundled or the named checkpoint does not exist."""
 

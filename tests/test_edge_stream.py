@@ -81,7 +81,7 @@ def test_motion_state_is_bounded(avatar):
     for _ in range(3000):  # 2 minutes of 40 ms chunks
         motion.push(rng.normal(0, 0.05, 640).astype(np.float32))
     assert len(motion.mel._buf) < 1000 and len(motion.energy) <= 64 and len(motion.level) <= 250
-    assert motion.next_frame == pytest.approx(3000 * 640 / SAMPLE_RATE * 25, abs=5)
+    assert motion.next_heard == pytest.approx(3000 * 640 / SAMPLE_RATE * 25, abs=5) and len(motion.heard) <= 1
 
 
 class SlowRenderer:

@@ -116,23 +116,25 @@ def test_head_and_blink_models_are_seeded_and_bounded():
     assert 8 <= len(starts) <= 30  # per minute
 
 
-def _synth_on(loud: np.ndarray, lookahead_frames: int):
+def _synth_on(loud: np.ndarray, lookahead_frames: int, chunk: int = 0):
     """The synthesizer on a tone that is on where ``loud`` (per 40 ms frame) is true, with a random lips net."""
     from parla.edge.synth import MotionSettings, MotionSynth
     from parla.modelfolder import ModelFolder
 
     settings = MotionSettings.from_folder(ModelFolder())
     rng = np.random.default_rng(0)
+    lips_rng = np.random.default_rng(1)
     t = np.arange(640) / 16000
     audio = np.concatenate([(0.3 * np.sin(2 * np.pi * 300 * t) if on else np.zeros(640)) for on in loud])
     audio = (audio + rng.normal(0, 1e-4, len(audio))).astype(np.float32)
     k = settings.basis.n_components
 
     def lips(window: np.ndarray) -> np.ndarray:
-        return rng.normal(size=(1, k, window.shape[-1])).astype(np.float32)
+        return lips_rng.normal(size=(1, k, window.shape[-1])).astype(np.float32)
 
     synth = MotionSynth(settings, lips, fps=25.0, lookahead_frames=lookahead_frames)
-    fms = synth.push(audio) + synth.flush(len(audio))
+    chunk = chunk or len(audio)
+    fms = [f for i in range(0, len(audio), chunk) for f in synth.push(audio[i: i + chunk])] + synth.flush(len(audio))
     return np.array([f.mouth_close for f in fms]), np.stack([f.coeffs for f in fms])
 
 
@@ -153,6 +155,11 @@ def test_look_ahead_closes_the_lips_before_the_pause():
     ahead, _ = _synth_on(loud, 3)
     first = int(np.argmax(live == 1.0))
     assert ahead[first] == 1.0 and int(np.argmax(ahead == 1.0)) == first - 3
+    # the closure does not depend on how the audio was chunked, with or without the look-ahead
+    for la in (0, 3):
+        whole, _ = _synth_on(loud, la)
+        for chunk in (320, 640, 4000):
+            assert np.array_equal(_synth_on(loud, la, chunk)[0], whole), (la, chunk)
 
 
 def test_mouth_lmd_ignores_head_position():

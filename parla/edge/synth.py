@@ -17,6 +17,7 @@ is emitted as soon as the audio it depends on has arrived, so the output does no
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections import deque
@@ -189,7 +190,7 @@ class MotionSynth:
         s = self.s
         coeffs = h.z * s.articulation * s.basis.stds
         # close before a pause that is coming within the look-ahead, open when the speech resumes
-        silent_ahead = h.silent or any(x.silent for x in self.heard)
+        silent_ahead = h.silent or any(x.silent for x in itertools.islice(self.heard, self.lookahead_frames))
         target = 1.0 if silent_ahead else 0.0
         self.close += float(np.clip(target - self.close, -1 / (CLOSE_RAMP + 1), 1 / (CLOSE_RAMP + 1)))
         self.hold.append(coeffs)
