@@ -39,6 +39,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--net", choices=["teacher", "student"], default="teacher", help="which refiner of the model")
     ap.add_argument("--merge", nargs="*", default=None, help="merge these quality.json files instead of running")
+    ap.add_argument("--lookahead-frames", type=int, default=None,
+                    help="the synthesizer's look-ahead beyond the lips net's (default: animate's, for a file)")
     args = ap.parse_args()
     if args.merge:
         return merge([Path(p) for p in args.merge], Path(args.out))
@@ -55,7 +57,8 @@ def main() -> int:
             with tempfile.TemporaryDirectory() as tmp:
                 video = Path(tmp) / "gen.mp4"
                 t = time.time()
-                animate(p, s, video, model=args.model, seed=args.seed, net=args.net, show=False)
+                kw = {} if args.lookahead_frames is None else {"lookahead_frames": args.lookahead_frames}
+                animate(p, s, video, model=args.model, seed=args.seed, net=args.net, show=False, **kw)
                 seconds = time.time() - t
                 clip = evaluate_generated(video, portrait=p, audio=s)["clips"][0]
             clip.update(file=f"{p.stem} x {s.stem}", portrait=p.name, speech=s.name, render_s=seconds)

@@ -74,6 +74,7 @@ def stream_all(args) -> list[dict]:
     from parla.edge.avatar import Avatar
     from parla.edge.sinks import FileSink
     from parla.edge.sources import FileSource
+    from parla.edge.synth import FILE_LOOKAHEAD_FRAMES
     from parla.metrics.report import evaluate_generated
 
     rows = []
@@ -83,8 +84,9 @@ def stream_all(args) -> list[dict]:
             with tempfile.TemporaryDirectory() as tmp, Avatar.from_image(p, args.config) as av:
                 video = Path(tmp) / "stream.mp4"
                 t = time.time()
-                stats = av.run(FileSource(s, av.config.audio.chunk_ms), FileSink(video, av.config.video.fps,
-                                                                                 av.metadata))
+                lead = FILE_LOOKAHEAD_FRAMES / av.config.video.fps  # as `parla stream --audio` plays a file
+                stats = av.run(FileSource(s, av.config.audio.chunk_ms, lead_s=lead),
+                               FileSink(video, av.config.video.fps, av.metadata))
                 wall = time.time() - t
                 clip = evaluate_generated(video, portrait=p, audio=s)["clips"][0]
             row = {"file": name, "stream": {k: clip.get(k) for k in KEYS}, "wall_s": round(wall, 2),

@@ -196,7 +196,7 @@ def run_bench(runs, *, out: Path, portrait: str, audio: str, seconds: float, fps
 
 
 def write_reports(report: dict, out: Path) -> None:
-    from parla.media.files import write_text_atomic
+    from parla.files import write_text_atomic
 
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "bench.json", json.dumps(report, indent=2) + "\n")

@@ -102,7 +102,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_face(args: argparse.Namespace) -> int:
     from parla.face.align import align_face
     from parla.face.detect import detect_faces, select_face
-    from parla.media.files import check_output
+    from parla.files import check_output
     from parla.media.image import load_image, save_image
 
     if args.output:
@@ -121,7 +121,7 @@ def _cmd_face(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from parla.media.files import check_output
+    from parla.files import check_output
     from parla.metrics import report as R
 
     if args.json:
@@ -154,7 +154,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _fit_probe(args: argparse.Namespace, show: bool) -> int:
-    from parla.media.files import check_output
+    from parla.files import check_output
     from parla.metrics.sync_probe import fit_probe
 
     if not args.output:
@@ -254,7 +254,7 @@ def _add_provenance_args(s) -> None:
 def _cmd_verify(args: argparse.Namespace) -> int:
     import json
 
-    from parla.media.files import write_text_atomic
+    from parla.files import write_text_atomic
     from parla.watermark import verify
 
     r = verify(args.path, max_frames=args.frames)

@@ -38,7 +38,10 @@ def _source(cfg, args: argparse.Namespace):
     if a.source == "file":
         if not args.audio:
             raise ParlaError("the config's audio.source is 'file': give --audio SPEECH (or --mic / --stdin)")
-        return FileSource(args.audio, a.chunk_ms, speed=args.speed)
+        from parla.edge.synth import FILE_LOOKAHEAD_FRAMES
+
+        # the file exists ahead of playback: delivered early by the synthesizer's file look-ahead
+        return FileSource(args.audio, a.chunk_ms, speed=args.speed, lead_s=FILE_LOOKAHEAD_FRAMES / cfg.video.fps)
     if a.source == "mic":
         return MicSource(a.sample_rate, a.chunk_ms, a.device_index, a.channels)
     return StdinSource(a.sample_rate, a.chunk_ms, a.channels)
@@ -70,7 +73,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
           f"audio-to-frame p50 {a2f.get('p50')} ms / p95 {a2f.get('p95')} ms; peak RSS {s['peak_rss_mb']} MB",
           file=sys.stderr)
     if args.stats:
-        from parla.media.files import write_text_atomic
+        from parla.files import write_text_atomic
 
         write_text_atomic(args.stats, json.dumps({**s, "rss_mb": list(stats.rss_mb),
                                                   "config": cfg.target, "backend": cfg.backend,

@@ -66,7 +66,7 @@ class ModelFolder:
 
     def file(self, name: str) -> Path:
         """``name`` inside the folder, checked against its recorded sha256 (``sha256`` or ``edge`` map)."""
-        from parla.media.files import sha256
+        from parla.files import sha256
 
         digests = {**self.config.get("sha256", {}), **self.config.get("edge", {})}
         rel = name.removeprefix("edge/")

@@ -61,8 +61,8 @@ def test_threaded_stream_delivers_the_offline_frames(face_path, clip):
     got: dict[int, np.ndarray] = {}
     with Avatar.from_image(face_path, "x86-cpu", overrides=TORCH_STUDENT, seed=5) as av:
         chunk = 16_000 * av.config.audio.chunk_ms // 1000
-        offline = list(av.stream(audio[i: i + chunk] for i in range(0, len(audio), chunk)))
-        stats = av.run(ArraySource(audio, av.config.audio.chunk_ms, speed=0.5),
+        offline = list(av.stream((audio[i: i + chunk] for i in range(0, len(audio), chunk)), lookahead_frames=2))
+        stats = av.run(ArraySource(audio, av.config.audio.chunk_ms, speed=0.5, lead_s=2 / av.config.video.fps),
                        RawSink(callback=lambda f, i: got.__setitem__(i, f)))
     assert len(offline) == 75
     assert stats.frames == len(got) and stats.frames + stats.dropped == 75
@@ -77,6 +77,7 @@ def test_parla_stream_file_sink_matches_animate(tmp_path, face_path, clip, anima
     from parla.audio import load_audio
     from parla.edge.avatar import Avatar
     from parla.edge.sinks import FileSink
+    from parla.edge.synth import FILE_LOOKAHEAD_FRAMES
     from parla.media.video import iter_frames
 
     out, stats, ref = tmp_path / "stream.mp4", tmp_path / "stats.json", tmp_path / "ref.mp4"
@@ -88,7 +89,8 @@ def test_parla_stream_file_sink_matches_animate(tmp_path, face_path, clip, anima
     audio = load_audio(clip)
     with Avatar.from_image(face_path, "x86-cpu", overrides=TORCH_STUDENT, seed=5) as av:
         chunk = 16_000 * av.config.audio.chunk_ms // 1000
-        offline = list(av.stream(audio[i: i + chunk] for i in range(0, len(audio), chunk)))
+        offline = list(av.stream((audio[i: i + chunk] for i in range(0, len(audio), chunk)),
+                                 lookahead_frames=FILE_LOOKAHEAD_FRAMES))
         sink = FileSink(ref, 25.0, metadata=av.metadata)
         sink.audio(audio)
         for i, f in enumerate(offline):

@@ -151,12 +151,17 @@ def test_lips_close_in_a_pause_and_hold_still_in_it():
 def test_look_ahead_closes_the_lips_before_the_pause():
     loud = np.ones(100, bool)
     loud[40:70] = False
+    from parla.edge.synth import CLOSE_RAMP, FILE_LOOKAHEAD_FRAMES
+
     live, _ = _synth_on(loud, 0)
-    ahead, _ = _synth_on(loud, 3)
-    first = int(np.argmax(live == 1.0))
-    assert ahead[first] == 1.0 and int(np.argmax(ahead == 1.0)) == first - 3
+    ahead, _ = _synth_on(loud, FILE_LOOKAHEAD_FRAMES)
+    first = int(np.argmax(live == 1.0))  # CLOSE_RAMP frames into the pause
+    assert int(np.argmax(ahead == 1.0)) == first - CLOSE_RAMP  # closed as the pause begins
+    blip = loud.copy()
+    blip[20] = False  # one silent frame inside speech is not a pause
+    assert _synth_on(blip, FILE_LOOKAHEAD_FRAMES)[0][15:20].max() == 0.0
     # the closure does not depend on how the audio was chunked, with or without the look-ahead
-    for la in (0, 3):
+    for la in (0, FILE_LOOKAHEAD_FRAMES):
         whole, _ = _synth_on(loud, la)
         for chunk in (320, 640, 4000):
             assert np.array_equal(_synth_on(loud, la, chunk)[0], whole), (la, chunk)

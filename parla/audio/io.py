@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from parla.errors import AudioFormatError, EmptyAudioError, SilentAudioError, require
-from parla.media.files import check_input
+from parla.files import check_input
 
 SAMPLE_RATE = 16_000  # Hz: the one rate every model and feature uses
 SILENCE_PEAK = 10 ** (-50 / 20)  # amplitude: a clip whose peak stays under -50 dBFS counts as silent

@@ -23,7 +23,7 @@ from parla.audio.io import SAMPLE_RATE
 from parla.edge.backends.base import Backend
 from parla.edge.config import RuntimeConfig, load_config
 from parla.edge.render import FrameRenderer, Portrait, StageTimer, provenance
-from parla.edge.synth import MotionSettings, MotionSynth, emotion_vector
+from parla.edge.synth import FILE_LOOKAHEAD_FRAMES, MotionSettings, MotionSynth, emotion_vector
 
 
 class Avatar:
@@ -32,12 +32,11 @@ class Avatar:
 
     def __init__(self, portrait: Portrait, config: RuntimeConfig, *, seed: int = 0, pose_scale: float = 1.0,
                  emotion: str | None = None, watermark: bool = True, badge: bool = False,
-                 net: str = "student", lookahead_frames: int = 0, models=None) -> None:
+                 net: str = "student", models=None) -> None:
         from parla.edge.backends import open_models
         from parla.modelfolder import ModelFolder
 
         self.portrait, self.config, self.seed, self.pose_scale = portrait, config, seed, pose_scale
-        self.lookahead_frames = lookahead_frames
         self.refiner: Backend
         self.lips: Backend
         self.refiner, self.lips = models or open_models(config, net=net)
@@ -81,19 +80,19 @@ class Avatar:
         return cls.from_image(capture_portrait(cfg.camera), cfg, **kwargs)
 
     # building blocks ------------------------------------------------------------------------------------------
-    def new_motion(self, *, lookahead_frames: int | None = None) -> MotionSynth:
-        la = self.lookahead_frames if lookahead_frames is None else lookahead_frames
+    def new_motion(self, *, lookahead_frames: int = 0) -> MotionSynth:
         return MotionSynth(self.settings, self.lips.run, fps=self.config.video.fps, seed=self.seed,
-                           pose_scale=self.pose_scale, emotion=self.emotion, lookahead_frames=la)
+                           pose_scale=self.pose_scale, emotion=self.emotion, lookahead_frames=lookahead_frames)
 
     def new_renderer(self, timer: StageTimer | None = None, *, stages: bool = True) -> FrameRenderer:
         return FrameRenderer(self.portrait, self.settings.basis, self.refiner, self.stages if stages else (), timer)
 
     # the three ways to drive it -------------------------------------------------------------------------------
-    def stream(self, chunks: Iterable[np.ndarray], *, flush: bool = True) -> Iterator[np.ndarray]:
+    def stream(self, chunks: Iterable[np.ndarray], *, flush: bool = True,
+               lookahead_frames: int = 0) -> Iterator[np.ndarray]:
         """Frames for 16 kHz float32 chunks, each frame as soon as its audio (and 80 ms look-ahead) is in.
         With ``flush`` the end of the input is padded with silence so that the last frames come out too."""
-        motion, renderer = self.new_motion(), self.new_renderer()
+        motion, renderer = self.new_motion(lookahead_frames=lookahead_frames), self.new_renderer()
         n_samples = 0
         for chunk in chunks:
             n_samples += len(chunk)
@@ -103,10 +102,12 @@ class Avatar:
             for fm in motion.flush(n_samples):
                 yield renderer.render(fm)
 
-    def render(self, audio: str | os.PathLike | np.ndarray, out: str | os.PathLike, *, show: bool = False) -> Path:
-        """A whole audio file (or 16 kHz array) to an mp4 with the audio muxed, as fast as the device goes."""
+    def render(self, audio: str | os.PathLike | np.ndarray, out: str | os.PathLike, *, show: bool = False,
+               lookahead_frames: int = FILE_LOOKAHEAD_FRAMES) -> Path:
+        """A whole audio file (or 16 kHz array) to an mp4 with the audio muxed, as fast as the device goes; the
+        whole file exists ahead of playback, so the synthesizer looks ``lookahead_frames`` ahead."""
         from parla.audio import load_audio
-        from parla.media.files import check_output
+        from parla.files import check_output
         from parla.media.video import VideoWriter
         from parla.progress import progress
 
@@ -121,16 +122,18 @@ class Avatar:
         chunks = (samples[i: i + chunk] for i in range(0, len(samples), chunk))
         with VideoWriter(out, self.config.video.fps, audio=samples, metadata=self.metadata) as writer, \
                 progress(n, "rendering", enabled=show, unit="frame") as bar:
-            for frame in self.stream(chunks):
+            for frame in self.stream(chunks, lookahead_frames=lookahead_frames):
                 writer.write(frame)
                 bar.update(1)
         return Path(out)
 
     def run(self, source, sink, *, max_seconds: float | None = None):
-        """Real time: the threaded engine with a bounded queue and frame dropping. Returns its StreamStats."""
+        """Real time: the threaded engine with a bounded queue and frame dropping. Returns its StreamStats. The
+        synthesizer looks as far ahead as the source delivers ahead of playback (``source.lead_s``)."""
         from parla.edge.engine import StreamEngine
 
-        engine = StreamEngine(source, self.new_motion(), self.new_renderer(), sink, fps=self.config.video.fps,
+        motion = self.new_motion(lookahead_frames=round(source.lead_s * self.config.video.fps))
+        engine = StreamEngine(source, motion, self.new_renderer(), sink, fps=self.config.video.fps,
                               queue_frames=self.config.video.queue_frames, max_seconds=max_seconds)
         return engine.run()
 
@@ -148,11 +151,12 @@ class Avatar:
 def animate(portrait: str | os.PathLike, audio: str | os.PathLike, output: str | os.PathLike, *,
             model: str | os.PathLike | None = None, fps: float = 25.0, seed: int = 0, pose_scale: float = 1.0,
             emotion: str | None = None, face_index: int | None = None, device: str | None = None,
-            net: str = "teacher", watermark: bool = True, badge: bool = False, show: bool = True) -> Path:
+            net: str = "teacher", watermark: bool = True, badge: bool = False, show: bool = True,
+            lookahead_frames: int = FILE_LOOKAHEAD_FRAMES) -> Path:
     """``parla animate``: the engine on the torch backend (FP32 reference; CUDA when available), as fast as it
     goes, into an mp4 at the photo's resolution with the speech muxed. Same seed -> same video."""
     from parla.errors import require
-    from parla.media.files import check_output
+    from parla.files import check_output
 
     check_output(output)
     if device is None:
@@ -161,4 +165,4 @@ def animate(portrait: str | os.PathLike, audio: str | os.PathLike, output: str |
                                   "model": str(model or "default"), "video.fps": fps})
     with Avatar.from_image(portrait, cfg, face_index=face_index, seed=seed, pose_scale=pose_scale,
                            emotion=emotion, watermark=watermark, badge=badge, net=net) as avatar:
-        return avatar.render(audio, output, show=show)
+        return avatar.render(audio, output, show=show, lookahead_frames=lookahead_frames)

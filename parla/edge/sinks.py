@@ -46,7 +46,7 @@ class FileSink(Sink):
                  queue_frames: int = 8) -> None:
         import queue
 
-        from parla.media.files import check_output
+        from parla.files import check_output
         from parla.media.video import VideoWriter
 
         check_output(path)

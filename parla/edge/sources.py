@@ -1,5 +1,7 @@
 """Audio sources of the streaming engine. Each yields ``AudioChunk``s of 16 kHz mono float32 with the wall time
-at which the chunk was complete (what audio-to-frame latency is measured from).
+at which the chunk's last sample plays (a live source: when it was captured), which is what audio-to-frame latency
+is measured from. A source whose audio exists ahead of playback (a file, a TTS reply) delivers it ``lead_s``
+early, and the motion synthesizer uses that much look-ahead (``parla.edge.synth``); a microphone has none.
 
 - ``FileSource``: any audio file played at real-time pace (or ``speed`` times faster, for tests and benches);
 - ``MicSource``: a microphone through PyAudio (device index, rate, chunk size from the firmware config);
@@ -30,6 +32,8 @@ class AudioChunk:
 class Source:
     """Iterate to get chunks; ``stop()`` (any thread) ends the iteration at the next chunk."""
 
+    lead_s = 0.0  # seconds ahead of playback at which the source delivers its audio (live sources: 0)
+
     def __init__(self) -> None:
         self._stop = threading.Event()
 
@@ -48,11 +52,13 @@ class Source:
 
 
 class ArraySource(Source):
-    """16 kHz samples already in memory, paced like a live source (``speed`` 0: as fast as the consumer takes)."""
+    """16 kHz samples already in memory, played at ``speed`` x real time (0: as fast as the consumer takes) and
+    delivered ``lead_s`` (of audio time) before they play."""
 
-    def __init__(self, audio: np.ndarray, chunk_ms: int = 40, speed: float = 1.0) -> None:
+    def __init__(self, audio: np.ndarray, chunk_ms: int = 40, speed: float = 1.0, lead_s: float = 0.0) -> None:
         super().__init__()
         self.audio, self.chunk, self.speed = np.asarray(audio, np.float32), SAMPLE_RATE * chunk_ms // 1000, speed
+        self.lead_s = max(0.0, lead_s)
 
     def __iter__(self) -> Iterator[AudioChunk]:
         start = time.monotonic()
@@ -60,18 +66,21 @@ class ArraySource(Source):
             if self._stop.is_set():
                 return
             end = min(i + self.chunk, len(self.audio))
-            if self.speed > 0:
-                due = start + end / SAMPLE_RATE / self.speed
-                while (delay := due - time.monotonic()) > 0 and not self._stop.is_set():
-                    time.sleep(min(delay, 0.05))
-            yield AudioChunk(self.audio[i:end], time.monotonic())
+            if self.speed <= 0:
+                yield AudioChunk(self.audio[i:end], time.monotonic())
+                continue
+            plays = start + end / SAMPLE_RATE / self.speed
+            due = plays - self.lead_s / self.speed
+            while (delay := due - time.monotonic()) > 0 and not self._stop.is_set():
+                time.sleep(min(delay, 0.05))
+            yield AudioChunk(self.audio[i:end], plays)
 
 
 class FileSource(ArraySource):
-    def __init__(self, path, chunk_ms: int = 40, speed: float = 1.0) -> None:
+    def __init__(self, path, chunk_ms: int = 40, speed: float = 1.0, lead_s: float = 0.0) -> None:
         from parla.audio import load_audio
 
-        super().__init__(load_audio(path), chunk_ms, speed)
+        super().__init__(load_audio(path), chunk_ms, speed, lead_s)
 
 
 def _pcm16(raw: bytes, channels: int) -> np.ndarray:

@@ -36,6 +36,10 @@ ABS_SILENCE_DB = -25.0  # speech-band level under which a frame is silent whatev
 BREATH_HZ = 0.25  # idle breathing: a slow rise and fall of the head
 BREATH_PX = 0.6  # crop pixels (ty) at the peak of a breath
 CLOSE_RAMP = 3  # frames for the lips to close or open at a pause
+MIN_PAUSE_FRAMES = 2  # silent frames in a row that make a pause worth closing the lips for ahead of time
+# Look-ahead (video frames) for audio that exists ahead of playback (a file, a TTS reply): enough to see a pause
+# of MIN_PAUSE_FRAMES coming CLOSE_RAMP frames ahead, so that the lips are closed as it begins.
+FILE_LOOKAHEAD_FRAMES = CLOSE_RAMP + MIN_PAUSE_FRAMES - 1
 VOICED_SMOOTH = 5  # frames (200 ms at 25 fps) of voiced/silent behind the head's innovation scale
 EMOTIONS = ("neutral", "happy", "sad", "surprised")
 
@@ -189,9 +193,11 @@ class MotionSynth:
     def _frame(self, h: _Heard) -> FrameMotion:
         s = self.s
         coeffs = h.z * s.articulation * s.basis.stds
-        # close before a pause that is coming within the look-ahead, open when the speech resumes
-        silent_ahead = h.silent or any(x.silent for x in itertools.islice(self.heard, self.lookahead_frames))
-        target = 1.0 if silent_ahead else 0.0
+        # close before a pause that is coming within the look-ahead (a single silent frame inside speech is not a
+        # pause), open when the speech resumes
+        ahead = [x.silent for x in itertools.islice(self.heard, self.lookahead_frames)]
+        pause_ahead = any(all(ahead[j: j + MIN_PAUSE_FRAMES]) for j in range(len(ahead) - MIN_PAUSE_FRAMES + 1))
+        target = 1.0 if h.silent or pause_ahead else 0.0
         self.close += float(np.clip(target - self.close, -1 / (CLOSE_RAMP + 1), 1 / (CLOSE_RAMP + 1)))
         self.hold.append(coeffs)
         if s.silence_hold_s > 0:

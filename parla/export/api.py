@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 from parla.errors import ModelNotFoundError, ParlaError
+from parla.files import write_text_atomic
 from parla.formats import EXPORTABLE, FORMATS, check
-from parla.media.files import write_text_atomic
 from parla.quantization import calibration as S
 
 CALIB_VIDEOS = S.SHARED / "train" / "videos"

@@ -125,7 +125,7 @@ class ExpressionBasis:
         return apply(invert(m), shape)
 
     def save(self, path: str | os.PathLike) -> None:
-        from parla.media.files import atomic_output
+        from parla.files import atomic_output
 
         buf = io.BytesIO()
         np.savez(buf, mean_shape=self.mean_shape, components=self.components, stds=self.stds,

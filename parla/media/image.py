@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from parla.errors import ImageReadError, require
-from parla.media.files import atomic_output, check_input
+from parla.files import atomic_output, check_input
 
 MIN_IMAGE_SIDE = 32  # px: below this no face detector can work
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from parla.audio.io import SAMPLE_RATE
 from parla.errors import VideoFormatError, require
-from parla.media.files import atomic_output, check_input
+from parla.files import atomic_output, check_input
 
 AAC_RATE = 48_000  # Hz: AAC frames of 1024 samples last 21 ms here (64 ms at 16 kHz), so the padded
 # end of the audio stays within one video frame of the video's end.

@@ -162,7 +162,7 @@ def evaluate_generated(video: str | os.PathLike, *, portrait: str | os.PathLike,
 
 
 def write_report(report: dict[str, Any], path: str | os.PathLike) -> None:
-    from parla.media.files import write_text_atomic
+    from parla.files import write_text_atomic
 
     write_text_atomic(path, json.dumps(_finite(report), indent=2, allow_nan=False) + "\n")
 

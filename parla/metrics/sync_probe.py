@@ -41,7 +41,7 @@ class SyncProbe:
         return ((features(audio, fps, n_frames, mel=mel) - self.mean) / self.std) @ self.weights
 
     def save(self, path: str | os.PathLike) -> None:
-        from parla.media.files import atomic_output
+        from parla.files import atomic_output
 
         buf = io.BytesIO()
         np.savez(buf, mean=self.mean, std=self.std, weights=self.weights, meta=np.array(json.dumps(self.meta)))

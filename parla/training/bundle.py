@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 from parla.errors import ModelNotFoundError
-from parla.media.files import write_text_atomic
+from parla.files import write_text_atomic
 from parla.training.checkpoint import sha256
 
 # Synthesis settings calibrated on generated videos with `parla eval` (docs/quality.md, "calibration"); the

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from parla.media.files import atomic_output, sha256, write_text_atomic
+from parla.files import atomic_output, sha256, write_text_atomic
 from parla.modelfolder import load_weights
 
 log = logging.getLogger(__name__)

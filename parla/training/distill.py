@@ -116,7 +116,7 @@ def face_sources(clips, photos_dir: Path | None, cache: Path, seed: int, per_cli
 def _align_photos(photos_dir: Path, cache: Path, show: bool) -> None:
     from parla.edge.render import Portrait
     from parla.errors import ParlaError as _E
-    from parla.media.files import atomic_output
+    from parla.files import atomic_output
     from parla.progress import progress
 
     crops, lms = [], []

@@ -37,7 +37,7 @@ def install_id() -> int:
         pass
     value = int.from_bytes(os.urandom(2), "big") & 0xFFF
     try:
-        from parla.media.files import write_text_atomic
+        from parla.files import write_text_atomic
 
         path.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(path, f"{value:03x}\n")
@@ -116,7 +116,7 @@ class VerifyResult:
 
 def verify(path: str | os.PathLike, max_frames: int = 100) -> VerifyResult:
     """Look for the mark in an image or a video (its first ``max_frames`` consecutive frames: 4 s at 25 fps)."""
-    from parla.media.files import check_input
+    from parla.files import check_input
 
     p = check_input(path)
     acc = Accumulator()
