@@ -44,8 +44,10 @@ def main() -> int:
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     root = Path(__file__).resolve().parents[1] / "parla" / "assets" / "default"
     config = json.loads((root / "config.json").read_text())
-    nets = {"teacher": (config["refiner"], "refiner.safetensors"),
-            "student": (config["student"]["refiner"], "student.safetensors")}
+    nets = {
+        "teacher": (config["refiner"], "refiner.safetensors"),
+        "student": (config["student"]["refiner"], "student.safetensors"),
+    }
     rows = []
     torch.backends.cudnn.benchmark = True
     for name, (cfg_dict, weights) in nets.items():
@@ -58,19 +60,31 @@ def main() -> int:
             with torch.no_grad():
                 ref = m(x)
                 for precision in ("fp32", "bf16"):
+
                     def run(t, p=precision, m=m):
                         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=p == "bf16"):
                             return m(t)
+
                     ms = _time(run, x, args.repeats, sync)
                     err = float((run(x).float() - ref).abs().max())
-                    rows.append({"net": name, "precision": precision, "batch": batch,
-                                 "latency_ms": {q: round(float(np.percentile(ms, q)), 3) for q in (50, 95, 99)},
-                                 "frames_per_s": round(batch * 1e3 / float(np.median(ms)), 1),
-                                 "max_abs_error_vs_fp32": round(err, 5)})
+                    rows.append(
+                        {
+                            "net": name,
+                            "precision": precision,
+                            "batch": batch,
+                            "latency_ms": {q: round(float(np.percentile(ms, q)), 3) for q in (50, 95, 99)},
+                            "frames_per_s": round(batch * 1e3 / float(np.median(ms)), 1),
+                            "max_abs_error_vs_fp32": round(err, 5),
+                        }
+                    )
                     print(rows[-1], flush=True)
     device = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine()
-    report = {"device": device, "torch": torch.__version__, "note": "refiner forward only (the per-frame network), "
-              "inputs on the device, synchronised wall time", "results": rows}
+    report = {
+        "device": device,
+        "torch": torch.__version__,
+        "note": "refiner forward only (the per-frame network), inputs on the device, synchronised wall time",
+        "results": rows,
+    }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     return 0

@@ -1,6 +1,6 @@
 """Parameter counts and MACs per frame of a model bundle (the figures of the model card).
 
-    python benchmarks/model_stats.py [MODEL_DIR]
+python benchmarks/model_stats.py [MODEL_DIR]
 """
 
 from __future__ import annotations
@@ -23,8 +23,10 @@ def main() -> int:
     mel = torch.zeros(1, 80, 400)  # 4 s of mel
     motion_macs = count_macs(lips, mel) / 400 * 4  # 4 mel frames (40 ms) per video frame at 25 fps
     n = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
-    print(f"refiner: {n(refiner) / 1e6:.2f} M parameters, {refiner_macs / 1e9:.2f} GMAC per frame "
-          f"at {r}x{r}, channels {cfg.channels}")
+    print(
+        f"refiner: {n(refiner) / 1e6:.2f} M parameters, {refiner_macs / 1e9:.2f} GMAC per frame "
+        f"at {r}x{r}, channels {cfg.channels}"
+    )
     print(f"lips:    {n(lips) / 1e6:.3f} M parameters, {motion_macs / 1e6:.1f} MMAC per frame at 25 fps")
     return 0
 

@@ -47,8 +47,8 @@ def folds(clips, k: int) -> list[list[int]]:
 def lagged_corr(p: np.ndarray, r: np.ndarray, max_lag: int = 6) -> dict[int, float]:
     out = {}
     for lag in range(-max_lag, max_lag + 1):
-        x = p[max(0, lag): len(p) + min(0, lag)]
-        y = r[max(0, -lag): len(r) + min(0, -lag)]
+        x = p[max(0, lag) : len(p) + min(0, lag)]
+        y = r[max(0, -lag) : len(r) + min(0, -lag)]
         ok = ~np.isnan(y) & ~np.isnan(x)
         if ok.sum() > 10 and x[ok].std() > 0 and y[ok].std() > 0:
             out[lag] = float(np.corrcoef(x[ok], y[ok])[0, 1])
@@ -73,10 +73,11 @@ def evaluate_clip(run_lips, norm, clip, raw: dict, basis, silence_hold_s: float)
     real_open = mouth_opening(lms)
     pad = np.repeat(clip.mel[-1:], shipped.lookahead + 8 + int(100 / clip.fps), 0)  # the end, as the net pads it
     for s in SCALES:
-        settings = dc_replace(shipped, mel_mean=norm[0], mel_std=norm[1], articulation=s,
-                              silence_hold_s=silence_hold_s, basis=basis)
+        settings = dc_replace(
+            shipped, mel_mean=norm[0], mel_std=norm[1], articulation=s, silence_hold_s=silence_hold_s, basis=basis
+        )
         synth = MotionSynth(settings, run_lips, fps=clip.fps)
-        fms = synth.push_mel(np.concatenate([clip.mel, pad]))[first: first + n]
+        fms = synth.push_mel(np.concatenate([clip.mel, pad]))[first : first + n]
         coeffs, close = np.stack([f.coeffs for f in fms]), np.array([f.mouth_close for f in fms])
         drv = np.stack([basis.drive(lms[0], coeffs[t], np.zeros(6), 0.0, close[t]) for t in range(n)])
         row[f"lmd_x{s:g}"] = mouth_lmd(drv, lms)
@@ -91,10 +92,12 @@ def evaluate_clip(run_lips, norm, clip, raw: dict, basis, silence_hold_s: float)
 
 def summarize(rows: list[dict]) -> dict:
     still = float(np.mean([r["lmd_still"] for r in rows]))
-    out = {"clips": len(rows), "lmd_still": still,
-           "corr0_median": float(np.nanmedian([np.nan if r["corr0"] is None else r["corr0"] for r in rows])),
-           "best_lag_median": float(np.nanmedian([np.nan if r["best_lag"] is None else r["best_lag"]
-                                                  for r in rows]))}
+    out = {
+        "clips": len(rows),
+        "lmd_still": still,
+        "corr0_median": float(np.nanmedian([np.nan if r["corr0"] is None else r["corr0"] for r in rows])),
+        "best_lag_median": float(np.nanmedian([np.nan if r["best_lag"] is None else r["best_lag"] for r in rows])),
+    }
     for s in SCALES:
         lmd = float(np.mean([r[f"lmd_x{s:g}"] for r in rows]))
         out[f"improvement_x{s:g}"] = 1 - lmd / still
@@ -156,8 +159,10 @@ def main() -> None:
         fold_basis = copy.deepcopy(basis)
         fold_basis.meta.pop("open_direction", None)
         if not args.no_rest:
-            fold_basis.meta.update(fit_rest([raws[c.name]["landmarks"][raws[c.name]["valid"]] for c in trn + val],
-                                            basis))
+            fold_basis.meta.update(
+                fit_rest([raws[c.name]["landmarks"][raws[c.name]["valid"]] for c in trn + val], basis)
+            )
+
         def run_lips(window: np.ndarray, net=net) -> np.ndarray:
             with torch.no_grad():
                 return net(torch.from_numpy(window)).numpy()

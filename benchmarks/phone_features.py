@@ -16,16 +16,18 @@ from pathlib import Path
 import numpy as np
 
 # The 39 CMU phones plus silence; noise/filler labels (+NSN+, +SPN+, ...) count as silence.
-PHONES = ("SIL AA AE AH AO AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N NG OW OY P R S SH T TH UH UW V W Y Z ZH"
-          ).split()
+PHONES = (
+    "SIL AA AE AH AO AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N NG OW OY P R S SH T TH UH UW V W Y Z ZH"
+).split()
 
 
 def decoder():
     from pocketsphinx import Decoder, get_model_path
 
     m = Path(get_model_path()) / "en-us"
-    return Decoder(hmm=str(m / "en-us"), allphone=str(m / "en-us-phone.lm.bin"), lw=2.0, beam=1e-20, pbeam=1e-20,
-                   loglevel="FATAL")
+    return Decoder(
+        hmm=str(m / "en-us"), allphone=str(m / "en-us-phone.lm.bin"), lw=2.0, beam=1e-20, pbeam=1e-20, loglevel="FATAL"
+    )
 
 
 def phone_track(dec, audio: np.ndarray, n_frames: int) -> np.ndarray:

@@ -39,8 +39,12 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--net", choices=["teacher", "student"], default="teacher", help="which refiner of the model")
     ap.add_argument("--merge", nargs="*", default=None, help="merge these quality.json files instead of running")
-    ap.add_argument("--lookahead-frames", type=int, default=None,
-                    help="the synthesizer's look-ahead beyond the lips net's (default: animate's, for a file)")
+    ap.add_argument(
+        "--lookahead-frames",
+        type=int,
+        default=None,
+        help="the synthesizer's look-ahead beyond the lips net's (default: animate's, for a file)",
+    )
     args = ap.parse_args()
     if args.merge:
         return merge([Path(p) for p in args.merge], Path(args.out))
@@ -63,11 +67,18 @@ def main() -> int:
                 clip = evaluate_generated(video, portrait=p, audio=s)["clips"][0]
             clip.update(file=f"{p.stem} x {s.stem}", portrait=p.name, speech=s.name, render_s=seconds)
             rows.append(clip)
-            print(f"{clip['file']}: sync {clip['sync_confidence']}, id {clip['identity_distance']}, "
-                  f"{seconds:.1f} s", file=sys.stderr, flush=True)
-    report = {"model": str(args.model or "bundled"), "clips": rows, "summary": summarize(rows),
-              "per_speech": {s.name: summarize([r for r in rows if r["speech"] == s.name]) for s in speech},
-              "seconds": time.time() - t0}
+            print(
+                f"{clip['file']}: sync {clip['sync_confidence']}, id {clip['identity_distance']}, {seconds:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+    report = {
+        "model": str(args.model or "bundled"),
+        "clips": rows,
+        "summary": summarize(rows),
+        "per_speech": {s.name: summarize([r for r in rows if r["speech"] == s.name]) for s in speech},
+        "seconds": time.time() - t0,
+    }
     from parla.metrics.report import write_report
 
     write_report(report, out / "quality.json")
@@ -83,9 +94,13 @@ def merge(paths: list[Path], out: Path) -> int:
     reports = [json.loads(p.read_text()) for p in paths]
     rows = [c for r in reports for c in r["clips"]]
     speech = sorted({c["speech"] for c in rows})
-    report = {"model": reports[0]["model"], "clips": rows, "summary": summarize(rows),
-              "per_speech": {s: summarize([c for c in rows if c["speech"] == s]) for s in speech},
-              "seconds": sum(r["seconds"] for r in reports)}
+    report = {
+        "model": reports[0]["model"],
+        "clips": rows,
+        "summary": summarize(rows),
+        "per_speech": {s: summarize([c for c in rows if c["speech"] == s]) for s in speech},
+        "seconds": sum(r["seconds"] for r in reports),
+    }
     out.mkdir(parents=True, exist_ok=True)
     write_report(report, out / "quality.json")
     (out / "quality.md").write_text(markdown(report))
@@ -94,10 +109,15 @@ def merge(paths: list[Path], out: Path) -> int:
 
 
 def markdown(report: dict) -> str:
-    keys = [("sync_confidence", "sync conf", "{:.3f}"), ("abs_sync_offset_frames", "|offset|", "{:.1f}"),
-            ("mouth_activity_ratio", "mouth v/s", "{:.2f}"), ("mouth_open_silent", "open silent", "{:.3f}"),
-            ("mouth_open_voiced", "open voiced", "{:.3f}"), ("identity_distance", "id dist", "{:.3f}"),
-            ("blink_per_min", "blink/min", "{:.1f}")]
+    keys = [
+        ("sync_confidence", "sync conf", "{:.3f}"),
+        ("abs_sync_offset_frames", "|offset|", "{:.1f}"),
+        ("mouth_activity_ratio", "mouth v/s", "{:.2f}"),
+        ("mouth_open_silent", "open silent", "{:.3f}"),
+        ("mouth_open_voiced", "open voiced", "{:.3f}"),
+        ("identity_distance", "id dist", "{:.3f}"),
+        ("blink_per_min", "blink/min", "{:.1f}"),
+    ]
     lines = ["| speech | " + " | ".join(h for _, h, _ in keys) + " |", "|---" * (len(keys) + 1) + "|"]
     for name, s in list(report["per_speech"].items()) + [("all", report["summary"])]:
         cells = ["-" if s.get(k) is None else f.format(s[k]) for k, _, f in keys]

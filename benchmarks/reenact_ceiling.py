@@ -67,7 +67,7 @@ def main() -> None:
         arms["oracle_all"].append(mouth_lmd(drv, lms))
         shapes = mouth_shape(lms)
         k = int(np.argmin(np.linalg.norm(shapes - np.median(shapes, 0), axis=-1).mean(-1)))
-        arms["median_frame"].append(mouth_lmd(np.repeat(lms[k: k + 1], n, 0), lms))
+        arms["median_frame"].append(mouth_lmd(np.repeat(lms[k : k + 1], n, 0), lms))
     still = float(np.mean(arms["still"]))
     summary = {k: {"lmd": float(np.mean(v)), "improvement": 1 - float(np.mean(v)) / still} for k, v in arms.items()}
     for k, v in summary.items():

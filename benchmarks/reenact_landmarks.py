@@ -38,8 +38,12 @@ def real_track(video: Path, cache: Path) -> tuple[np.ndarray, float]:
 def driven(basis, first: np.ndarray, motion, mult: float, pose: bool) -> np.ndarray:
     """Driving landmarks (image pixels are fine: the mouth shape is centred and scaled by the inter-ocular
     distance) for every frame of the synthesizer's output ``motion`` (a list of FrameMotion)."""
-    return np.stack([basis.drive(first, fm.coeffs * mult, fm.pose if pose else np.zeros(6), fm.blink,
-                                 fm.mouth_close) for fm in motion])
+    return np.stack(
+        [
+            basis.drive(first, fm.coeffs * mult, fm.pose if pose else np.zeros(6), fm.blink, fm.mouth_close)
+            for fm in motion
+        ]
+    )
 
 
 def synthesize(settings, lips, audio: np.ndarray, fps: float, n: int) -> list:
@@ -88,8 +92,11 @@ def main() -> None:
         if not len(ok) or ok[0] != 0:
             continue
         motion = synthesize(settings, lips, audio, fps, len(lms))
-        row = {"file": video.name, "still": mouth_lmd(np.repeat(lms[:1], len(lms), 0), lms),
-               "rendered": rendered.get(video.name)}
+        row = {
+            "file": video.name,
+            "still": mouth_lmd(np.repeat(lms[:1], len(lms), 0), lms),
+            "rendered": rendered.get(video.name),
+        }
         for m in mults:
             row[f"x{m:g}"] = mouth_lmd(driven(basis, lms[0], motion, m, True), lms)
             row[f"x{m:g}_nopose"] = mouth_lmd(driven(basis, lms[0], motion, m, False), lms)
@@ -100,8 +107,9 @@ def main() -> None:
     print("mean", {k: round(v, 4) for k, v in mean.items()})
     print("improvement over still", {k: round(1 - v / mean["still"], 3) for k, v in mean.items()})
     if args.json:
-        Path(args.json).write_text(json.dumps({"clips": rows, "mean": mean, "articulation": settings.articulation},
-                                              indent=2))
+        Path(args.json).write_text(
+            json.dumps({"clips": rows, "mean": mean, "articulation": settings.articulation}, indent=2)
+        )
 
 
 if __name__ == "__main__":

@@ -29,8 +29,12 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=30.0)
     ap.add_argument("--speed", type=float, default=3.0)
     ap.add_argument("--config", default="x86-cpu")
-    ap.add_argument("--sink", choices=["file", "raw"], default="file",
-                    help="file: an mp4 (its muxer holds a growing sample index); raw: frames to a callback")
+    ap.add_argument(
+        "--sink",
+        choices=["file", "raw"],
+        default="file",
+        help="file: an mp4 (its muxer holds a growing sample index); raw: frames to a callback",
+    )
     ap.add_argument("--out", default="benchmarks/results/stream_memory")
     args = ap.parse_args()
 
@@ -48,21 +52,34 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp, Avatar.from_image(demo / "portrait.jpg", args.config) as av:
         t = time.time()
-        sink = FileSink(Path(tmp) / "long.mp4", av.config.video.fps, av.metadata) if args.sink == "file" else \
-            RawSink(callback=lambda frame, index: None)
+        sink = (
+            FileSink(Path(tmp) / "long.mp4", av.config.video.fps, av.metadata)
+            if args.sink == "file"
+            else RawSink(callback=lambda frame, index: None)
+        )
         stats = av.run(ArraySource(audio, av.config.audio.chunk_ms, speed=args.speed), sink)
         mp4_mb = (Path(tmp) / "long.mp4").stat().st_size / 2**20 if args.sink == "file" else 0.0
         wall = time.time() - t
     series = list(stats.rss_mb)
     rss = np.array([r for _, r in series])
     first_min = rss[: max(1, len(rss) // 10)]
-    report = {"machine": machine(), "config": args.config, "sink": args.sink, "audio_minutes": args.minutes,
-              "speed": args.speed,
-              "wall_s": round(wall, 1), "frames": stats.frames, "dropped": stats.dropped, "mp4_mb": round(mp4_mb, 1),
-              "rss_mb_first_tenth_median": float(np.median(first_min)), "rss_mb_last": float(rss[-1]),
-              "rss_mb_max": float(rss.max()),
-              "rss_drift_mb_last_minus_first_tenth": round(float(rss[-1] - np.median(first_min)), 1),
-              "summary": stats.summary(), "rss_series": series}
+    report = {
+        "machine": machine(),
+        "config": args.config,
+        "sink": args.sink,
+        "audio_minutes": args.minutes,
+        "speed": args.speed,
+        "wall_s": round(wall, 1),
+        "frames": stats.frames,
+        "dropped": stats.dropped,
+        "mp4_mb": round(mp4_mb, 1),
+        "rss_mb_first_tenth_median": float(np.median(first_min)),
+        "rss_mb_last": float(rss[-1]),
+        "rss_mb_max": float(rss.max()),
+        "rss_drift_mb_last_minus_first_tenth": round(float(rss[-1] - np.median(first_min)), 1),
+        "summary": stats.summary(),
+        "rss_series": series,
+    }
     (out / "stream_memory.json").write_text(json.dumps(report, indent=2) + "\n")
     try:
         import matplotlib

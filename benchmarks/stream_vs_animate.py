@@ -85,13 +85,21 @@ def stream_all(args) -> list[dict]:
                 video = Path(tmp) / "stream.mp4"
                 t = time.time()
                 lead = FILE_LOOKAHEAD_FRAMES / av.config.video.fps  # as `parla stream --audio` plays a file
-                stats = av.run(FileSource(s, av.config.audio.chunk_ms, lead_s=lead),
-                               FileSink(video, av.config.video.fps, av.metadata))
+                stats = av.run(
+                    FileSource(s, av.config.audio.chunk_ms, lead_s=lead),
+                    FileSink(video, av.config.video.fps, av.metadata),
+                )
                 wall = time.time() - t
                 clip = evaluate_generated(video, portrait=p, audio=s)["clips"][0]
-            row = {"file": name, "stream": {k: clip.get(k) for k in KEYS}, "wall_s": round(wall, 2),
-                   "audio_s": round(stats.audio_s, 2), "frames": stats.frames, "dropped": stats.dropped,
-                   "audio_to_frame_ms": stats.summary()["audio_to_frame_ms"]}
+            row = {
+                "file": name,
+                "stream": {k: clip.get(k) for k in KEYS},
+                "wall_s": round(wall, 2),
+                "audio_s": round(stats.audio_s, 2),
+                "frames": stats.frames,
+                "dropped": stats.dropped,
+                "audio_to_frame_ms": stats.summary()["audio_to_frame_ms"],
+            }
             rows.append(row)
             print(json.dumps(row), flush=True)
     return rows

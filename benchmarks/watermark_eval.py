@@ -28,8 +28,16 @@ DATA = ROOT.parent / "shared" / "data"
 SEGMENT = 50
 
 
-def reencode(frames: list[np.ndarray], path: Path, *, scale: float = 1.0, crf: int = 23, fps_in: float = 25,
-             fps_out: float = 25, crop: tuple[int, int, int, int] | None = None) -> Path:
+def reencode(
+    frames: list[np.ndarray],
+    path: Path,
+    *,
+    scale: float = 1.0,
+    crf: int = 23,
+    fps_in: float = 25,
+    fps_out: float = 25,
+    crop: tuple[int, int, int, int] | None = None,
+) -> Path:
     import cv2
 
     from parla.media.video import VideoWriter
@@ -59,7 +67,7 @@ def detect_segments(path: Path) -> tuple[bool, list[bool], float]:
     segs = []
     for s in range(0, len(frames) - SEGMENT + 1, SEGMENT):
         a = Accumulator()
-        for f in frames[s: s + SEGMENT]:
+        for f in frames[s : s + SEGMENT]:
             a.add(f)
         segs.append(a.result().found)
     r = whole.result()
@@ -78,8 +86,14 @@ def generated(portraits: list[Path], speech: Path, seconds: float, tmp: Path) ->
 
     wav = tmp / "speech.wav"
     sf.write(wav, audio, 16000)
-    conds = {"crf28": {"crf": 28}, "half": {"scale": 0.5}, "half_crf28": {"scale": 0.5, "crf": 28},
-             "face_crop": {"crop": True}, "capture_30fps": {"fps_out": 30}, "capture_15fps": {"fps_out": 15}}
+    conds = {
+        "crf28": {"crf": 28},
+        "half": {"scale": 0.5},
+        "half_crf28": {"scale": 0.5, "crf": 28},
+        "face_crop": {"crop": True},
+        "capture_30fps": {"fps_out": 30},
+        "capture_15fps": {"fps_out": 15},
+    }
     rows = []
     for p in portraits:
         video = animate(p, wav, tmp / f"{p.stem}.mp4", seed=0, show=False)
@@ -102,8 +116,12 @@ def generated(portraits: list[Path], speech: Path, seconds: float, tmp: Path) ->
         clips = [r[name]["clip"] for r in rows]
         seg_ok = sum(int(r[name]["segments"].split("/")[0]) for r in rows)
         seg_n = sum(int(r[name]["segments"].split("/")[1]) for r in rows)
-        summary[name] = {"clips": f"{sum(clips)}/{len(clips)}", "clip_rate": sum(clips) / len(clips),
-                         "segments": f"{seg_ok}/{seg_n}", "segment_rate": seg_ok / max(seg_n, 1)}
+        summary[name] = {
+            "clips": f"{sum(clips)}/{len(clips)}",
+            "clip_rate": sum(clips) / len(clips),
+            "segments": f"{seg_ok}/{seg_n}",
+            "segment_rate": seg_ok / max(seg_n, 1),
+        }
     return {"rows": rows, "summary": summary}
 
 
@@ -112,8 +130,12 @@ def false_positives(frames_target: int) -> dict:
     from parla.watermark import verify
     from parla.watermark.core import Accumulator
 
-    videos = sorted(p for d in ("eval/videos", "train/videos") for p in (DATA / d).iterdir()
-                    if p.suffix.lower() in (".mp4", ".mpg", ".mov", ".avi"))
+    videos = sorted(
+        p
+        for d in ("eval/videos", "train/videos")
+        for p in (DATA / d).iterdir()
+        if p.suffix.lower() in (".mp4", ".mpg", ".mov", ".avi")
+    )
     clip_hits, zs, frame_hits, n_frames = [], [], 0, 0
     per_video = max(frames_target // len(videos) + 1, 1)
     for v in videos:
@@ -127,8 +149,14 @@ def false_positives(frames_target: int) -> dict:
             a.add(f)
             frame_hits += int(a.result().found)
             n_frames += 1
-    return {"videos": len(videos), "video_false_positives": clip_hits, "z_max": round(max(zs), 2),
-            "z_median": round(float(np.median(zs)), 2), "frames": n_frames, "frame_false_positives": frame_hits}
+    return {
+        "videos": len(videos),
+        "video_false_positives": clip_hits,
+        "z_max": round(max(zs), 2),
+        "z_median": round(float(np.median(zs)), 2),
+        "frames": n_frames,
+        "frame_false_positives": frame_hits,
+    }
 
 
 def cost() -> dict:
@@ -147,8 +175,10 @@ def cost() -> dict:
         t = time.perf_counter()
         for i in range(20):
             w = e(f, i)
-        out[name] = {"ms_per_frame": round((time.perf_counter() - t) / 20 * 1e3, 2),
-                     "psnr": round(float(psnr(w, f)), 2)}
+        out[name] = {
+            "ms_per_frame": round((time.perf_counter() - t) / 20 * 1e3, 2),
+            "psnr": round(float(psnr(w, f)), 2),
+        }
     return out
 
 

@@ -34,10 +34,14 @@ DEFAULT_RUNS = tuple((f.backend, f.cpu_device, f.best or f.precisions[0]) for f 
 # Targets this machine cannot run: refiner MACs per frame over a stated sustained INT8 rate. Only the refiner is
 # estimated (warp, paste-back and motion run on the host CPU and are measured here). Labelled as estimates.
 ESTIMATE_TARGETS = {
-    "rpi5 (Cortex-A76 x4, TFLite XNNPACK int8)": (60e9, "assumed 60 GOP/s sustained int8 on 4 A76 cores "
-                                                        "(~25 % of 4 x 2.4 GHz x 2 x 16 int8 ops/cycle)"),
-    "intel-core-ultra-npu (OpenVINO NPU int8)": (2.75e12, "assumed 25 % of the 11 TOPS int8 peak of the "
-                                                          "Meteor Lake NPU"),
+    "rpi5 (Cortex-A76 x4, TFLite XNNPACK int8)": (
+        60e9,
+        "assumed 60 GOP/s sustained int8 on 4 A76 cores (~25 % of 4 x 2.4 GHz x 2 x 16 int8 ops/cycle)",
+    ),
+    "intel-core-ultra-npu (OpenVINO NPU int8)": (
+        2.75e12,
+        "assumed 25 % of the 11 TOPS int8 peak of the Meteor Lake NPU",
+    ),
     "coral-edgetpu (TFLite full int8)": (1.0e12, "assumed 25 % of the 4 TOPS int8 peak"),
 }
 
@@ -58,8 +62,18 @@ def _available(backend: str) -> bool:
     return importlib.util.find_spec(by_backend(backend).runtime) is not None
 
 
-def bench_one(backend: str, device: str, precision: str, *, portrait: str, audio: str, seconds: float,
-              fps: float, frames: int, threads: int | None) -> dict:
+def bench_one(
+    backend: str,
+    device: str,
+    precision: str,
+    *,
+    portrait: str,
+    audio: str,
+    seconds: float,
+    fps: float,
+    frames: int,
+    threads: int | None,
+) -> dict:
     """One backend x precision, in this process."""
     from parla.audio import load_audio
     from parla.edge.backends import open_models
@@ -69,8 +83,17 @@ def bench_one(backend: str, device: str, precision: str, *, portrait: str, audio
     from parla.edge.sinks import RawSink
     from parla.edge.sources import ArraySource
 
-    cfg = load_config("x86-cpu", {"backend": backend, "device": device, "precision": precision,
-                                  "threads": threads, "video.fps": fps, "fallback_to_cpu": False})
+    cfg = load_config(
+        "x86-cpu",
+        {
+            "backend": backend,
+            "device": device,
+            "precision": precision,
+            "threads": threads,
+            "video.fps": fps,
+            "fallback_to_cpu": False,
+        },
+    )
     t = time.perf_counter()
     models = open_models(cfg)
     load_s = time.perf_counter() - t
@@ -87,7 +110,7 @@ def bench_one(backend: str, device: str, precision: str, *, portrait: str, audio
         chunk = 16_000 * cfg.audio.chunk_ms // 1000
         for i in range(0, len(long), chunk):
             t_chunk = time.perf_counter()
-            fms = motion.push(long[i: i + chunk])
+            fms = motion.push(long[i : i + chunk])
             for fm in fms:
                 renderer.render(fm)
                 n += 1
@@ -103,12 +126,24 @@ def bench_one(backend: str, device: str, precision: str, *, portrait: str, audio
     model_mb = sum(_size(p) for p in files) / 2**20
     s = stats.summary()
     q = {f"p{p}": round(float(np.percentile(frame_ms, p)), 2) for p in (50, 95, 99)}
-    return {"backend": backend, "precision": precision, "device": device, "fps": round(unpaced_fps, 1),
-            "latency_ms": q, "stages": timer.summary(), "audio_to_frame_ms": s["audio_to_frame_ms"],
-            "stream_fps": s["fps"], "stream_frames": s["frames"], "dropped": s["dropped"],
-            "stream_seconds": s["audio_s"], "load_s": round(load_s, 3), "peak_rss_mb": round(peak_rss_mb(), 1),
-            "model_mb": round(model_mb, 2), "psnr_vs_fp32": None if psnr is None else round(psnr, 2),
-            "refiner_version": av.version}
+    return {
+        "backend": backend,
+        "precision": precision,
+        "device": device,
+        "fps": round(unpaced_fps, 1),
+        "latency_ms": q,
+        "stages": timer.summary(),
+        "audio_to_frame_ms": s["audio_to_frame_ms"],
+        "stream_fps": s["fps"],
+        "stream_frames": s["frames"],
+        "dropped": s["dropped"],
+        "stream_seconds": s["audio_s"],
+        "load_s": round(load_s, 3),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "model_mb": round(model_mb, 2),
+        "psnr_vs_fp32": None if psnr is None else round(psnr, 2),
+        "refiner_version": av.version,
+    }
 
 
 def _avatar(portrait: str, cfg, models):
@@ -131,16 +166,23 @@ def _psnr_vs_fp32(av, speech: np.ndarray) -> float:
 
     ref = TorchBackend(av.config.model, "cpu", kind="refiner", net="student")
     motion = av.new_motion()
-    fms = [fm for i in range(0, len(speech), 640) for fm in motion.push(speech[i: i + 640])]
+    fms = [fm for i in range(0, len(speech), 640) for fm in motion.push(speech[i : i + 640])]
     ours = av.new_renderer(stages=False)
     theirs = FrameRenderer(av.portrait, av.settings.basis, ref)
     return float(np.mean([min(psnr(ours.render(fm), theirs.render(fm)), 100.0) for fm in fms[::4]]))
 
 
 def estimates(macs: int) -> list[dict]:
-    return [{"target": name, "estimate": True, "refiner_ms": round(2 * macs / ops * 1e3, 2),
-             "refiner_fps": round(ops / (2 * macs), 1), "basis": basis}
-            for name, (ops, basis) in ESTIMATE_TARGETS.items()]
+    return [
+        {
+            "target": name,
+            "estimate": True,
+            "refiner_ms": round(2 * macs / ops * 1e3, 2),
+            "refiner_fps": round(ops / (2 * macs), 1),
+            "basis": basis,
+        }
+        for name, (ops, basis) in ESTIMATE_TARGETS.items()
+    ]
 
 
 def refiner_macs() -> int:
@@ -165,8 +207,18 @@ def _count_student_macs(config: dict) -> int:
     return int(count_macs(edge_module(Refiner(cfg).eval()), torch.zeros(1, 6 + cfg.cond, cfg.res, cfg.res)))
 
 
-def run_bench(runs, *, out: Path, portrait: str, audio: str, seconds: float, fps: float, frames: int,
-              threads: int | None, show: bool = True) -> dict:
+def run_bench(
+    runs,
+    *,
+    out: Path,
+    portrait: str,
+    audio: str,
+    seconds: float,
+    fps: float,
+    frames: int,
+    threads: int | None,
+    show: bool = True,
+) -> dict:
     from parla.progress import progress
 
     results, skipped = [], []
@@ -176,8 +228,25 @@ def run_bench(runs, *, out: Path, portrait: str, audio: str, seconds: float, fps
                 skipped.append(f"{backend}: runtime not installed")
                 bar.update(1)
                 continue
-            cmd = [sys.executable, "-m", "parla.bench", "--one", backend, device, precision, "--portrait",
-                   portrait, "--audio", audio, "--seconds", str(seconds), "--fps", str(fps), "--frames", str(frames)]
+            cmd = [
+                sys.executable,
+                "-m",
+                "parla.bench",
+                "--one",
+                backend,
+                device,
+                precision,
+                "--portrait",
+                portrait,
+                "--audio",
+                audio,
+                "--seconds",
+                str(seconds),
+                "--fps",
+                str(fps),
+                "--frames",
+                str(frames),
+            ]
             if threads:
                 cmd += ["--threads", str(threads)]
             p = subprocess.run(cmd, capture_output=True, text=True)
@@ -188,9 +257,21 @@ def run_bench(runs, *, out: Path, portrait: str, audio: str, seconds: float, fps
                 results.append(json.loads(line[-1]))
             bar.update(1)
     macs = refiner_macs()
-    report = {"machine": machine(), "settings": {"portrait": portrait, "audio": audio, "stream_seconds": seconds,
-                                                 "fps": fps, "unpaced_frames": frames, "threads": threads},
-              "results": results, "skipped": skipped, "estimates": estimates(macs), "refiner_macs": macs}
+    report = {
+        "machine": machine(),
+        "settings": {
+            "portrait": portrait,
+            "audio": audio,
+            "stream_seconds": seconds,
+            "fps": fps,
+            "unpaced_frames": frames,
+            "threads": threads,
+        },
+        "results": results,
+        "skipped": skipped,
+        "estimates": estimates(macs),
+        "refiner_macs": macs,
+    }
     write_reports(report, out)
     return report
 
@@ -209,23 +290,33 @@ def write_reports(report: dict, out: Path) -> None:
 
 def markdown(report: dict) -> str:
     reports = report.get("merged", [report])
-    lines = ["| machine | backend | precision | device | e2e fps (unpaced) | frame ms p50/p95/p99 | refiner ms p50 | "
-             "stream fps | dropped | audio-to-frame ms p50/p95/p99 | load s | peak RSS MB | model MB | "
-             "PSNR vs FP32 dB |", "|" + "---|" * 14]
+    lines = [
+        "| machine | backend | precision | device | e2e fps (unpaced) | frame ms p50/p95/p99 | refiner ms p50 | "
+        "stream fps | dropped | audio-to-frame ms p50/p95/p99 | load s | peak RSS MB | model MB | "
+        "PSNR vs FP32 dB |",
+        "|" + "---|" * 14,
+    ]
     for rep in reports:
         name = rep["machine"].get("cpu") or rep["machine"].get("processor") or "?"
         for r in rep["results"]:
             lat, a2f = r["latency_ms"], r.get("audio_to_frame_ms") or {}
-            lines.append(f"| {name} | {r['backend']} | {r['precision']} | {r['device']} | {r['fps']} | "
-                         f"{lat.get('p50')}/{lat.get('p95')}/{lat.get('p99')} | "
-                         f"{r['stages'].get('refiner', {}).get('p50')} | {r.get('stream_fps')} | {r.get('dropped')} | "
-                         f"{a2f.get('p50')}/{a2f.get('p95')}/{a2f.get('p99')} | {r.get('load_s')} | "
-                         f"{r['peak_rss_mb']} | {r['model_mb']} | {r.get('psnr_vs_fp32') or '(reference)'} |")
+            lines.append(
+                f"| {name} | {r['backend']} | {r['precision']} | {r['device']} | {r['fps']} | "
+                f"{lat.get('p50')}/{lat.get('p95')}/{lat.get('p99')} | "
+                f"{r['stages'].get('refiner', {}).get('p50')} | {r.get('stream_fps')} | {r.get('dropped')} | "
+                f"{a2f.get('p50')}/{a2f.get('p95')}/{a2f.get('p99')} | {r.get('load_s')} | "
+                f"{r['peak_rss_mb']} | {r['model_mb']} | {r.get('psnr_vs_fp32') or '(reference)'} |"
+            )
     est = reports[0].get("estimates", [])
     if est:
-        lines += ["", f"**Estimates, not measurements** (refiner only, {reports[0].get('refiner_macs', 0) / 1e9:.3f} "
-                      "GMAC per frame at the stated sustained rate):", "",
-                  "| target | refiner ms | refiner fps | basis |", "|---|---|---|---|"]
+        lines += [
+            "",
+            f"**Estimates, not measurements** (refiner only, {reports[0].get('refiner_macs', 0) / 1e9:.3f} "
+            "GMAC per frame at the stated sustained rate):",
+            "",
+            "| target | refiner ms | refiner fps | basis |",
+            "|---|---|---|---|",
+        ]
         lines += [f"| {e['target']} | {e['refiner_ms']} | {e['refiner_fps']} | {e['basis']} |" for e in est]
     for rep in reports:
         for s in rep.get("skipped", []):
@@ -262,8 +353,12 @@ def charts(report: dict, out: Path) -> None:
 
 def merge(paths: list[str], out: Path) -> dict:
     reports = [json.loads(Path(p).read_text()) for p in paths]
-    merged = {"merged": reports, "machine": {"cpu": "merged"}, "results": [],
-              "estimates": reports[0].get("estimates", []) if reports else []}
+    merged = {
+        "merged": reports,
+        "machine": {"cpu": "merged"},
+        "results": [],
+        "estimates": reports[0].get("estimates", []) if reports else [],
+    }
     write_reports(merged, out)
     return merged
 
@@ -280,8 +375,9 @@ def _main_one(argv: list[str]) -> int:
     ap.add_argument("--frames", type=int, default=300)
     ap.add_argument("--threads", type=int, default=None)
     a = ap.parse_args(argv)
-    row = bench_one(*a.one, portrait=a.portrait, audio=a.audio, seconds=a.seconds, fps=a.fps, frames=a.frames,
-                    threads=a.threads)
+    row = bench_one(
+        *a.one, portrait=a.portrait, audio=a.audio, seconds=a.seconds, fps=a.fps, frames=a.frames, threads=a.threads
+    )
     print(json.dumps(row))
     return 0
 

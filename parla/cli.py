@@ -17,9 +17,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from parla.assets import demo_file
     from parla.edge.avatar import animate
 
-    out = animate(demo_file("portrait.jpg"), demo_file("speech.wav"), args.output,
-                  device=args.device, net=args.net, watermark=not args.no_watermark, badge=args.badge,
-                  show=not args.quiet)
+    out = animate(
+        demo_file("portrait.jpg"),
+        demo_file("speech.wav"),
+        args.output,
+        device=args.device,
+        net=args.net,
+        watermark=not args.no_watermark,
+        badge=args.badge,
+        show=not args.quiet,
+    )
     print(f"wrote {out}")
     return 0
 
@@ -27,10 +34,22 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_animate(args: argparse.Namespace) -> int:
     from parla.edge.avatar import animate
 
-    out = animate(args.portrait, args.audio, args.output, model=args.model, fps=args.fps, seed=args.seed,
-                  pose_scale=args.pose_scale, emotion=args.emotion, face_index=args.face_index,
-                  device=args.device, net=args.net, watermark=not args.no_watermark, badge=args.badge,
-                  show=not args.quiet)
+    out = animate(
+        args.portrait,
+        args.audio,
+        args.output,
+        model=args.model,
+        fps=args.fps,
+        seed=args.seed,
+        pose_scale=args.pose_scale,
+        emotion=args.emotion,
+        face_index=args.face_index,
+        device=args.device,
+        net=args.net,
+        watermark=not args.no_watermark,
+        badge=args.badge,
+        show=not args.quiet,
+    )
     print(f"wrote {out}")
     return 0
 
@@ -57,8 +76,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         from parla.training.bundle import add_edge, add_student, make_bundle
 
         if not (args.teacher and args.motion) and not (args.student or args.edge):
-            raise ParlaError("parla train bundle needs --teacher RUN and --motion RUN (and/or --student RUN, "
-                             "--edge EXPORT_DIR to add to an existing model folder)")
+            raise ParlaError(
+                "parla train bundle needs --teacher RUN and --motion RUN (and/or --student RUN, "
+                "--edge EXPORT_DIR to add to an existing model folder)"
+            )
         if args.teacher and args.motion:
             make_bundle(args.teacher, args.motion, args.output)
         if args.student:
@@ -67,7 +88,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             from parla.formats import EXPORTABLE, FORMATS, model_filename
 
             names = [model_filename(f, str(FORMATS[f].best)) for f in EXPORTABLE] + [
-                model_filename(f, "fp32", "motion") for f in EXPORTABLE]
+                model_filename(f, "fp32", "motion") for f in EXPORTABLE
+            ]
             add_edge(args.output, args.edge, names)
         print(f"model bundle written to {args.output}")
         return 0
@@ -86,8 +108,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
             rc = replace(rc, mode=args.mode)
         tc = TeacherTrainConfig()
         tc = replace(tc, **{k: v for k, v in (("steps", args.steps), ("batch", args.batch)) if v is not None})
-        run = train_teacher(args.data, args.output, device=args.device, resume=args.resume, refiner=rc, train=tc,
-                            show=not args.quiet, workers=args.workers)
+        run = train_teacher(
+            args.data,
+            args.output,
+            device=args.device,
+            resume=args.resume,
+            refiner=rc,
+            train=tc,
+            show=not args.quiet,
+            workers=args.workers,
+        )
     else:
         from parla.training.motion import MotionTrainConfig, train_motion
 
@@ -112,8 +142,10 @@ def _cmd_face(args: argparse.Namespace) -> int:
     face = select_face(faces, args.face_index, name=str(args.portrait))
     crop, alignment = align_face(image, face.landmarks)
     x0, y0, x1, y1 = (round(v) for v in face.box)
-    print(f"{args.portrait}: {len(faces)} face(s); using box ({x0}, {y0})-({x1}, {y1}), "
-          f"{alignment.scale:.2f} crop px per image px")
+    print(
+        f"{args.portrait}: {len(faces)} face(s); using box ({x0}, {y0})-({x1}, {y1}), "
+        f"{alignment.scale:.2f} crop px per image px"
+    )
     if args.output:
         save_image(args.output, crop)
         print(f"wrote the aligned {alignment.size}x{alignment.size} crop to {args.output}")
@@ -144,8 +176,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     else:
         if not args.portrait:
             raise ParlaError("parla eval gen needs --portrait IMAGE (the photo the video was generated from)")
-        rep = R.evaluate_generated(args.path, portrait=args.portrait, audio=args.audio,
-                                   face_index=args.face_index, progress=show)
+        rep = R.evaluate_generated(
+            args.path, portrait=args.portrait, audio=args.audio, face_index=args.face_index, progress=show
+        )
     print(R.format_table(rep))
     if args.json:
         R.write_report(rep, args.json)
@@ -163,15 +196,20 @@ def _fit_probe(args: argparse.Namespace, show: bool) -> int:
     probe = fit_probe(args.path, progress=show)
     probe.save(args.output)
     m = probe.meta
-    print(f"fitted on {len(m['clips'])} clips ({m['frames']} frames), skipped {len(m['skipped'])}; "
-          f"{m['folds']}-fold clip-wise CV correlation: median {m['cv_corr_median']:.3f}; wrote {args.output}")
+    print(
+        f"fitted on {len(m['clips'])} clips ({m['frames']} frames), skipped {len(m['skipped'])}; "
+        f"{m['folds']}-fold clip-wise CV correlation: median {m['cv_corr_median']:.3f}; wrote {args.output}"
+    )
     return 0
 
 
 def _add_train_parser(sub) -> None:
     s = sub.add_parser("train", help="train the teacher GAN or the audio-to-motion model")
-    s.add_argument("what", choices=["teacher", "motion", "bundle"],
-                   help="bundle: assemble a model folder from --teacher and --motion runs")
+    s.add_argument(
+        "what",
+        choices=["teacher", "motion", "bundle"],
+        help="bundle: assemble a model folder from --teacher and --motion runs",
+    )
     s.add_argument("--data", help="dataset folder from 'parla prepare'")
     s.add_argument("--teacher", help="bundle: the teacher run folder")
     s.add_argument("--motion", help="bundle: the motion run folder")
@@ -181,12 +219,17 @@ def _add_train_parser(sub) -> None:
     s.add_argument("--device", default="cpu", help="cpu or cuda")
     s.add_argument("--steps", type=int, default=None, help="total steps (a resumed run continues to this)")
     s.add_argument("--batch", type=int, default=None)
-    s.add_argument("--workers", type=int, default=0,
-                   help="teacher: processes drawing training pairs (0: in this process, deterministic)")
+    s.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="teacher: processes drawing training pairs (0: in this process, deterministic)",
+    )
     s.add_argument("--channels", default=None, help="teacher: U-Net widths, e.g. 32,64,128,256")
     s.add_argument("--res", type=int, default=None, help="teacher: the refiner's working resolution")
-    s.add_argument("--mode", choices=["residual_mask", "full"], default=None,
-                   help="teacher: how the output is composed")
+    s.add_argument(
+        "--mode", choices=["residual_mask", "full"], default=None, help="teacher: how the output is composed"
+    )
     s.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=_cmd_train)
@@ -206,19 +249,34 @@ def _cmd_distill(args: argparse.Namespace) -> int:
     dc = DistillConfig()
     dc = replace(dc, **{k: v for k, v in (("steps", args.steps), ("batch", args.batch)) if v is not None})
     photos = None if args.photos == "none" else args.photos
-    run = train_student(args.teacher, args.output, data_dir=args.data, photos=photos, device=args.device,
-                        resume=args.resume, student=sc, train=dc, show=not args.quiet)
+    run = train_student(
+        args.teacher,
+        args.output,
+        data_dir=args.data,
+        photos=photos,
+        device=args.device,
+        resume=args.resume,
+        student=sc,
+        train=dc,
+        show=not args.quiet,
+    )
     print(f"student distilled; checkpoint in {run}")
     return 0
 
 
 def _add_distill_parser(sub) -> None:
     s = sub.add_parser("distill", help="distill the teacher into the edge student")
-    s.add_argument("--teacher", default="default",
-                   help="teacher: a teacher run folder or a model folder ('default': the bundled model)")
+    s.add_argument(
+        "--teacher",
+        default="default",
+        help="teacher: a teacher run folder or a model folder ('default': the bundled model)",
+    )
     s.add_argument("--data", required=True, help="dataset folder from 'parla prepare' (real pairs)")
-    s.add_argument("--photos", default="../shared/data/train/faces",
-                   help="folder of training face photos for synthetic pairs ('none' to use video frames only)")
+    s.add_argument(
+        "--photos",
+        default="../shared/data/train/faces",
+        help="folder of training face photos for synthetic pairs ('none' to use video frames only)",
+    )
     s.add_argument("-o", "--output", required=True, help="run folder (checkpoints, logs, samples)")
     s.add_argument("--width", default=None, help="student U-Net widths (default 16,32,64,128)")
     s.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -235,9 +293,17 @@ def _cmd_export(args: argparse.Namespace) -> int:
     require("torch", "train")
     from parla.export.api import export_model
 
-    r = export_model(args.checkpoint, args.format, args.precision, args.output, calib=args.calib,
-                     calib_size=args.calib_size, parity=args.parity, parity_size=args.parity_size,
-                     show=not args.quiet)
+    r = export_model(
+        args.checkpoint,
+        args.format,
+        args.precision,
+        args.output,
+        calib=args.calib,
+        calib_size=args.calib_size,
+        parity=args.parity,
+        parity_size=args.parity_size,
+        show=not args.quiet,
+    )
     for x in r["results"]:
         q = "reference" if x["psnr"] is None else f"PSNR {x['psnr']:.2f} dB, SSIM {x['ssim']:.4f}"
         print(f"{x['format']:>8} {x['precision']:<5} {q}, {x['size_mb']:.2f} MB, {x['latency_ms']:.2f} ms/frame")
@@ -246,8 +312,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _add_provenance_args(s) -> None:
-    s.add_argument("--no-watermark", action="store_true",
-                   help="do NOT embed the invisible watermark (logged; see docs/responsible-use.md)")
+    s.add_argument(
+        "--no-watermark",
+        action="store_true",
+        help="do NOT embed the invisible watermark (logged; see docs/responsible-use.md)",
+    )
     s.add_argument("--badge", action="store_true", help="also draw a visible 'AI-generated' badge")
 
 
@@ -260,8 +329,10 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     r = verify(args.path, max_frames=args.frames)
     if r.found:
         p = r.payload
-        print(f"{r.path}: Parla watermark FOUND (confidence {r.confidence:.3f}, sync {r.psr:.1f}); generator "
-              f"{p['generator']}, model code {p['version_code']:02x}, install {p['install_id']:03x}")
+        print(
+            f"{r.path}: Parla watermark FOUND (confidence {r.confidence:.3f}, sync {r.psr:.1f}); generator "
+            f"{p['generator']}, model code {p['version_code']:02x}, install {p['install_id']:03x}"
+        )
     else:
         print(f"{r.path}: no Parla watermark found (sync {r.psr:.1f} over {r.frames} frame(s))")
     if args.json:
@@ -276,15 +347,25 @@ def _add_export_parser(sub) -> None:
     s = sub.add_parser("export", help="export the student to ONNX, OpenVINO and TFLite (fp32/fp16/int8)")
     s.add_argument("checkpoint", help="'default' (the bundled student), a model folder, or a distill/teacher run")
     s.add_argument("--format", choices=[*EXPORTABLE, "all"], default="all")
-    s.add_argument("--precision", choices=precisions, default="int8",
-                   help="fp32, fp16 (OpenVINO), w8 (TFLite dynamic range), int8 (full integer), all")
-    s.add_argument("--calib", default=None,
-                   help="int8 calibration frames: a prepared dataset or a folder of training videos "
-                        "(default: ../shared/data/train/videos)")
+    s.add_argument(
+        "--precision",
+        choices=precisions,
+        default="int8",
+        help="fp32, fp16 (OpenVINO), w8 (TFLite dynamic range), int8 (full integer), all",
+    )
+    s.add_argument(
+        "--calib",
+        default=None,
+        help="int8 calibration frames: a prepared dataset or a folder of training videos "
+        "(default: ../shared/data/train/videos)",
+    )
     s.add_argument("--calib-size", type=int, default=64, help="calibration frames")
-    s.add_argument("--parity", default=None,
-                   help="held-back frames for the parity report: a dataset or videos (default: "
-                        "../shared/data/eval/videos, else 'demo': synthetic motions of the bundled portrait)")
+    s.add_argument(
+        "--parity",
+        default=None,
+        help="held-back frames for the parity report: a dataset or videos (default: "
+        "../shared/data/eval/videos, else 'demo': synthetic motions of the bundled portrait)",
+    )
     s.add_argument("--parity-size", type=int, default=32)
     s.add_argument("-o", "--output", required=True, help="output folder (models, parity.json, parity.md)")
     s.add_argument("-q", "--quiet", action="store_true")
@@ -310,8 +391,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("audio")
     s.add_argument("-o", "--output", required=True)
     s.add_argument("--model", default=None, help="model folder (default: the bundled model)")
-    s.add_argument("--net", choices=["teacher", "student"], default="teacher",
-                   help="which refiner: the teacher (best quality) or the distilled edge student, both FP32")
+    s.add_argument(
+        "--net",
+        choices=["teacher", "student"],
+        default="teacher",
+        help="which refiner: the teacher (best quality) or the distilled edge student, both FP32",
+    )
     _add_provenance_args(s)
     s.add_argument("--face-index", type=int, default=None, help="which face to use, 0 = largest")
     s.add_argument("--seed", type=int, default=0, help="seed of head motion and blinks (same seed, same video)")
@@ -340,10 +425,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench(sub)
 
     s = sub.add_parser("eval", help="measure talking-face videos: lip sync, mouth activity, blinks, motion")
-    s.add_argument("mode", choices=["real", "gen", "probe", "reenact"],
-                   help="real: a folder of real clips; gen: one generated video; "
-                        "probe: fit the lip-sync probe on a folder of training clips; "
-                        "reenact: animate each clip's first frame with its audio and compare mouths (LMD)")
+    s.add_argument(
+        "mode",
+        choices=["real", "gen", "probe", "reenact"],
+        help="real: a folder of real clips; gen: one generated video; "
+        "probe: fit the lip-sync probe on a folder of training clips; "
+        "reenact: animate each clip's first frame with its audio and compare mouths (LMD)",
+    )
     s.add_argument("--model", help="reenact: model folder (default: the bundled model)")
     s.add_argument("--net", choices=["teacher", "student"], default="teacher", help="reenact: which refiner")
     s.add_argument("path", help="folder of videos (real, probe) or a video file (gen)")
@@ -352,13 +440,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--portrait", help="gen: the photo the video was generated from")
     s.add_argument("--audio", help="gen: the speech (default: the video's own audio track)")
     s.add_argument("--face-index", type=int, default=None)
-    s.add_argument("--control", action="store_true",
-                   help="real: also measure a still-frame and a swapped-audio control of every clip")
+    s.add_argument(
+        "--control",
+        action="store_true",
+        help="real: also measure a still-frame and a swapped-audio control of every clip",
+    )
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     s.set_defaults(func=_cmd_eval)
 
-    s = sub.add_parser("verify", help="detect Parla's watermark in a video or image "
-                                      "(exit 0: found, 1: not found, 2: error)")
+    s = sub.add_parser(
+        "verify", help="detect Parla's watermark in a video or image (exit 0: found, 1: not found, 2: error)"
+    )
     s.add_argument("path", help="a video or an image")
     s.add_argument("--json", help="write the result as JSON to this file")
     s.add_argument("--frames", type=int, default=100, help="consecutive frames of a video to examine")

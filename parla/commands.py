@@ -24,11 +24,20 @@ def quiet_blas() -> None:
 
 
 def _overrides(args: argparse.Namespace) -> dict:
-    return {"backend": args.backend, "device": args.device, "precision": args.precision, "threads": args.threads,
-            "video.fps": args.fps, "video.sink": args.sink, "video.web_port": args.port,
-            "audio.chunk_ms": args.chunk_ms, "audio.sample_rate": args.rate, "audio.device_index": args.device_index,
-            "audio.source": "file" if args.audio else "mic" if args.mic else "stdin" if args.stdin else None,
-            "camera.enabled": True if args.camera else None}
+    return {
+        "backend": args.backend,
+        "device": args.device,
+        "precision": args.precision,
+        "threads": args.threads,
+        "video.fps": args.fps,
+        "video.sink": args.sink,
+        "video.web_port": args.port,
+        "audio.chunk_ms": args.chunk_ms,
+        "audio.sample_rate": args.rate,
+        "audio.device_index": args.device_index,
+        "audio.source": "file" if args.audio else "mic" if args.mic else "stdin" if args.stdin else None,
+        "camera.enabled": True if args.camera else None,
+    }
 
 
 def _source(cfg, args: argparse.Namespace):
@@ -55,29 +64,51 @@ def cmd_stream(args: argparse.Namespace) -> int:
     if not args.portrait and not args.camera:
         raise ParlaError("parla stream needs a PORTRAIT photo or --camera")
     cfg = load_config(args.config, _overrides(args))
-    kw = {"seed": args.seed, "pose_scale": args.pose_scale, "emotion": args.emotion,
-          "watermark": not args.no_watermark, "badge": args.badge}
-    avatar = Avatar.from_camera(cfg, **kw) if cfg.camera.enabled and not args.portrait else \
-        Avatar.from_image(args.portrait, cfg, **kw)
+    kw = {
+        "seed": args.seed,
+        "pose_scale": args.pose_scale,
+        "emotion": args.emotion,
+        "watermark": not args.no_watermark,
+        "badge": args.badge,
+    }
+    avatar = (
+        Avatar.from_camera(cfg, **kw)
+        if cfg.camera.enabled and not args.portrait
+        else Avatar.from_image(args.portrait, cfg, **kw)
+    )
     with avatar:
         source = _source(cfg, args)
-        sink = open_sink(cfg.video.sink, cfg.video.fps, host=cfg.video.web_host, port=cfg.video.web_port,
-                         metadata=avatar.metadata)
+        sink = open_sink(
+            cfg.video.sink, cfg.video.fps, host=cfg.video.web_host, port=cfg.video.web_port, metadata=avatar.metadata
+        )
         try:
             stats = avatar.run(source, sink, max_seconds=args.seconds)
         except StopStream:
             return 0
     s = stats.summary()
     a2f = s["audio_to_frame_ms"]
-    print(f"parla: {s['frames']} frames in {s['wall_s']} s ({s['fps']} fps), {s['dropped']} dropped, "
-          f"audio-to-frame p50 {a2f.get('p50')} ms / p95 {a2f.get('p95')} ms; peak RSS {s['peak_rss_mb']} MB",
-          file=sys.stderr)
+    print(
+        f"parla: {s['frames']} frames in {s['wall_s']} s ({s['fps']} fps), {s['dropped']} dropped, "
+        f"audio-to-frame p50 {a2f.get('p50')} ms / p95 {a2f.get('p95')} ms; peak RSS {s['peak_rss_mb']} MB",
+        file=sys.stderr,
+    )
     if args.stats:
         from parla.files import write_text_atomic
 
-        write_text_atomic(args.stats, json.dumps({**s, "rss_mb": list(stats.rss_mb),
-                                                  "config": cfg.target, "backend": cfg.backend,
-                                                  "precision": cfg.precision}, indent=2) + "\n")
+        write_text_atomic(
+            args.stats,
+            json.dumps(
+                {
+                    **s,
+                    "rss_mb": list(stats.rss_mb),
+                    "config": cfg.target,
+                    "backend": cfg.backend,
+                    "precision": cfg.precision,
+                },
+                indent=2,
+            )
+            + "\n",
+        )
     return 0
 
 
@@ -131,9 +162,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
         runs = [r for r in runs if r[0] in args.backends]
     from parla.assets import demo_file
 
-    report = bench.run_bench(runs, out=out, portrait=args.portrait or str(demo_file("portrait.jpg")),
-                             audio=args.audio or str(demo_file("speech.wav")), seconds=args.seconds, fps=args.fps,
-                             frames=args.frames, threads=args.threads, show=not args.quiet)
+    report = bench.run_bench(
+        runs,
+        out=out,
+        portrait=args.portrait or str(demo_file("portrait.jpg")),
+        audio=args.audio or str(demo_file("speech.wav")),
+        seconds=args.seconds,
+        fps=args.fps,
+        frames=args.frames,
+        threads=args.threads,
+        show=not args.quiet,
+    )
     print(bench.markdown(report))
     print(f"reports: {out / 'bench.json'}, {out / 'bench.md'}")
     return 0 if report["results"] else 1

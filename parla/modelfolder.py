@@ -27,8 +27,9 @@ def bundled_path() -> Path:
     with as_file(files("parla") / "assets" / DEFAULT) as p:
         path = Path(p)
     if not (path / "config.json").is_file():
-        raise ModelNotFoundError("no trained model is bundled with this installation of Parla "
-                                 "(parla/assets/default/config.json is missing)")
+        raise ModelNotFoundError(
+            "no trained model is bundled with this installation of Parla (parla/assets/default/config.json is missing)"
+        )
     return path
 
 
@@ -38,8 +39,9 @@ def locate(spec: str | os.PathLike | None) -> Path:
         return bundled_path()
     p = Path(spec)
     if not (p / "config.json").is_file():
-        raise ModelNotFoundError(f"{p}: not a Parla model folder (no config.json); use 'default' or a folder made by "
-                                 "'parla train bundle'")
+        raise ModelNotFoundError(
+            f"{p}: not a Parla model folder (no config.json); use 'default' or a folder made by 'parla train bundle'"
+        )
     return p
 
 
@@ -84,8 +86,10 @@ class ModelFolder:
             raise ModelNotFoundError(f"net must be one of {', '.join(NETS)}, not {net!r}")
         if net == "student":
             if "student" not in self.config:
-                raise ModelNotFoundError(f"{self.path}: this model folder has no distilled student (run 'parla "
-                                         "distill' and 'parla train bundle --student RUN')")
+                raise ModelNotFoundError(
+                    f"{self.path}: this model folder has no distilled student (run 'parla "
+                    "distill' and 'parla train bundle --student RUN')"
+                )
             return self.config["student"]["refiner"]
         return self.config["refiner"]
 
@@ -118,8 +122,10 @@ class ModelFolder:
         precision = precision or (FORMATS[fmt].best if kind == "refiner" else "fp32")
         name = model_filename(fmt, str(precision), kind)
         if name not in self.config.get("edge", {}):
-            hint = (f"export it with 'parla export {'default' if self.is_bundled else self.path} --format {fmt} "
-                    f"--precision {precision} -o DIR' and set 'model: DIR'")
+            hint = (
+                f"export it with 'parla export {'default' if self.is_bundled else self.path} --format {fmt} "
+                f"--precision {precision} -o DIR' and set 'model: DIR'"
+            )
             raise ModelNotFoundError(f"{self.path}: has no {fmt} {precision} {kind} model ({name}); {hint}")
         path = self.file(f"edge/{name}")
         if path.suffix == ".xml":

@@ -25,8 +25,7 @@ def pack(src: Path, dst: Path, crf: int) -> None:
     for meta in sorted((src / "clips").glob("*.npz")):
         crops = np.load(meta.with_name(meta.stem + ".crops.npy"), mmap_mode="r")
         with np.load(meta) as z:
-            np.savez_compressed(dst / f"{meta.stem}.npz", landmarks=z["landmarks"].astype(np.float32),
-                                valid=z["valid"])
+            np.savez_compressed(dst / f"{meta.stem}.npz", landmarks=z["landmarks"].astype(np.float32), valid=z["valid"])
         with av.open(str(dst / f"{meta.stem}.mp4"), "w") as out:
             s = out.add_stream("libx264", rate=25)
             s.width = s.height = crops.shape[1]

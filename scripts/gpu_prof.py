@@ -1,4 +1,5 @@
 """Throughput of the training-pair workers: python scripts/gpu_prof.py WORKERS BATCH [DATA]."""
+
 import sys
 import time
 

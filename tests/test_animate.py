@@ -17,7 +17,7 @@ def short_speech(tmp_path_factory, speech):
     from .test_audio import encode
 
     path = tmp_path_factory.mktemp("audio") / "short.wav"
-    encode(path, speech[8000: 8000 + 2 * 16000], 16000, "wav", "pcm_s16le")  # 2 s
+    encode(path, speech[8000 : 8000 + 2 * 16000], 16000, "wav", "pcm_s16le")  # 2 s
     return path
 
 
@@ -38,8 +38,9 @@ def test_same_seed_same_video_other_seed_other_motion(tmp_path, face_path, short
     outs = {}
     for name, seed in (("a", 5), ("b", 5), ("c", 6)):
         outs[name] = tmp_path / f"{name}.mp4"
-        assert main(["animate", str(face_path), str(short_speech), "-o", str(outs[name]), "--seed", str(seed),
-                     "-q"]) == 0
+        assert (
+            main(["animate", str(face_path), str(short_speech), "-o", str(outs[name]), "--seed", str(seed), "-q"]) == 0
+        )
     fa, fb, fc = ([f for _, f in iter_frames(outs[k])] for k in "abc")
     assert len(fa) == len(fb) == 50
     assert all(np.array_equal(x, y) for x, y in zip(fa, fb, strict=True))
@@ -80,8 +81,10 @@ def test_corrupt_model_file_is_a_clear_error(tmp_path, capsys, face_path, short_
 def test_emotion_names_and_vectors(tmp_path, capsys, face_path, short_speech):
     code = main(["animate", str(face_path), str(short_speech), "-o", str(tmp_path / "e.mp4"), "--emotion", "angry"])
     assert code == 2 and "--emotion" in capsys.readouterr().err
-    assert main(["animate", str(face_path), str(short_speech), "-o", str(tmp_path / "h.mp4"), "--emotion", "happy",
-                 "-q"]) == 0
+    assert (
+        main(["animate", str(face_path), str(short_speech), "-o", str(tmp_path / "h.mp4"), "--emotion", "happy", "-q"])
+        == 0
+    )
 
 
 def test_animate_audio_shorter_than_the_silence_hold(tmp_path, face_path, short_speech):

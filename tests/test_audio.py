@@ -8,8 +8,13 @@ from parla.audio.mel import HOP, N_MELS, StreamingLogMel, log_mel
 from parla.errors import AudioFormatError, EmptyAudioError, SilentAudioError
 
 # (suffix, container format, codec)
-FORMATS = [(".wav", "wav", "pcm_s16le"), (".flac", "flac", "flac"), (".mp3", "mp3", "libmp3lame"),
-           (".m4a", "mp4", "aac"), (".ogg", "ogg", "libopus")]
+FORMATS = [
+    (".wav", "wav", "pcm_s16le"),
+    (".flac", "flac", "flac"),
+    (".mp3", "mp3", "libmp3lame"),
+    (".m4a", "mp4", "aac"),
+    (".ogg", "ogg", "libopus"),
+]
 
 
 def encode(path, audio: np.ndarray, rate: int, fmt: str, codec: str, channels: int = 1) -> None:
@@ -83,7 +88,7 @@ def test_chunked_resampler_matches_whole(speech):
     x = resample_to(speech, 22_050)
     whole = resample(x, 22_050)
     rs = Resampler(22_050)
-    parts = [rs.push(x[i: i + 1234]) for i in range(0, len(x), 1234)] + [rs.flush()]
+    parts = [rs.push(x[i : i + 1234]) for i in range(0, len(x), 1234)] + [rs.flush()]
     chunked = np.concatenate(parts)
     n = min(len(whole), len(chunked))
     assert abs(len(whole) - len(chunked)) <= 32
@@ -123,7 +128,7 @@ def test_log_mel_of_a_tone_peaks_in_the_right_band():
 def test_streaming_log_mel_is_identical(speech, chunk):
     x = speech[: 16000 + 37]
     s = StreamingLogMel()
-    frames = [s.push(x[i: i + chunk]) for i in range(0, len(x), chunk)] + [s.flush()]
+    frames = [s.push(x[i : i + chunk]) for i in range(0, len(x), chunk)] + [s.flush()]
     np.testing.assert_allclose(np.concatenate(frames), log_mel(x), rtol=0, atol=1e-5)
 
 

@@ -54,8 +54,9 @@ def test_stream_needs_a_portrait_or_camera(capsys):
 
 def test_export_bad_checkpoint(capsys, tmp_path):
     pytest.importorskip("torch")
-    code, _, err = run(capsys, "export", str(tmp_path), "--format", "onnx", "--precision", "fp32",
-                       "-o", str(tmp_path / "out"))
+    code, _, err = run(
+        capsys, "export", str(tmp_path), "--format", "onnx", "--precision", "fp32", "-o", str(tmp_path / "out")
+    )
     assert code == 3 and "not a model folder or a training run" in err
 
 
@@ -138,16 +139,22 @@ def test_unwritable_output(capsys, tmp_path, face_path, speech_path):
 
 
 def test_no_traceback_from_the_real_entry_point(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "parla", "eval", "real", str(tmp_path / "none")],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "parla", "eval", "real", str(tmp_path / "none")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2
     assert "Traceback" not in r.stderr and r.stderr.startswith("parla: error: ")
 
 
 def test_import_needs_only_numpy():
-    code = ("import sys, parla, parla.cli, parla.errors, parla.audio, parla.face, parla.media, parla.metrics;"
-            "import parla.edge.avatar, parla.edge.engine, parla.edge.sinks, parla.edge.sources, parla.bench;"
-            "heavy = {'av', 'cv2', 'dlib', 'torch', 'tqdm', 'yaml'} & set(sys.modules);"
-            "assert not heavy, heavy")
+    code = (
+        "import sys, parla, parla.cli, parla.errors, parla.audio, parla.face, parla.media, parla.metrics;"
+        "import parla.edge.avatar, parla.edge.engine, parla.edge.sinks, parla.edge.sources, parla.bench;"
+        "heavy = {'av', 'cv2', 'dlib', 'torch', 'tqdm', 'yaml'} & set(sys.modules);"
+        "assert not heavy, heavy"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr

@@ -10,8 +10,15 @@ TARGETS = sorted(p.stem for p in config_dir().glob("*.yaml"))
 
 
 def test_the_required_targets_are_bundled():
-    for t in ("x86-cpu", "rpi5", "rpi5-camera", "intel-core-ultra-npu", "coral-edgetpu", "jetson-orin",
-              "nvidia-gpu-reference"):
+    for t in (
+        "x86-cpu",
+        "rpi5",
+        "rpi5-camera",
+        "intel-core-ultra-npu",
+        "coral-edgetpu",
+        "jetson-orin",
+        "nvidia-gpu-reference",
+    ):
         assert t in TARGETS
 
 
@@ -21,25 +28,28 @@ def test_every_bundled_config_validates(target):
     assert cfg.target == target
 
 
-@pytest.mark.parametrize("yaml_text,field", [
-    ("backend: openvino\nprecison: int8\n", "precison: unknown key"),
-    ("backend: caffe\n", "backend:"),
-    ("backend: torch\ndevice: cuda\nprecision: int8\n", "precision: torch has no int8"),
-    ("backend: onnxruntime\ndevice: cpu\nprecision: fp16\n", "precision: onnxruntime has no fp16"),
-    ("backend: onnxruntime\ndevice: NPU\nprecision: int8\n", "device: onnxruntime has no device 'NPU'"),
-    ("backend: tflite\ndevice: edgetpu\nprecision: int8\n", "delegate: device edgetpu needs"),
-    ("backend: tflite\ndevice: edgetpu\nprecision: w8\ndelegate: libedgetpu.so.1\n", "precision: the Edge TPU"),
-    ("backend: openvino\ndevice: CPU\ndelegate: x.so\n", "delegate: only the tflite"),
-    ("threads: -2\n", "threads: must be positive"),
-    ("threads: two\n", "threads: expected an integer"),
-    ("audio: {chunk_ms: 0}\n", "audio.chunk_ms: must be positive"),
-    ("audio: {source: radio}\n", "audio.source:"),
-    ("audio: {rate: 16000}\n", "audio.rate: unknown key"),
-    ("camera: {enabled: yes please}\n", "camera.enabled: expected true or false"),
-    ("camera: {enabled: true, resolution: [640, 480], lores: [1280, 720]}\n", "camera.lores"),
-    ("video: {sink: screen}\n", "video.sink:"),
-    ("backend: openvino\ndevice: NPU\nstatic_shapes: false\n", "static_shapes:"),
-])
+@pytest.mark.parametrize(
+    "yaml_text,field",
+    [
+        ("backend: openvino\nprecison: int8\n", "precison: unknown key"),
+        ("backend: caffe\n", "backend:"),
+        ("backend: torch\ndevice: cuda\nprecision: int8\n", "precision: torch has no int8"),
+        ("backend: onnxruntime\ndevice: cpu\nprecision: fp16\n", "precision: onnxruntime has no fp16"),
+        ("backend: onnxruntime\ndevice: NPU\nprecision: int8\n", "device: onnxruntime has no device 'NPU'"),
+        ("backend: tflite\ndevice: edgetpu\nprecision: int8\n", "delegate: device edgetpu needs"),
+        ("backend: tflite\ndevice: edgetpu\nprecision: w8\ndelegate: libedgetpu.so.1\n", "precision: the Edge TPU"),
+        ("backend: openvino\ndevice: CPU\ndelegate: x.so\n", "delegate: only the tflite"),
+        ("threads: -2\n", "threads: must be positive"),
+        ("threads: two\n", "threads: expected an integer"),
+        ("audio: {chunk_ms: 0}\n", "audio.chunk_ms: must be positive"),
+        ("audio: {source: radio}\n", "audio.source:"),
+        ("audio: {rate: 16000}\n", "audio.rate: unknown key"),
+        ("camera: {enabled: yes please}\n", "camera.enabled: expected true or false"),
+        ("camera: {enabled: true, resolution: [640, 480], lores: [1280, 720]}\n", "camera.lores"),
+        ("video: {sink: screen}\n", "video.sink:"),
+        ("backend: openvino\ndevice: NPU\nstatic_shapes: false\n", "static_shapes:"),
+    ],
+)
 def test_invalid_config_names_the_field(tmp_path, yaml_text, field):
     p = tmp_path / "bad.yaml"
     p.write_text(yaml_text)

@@ -23,8 +23,9 @@ ort = pytest.importorskip("onnxruntime")
 def avatar(face_path):
     from parla.edge.avatar import Avatar
 
-    with Avatar.from_image(face_path, "x86-cpu", overrides={"backend": "onnxruntime", "device": "cpu",
-                                                           "threads": 2}) as av:
+    with Avatar.from_image(
+        face_path, "x86-cpu", overrides={"backend": "onnxruntime", "device": "cpu", "threads": 2}
+    ) as av:
         yield av
 
 
@@ -41,7 +42,7 @@ def test_streaming_motion_matches_the_offline_net(avatar, speech):
     with torch.no_grad():
         z_off = net(torch.from_numpy(mel.T[None].astype(np.float32)))[0].numpy()  # (K, M)
     motion = avatar.new_motion()
-    fms = [fm for i in range(0, len(speech), 640) for fm in motion.push(speech[i: i + 640])]
+    fms = [fm for i in range(0, len(speech), 640) for fm in motion.push(speech[i : i + 640])]
     assert [fm.index for fm in fms] == list(range(len(fms)))
     assert len(fms) >= int(len(speech) / SAMPLE_RATE * 25) - 4  # all but the look-ahead at the very end
     fps = avatar.config.video.fps
@@ -56,8 +57,8 @@ def test_streaming_motion_matches_the_offline_net(avatar, speech):
 
 def test_stream_is_chunk_size_invariant_and_complete(avatar, speech):
     a = speech[: SAMPLE_RATE * 2]
-    f1 = list(avatar.stream(a[i: i + 320] for i in range(0, len(a), 320)))
-    f2 = list(avatar.stream(a[i: i + 3000] for i in range(0, len(a), 3000)))
+    f1 = list(avatar.stream(a[i : i + 320] for i in range(0, len(a), 320)))
+    f2 = list(avatar.stream(a[i : i + 3000] for i in range(0, len(a), 3000)))
     assert len(f1) == len(f2) == 50
     # The same motion up to float rounding (coefficients within ~0.05 canonical px), so the same frames, except
     # for a thin line of pixels where nearly touching lips fold the warp (measured: at most 0.06 % of a frame).
@@ -103,8 +104,14 @@ def test_engine_real_time_file_sink_matches_audio(avatar, speech, tmp_path):
 
     a = speech[: SAMPLE_RATE * 3]
     out = tmp_path / "s.mp4"
-    eng = StreamEngine(ArraySource(a, 40, speed=2.0), avatar.new_motion(), avatar.new_renderer(),
-                       FileSink(out, 25, avatar.metadata), fps=25, queue_frames=256)  # room for every frame
+    eng = StreamEngine(
+        ArraySource(a, 40, speed=2.0),
+        avatar.new_motion(),
+        avatar.new_renderer(),
+        FileSink(out, 25, avatar.metadata),
+        fps=25,
+        queue_frames=256,
+    )  # room for every frame
     stats = eng.run()
     assert stats.frames == 75 and stats.dropped == 0
     assert stats.wall_s > 1.4  # paced by the source (3 s of audio at 2x), not as fast as possible
@@ -121,8 +128,14 @@ def test_engine_drops_frames_instead_of_growing_latency(avatar, speech, tmp_path
 
     a = speech[: SAMPLE_RATE * 2]
     out = tmp_path / "d.mp4"
-    eng = StreamEngine(ArraySource(a, 40, speed=1.0), avatar.new_motion(),
-                       SlowRenderer(avatar.new_renderer(), 0.08), FileSink(out, 25), fps=25, queue_frames=2)
+    eng = StreamEngine(
+        ArraySource(a, 40, speed=1.0),
+        avatar.new_motion(),
+        SlowRenderer(avatar.new_renderer(), 0.08),
+        FileSink(out, 25),
+        fps=25,
+        queue_frames=2,
+    )
     stats = eng.run()
     assert stats.dropped > 10
     assert stats.frames + stats.dropped == 50
@@ -145,8 +158,9 @@ def test_ctrl_c_leaves_no_partial_file(avatar, speech, tmp_path):
         real_write(frame, index)
 
     sink.write = write
-    eng = StreamEngine(ArraySource(speech, 40, speed=0), avatar.new_motion(), avatar.new_renderer(), sink, fps=25,
-                       queue_frames=256)
+    eng = StreamEngine(
+        ArraySource(speech, 40, speed=0), avatar.new_motion(), avatar.new_renderer(), sink, fps=25, queue_frames=256
+    )
     with pytest.raises(KeyboardInterrupt):
         eng.run()
     assert eng.stats.interrupted
@@ -268,9 +282,19 @@ def test_web_sink_frames_reach_a_headless_browser(tmp_path):
             time.sleep(0.04)
 
     threading.Thread(target=feed, daemon=True).start()
-    browser = subprocess.Popen([chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                                f"--user-data-dir={tmp_path / 'profile'}", sink.url],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    browser = subprocess.Popen(
+        [
+            chromium,
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            sink.url,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         assert wait_until(lambda: len(sink.seen) >= 10, timeout=60), "the page displayed no frames"
     finally:
@@ -339,8 +363,18 @@ def test_bench_report_keys_and_merge(tmp_path):
     assert main(["bench", "--backends", "onnxruntime", "--seconds", "2", "--frames", "20", "-o", str(out), "-q"]) == 0
     rep = json.loads((out / "bench.json").read_text())
     r = rep["results"][0]
-    for k in ("backend", "precision", "device", "fps", "latency_ms", "stages", "audio_to_frame_ms", "peak_rss_mb",
-              "model_mb", "psnr_vs_fp32"):
+    for k in (
+        "backend",
+        "precision",
+        "device",
+        "fps",
+        "latency_ms",
+        "stages",
+        "audio_to_frame_ms",
+        "peak_rss_mb",
+        "model_mb",
+        "psnr_vs_fp32",
+    ):
         assert k in r
     assert set(r["latency_ms"]) == {"p50", "p95", "p99"}
     assert {"warp", "refiner", "paste_back", "motion", "audio_features"} <= set(r["stages"])
@@ -358,11 +392,28 @@ def test_parla_stream_ctrl_c_exits_cleanly(tmp_path, face_path, speech_path):
     import sys
 
     out = tmp_path / "live.mp4"
-    p = subprocess.Popen([sys.executable, "-m", "parla", "stream", str(face_path), "--audio", str(speech_path),
-                          "--backend", "onnxruntime", "--device", "cpu", "--sink", f"file:{out}"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         # a shell's background job ignores SIGINT, and a child would inherit that
-                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "parla",
+            "stream",
+            str(face_path),
+            "--audio",
+            str(speech_path),
+            "--backend",
+            "onnxruntime",
+            "--device",
+            "cpu",
+            "--sink",
+            f"file:{out}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # a shell's background job ignores SIGINT, and a child would inherit that
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     time.sleep(6)  # model load, face detection, then a few seconds of real-time streaming
     assert p.poll() is None, p.communicate()
     p.send_signal(signal.SIGINT)

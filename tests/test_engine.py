@@ -22,7 +22,7 @@ def clip(tmp_path_factory, speech):
     from .test_audio import encode
 
     path = tmp_path_factory.mktemp("engine") / "clip.wav"
-    encode(path, speech[8000: 8000 + 3 * 16000], 16000, "wav", "pcm_s16le")  # 3 s: 75 frames at 25 fps
+    encode(path, speech[8000 : 8000 + 3 * 16000], 16000, "wav", "pcm_s16le")  # 3 s: 75 frames at 25 fps
     return path
 
 
@@ -32,8 +32,25 @@ def animated(tmp_path_factory, face_path, clip):
     from parla.media.video import iter_frames
 
     out = tmp_path_factory.mktemp("engine") / "animate.mp4"
-    assert main(["animate", str(face_path), str(clip), "-o", str(out), "--net", "student", "--seed", "5",
-                 "--device", "cpu", "-q"]) == 0
+    assert (
+        main(
+            [
+                "animate",
+                str(face_path),
+                str(clip),
+                "-o",
+                str(out),
+                "--net",
+                "student",
+                "--seed",
+                "5",
+                "--device",
+                "cpu",
+                "-q",
+            ]
+        )
+        == 0
+    )
     return [f for _, f in iter_frames(out)]
 
 
@@ -61,9 +78,11 @@ def test_threaded_stream_delivers_the_offline_frames(face_path, clip):
     got: dict[int, np.ndarray] = {}
     with Avatar.from_image(face_path, "x86-cpu", overrides=TORCH_STUDENT, seed=5) as av:
         chunk = 16_000 * av.config.audio.chunk_ms // 1000
-        offline = list(av.stream((audio[i: i + chunk] for i in range(0, len(audio), chunk)), lookahead_frames=2))
-        stats = av.run(ArraySource(audio, av.config.audio.chunk_ms, speed=0.5, lead_s=2 / av.config.video.fps),
-                       RawSink(callback=lambda f, i: got.__setitem__(i, f)))
+        offline = list(av.stream((audio[i : i + chunk] for i in range(0, len(audio), chunk)), lookahead_frames=2))
+        stats = av.run(
+            ArraySource(audio, av.config.audio.chunk_ms, speed=0.5, lead_s=2 / av.config.video.fps),
+            RawSink(callback=lambda f, i: got.__setitem__(i, f)),
+        )
     assert len(offline) == 75
     assert stats.frames == len(got) and stats.frames + stats.dropped == 75
     assert got  # how many are dropped depends on the machine's load; what is delivered may not
@@ -81,16 +100,43 @@ def test_parla_stream_file_sink_matches_animate(tmp_path, face_path, clip, anima
     from parla.media.video import iter_frames
 
     out, stats, ref = tmp_path / "stream.mp4", tmp_path / "stats.json", tmp_path / "ref.mp4"
-    p = subprocess.run([sys.executable, "-m", "parla", "stream", str(face_path), "--audio", str(clip),
-                        "--backend", "torch", "--device", "cpu", "--precision", "fp32", "--speed", "0.5",
-                        "--seed", "5", "--sink", f"file:{out}", "--stats", str(stats)],
-                       capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "parla",
+            "stream",
+            str(face_path),
+            "--audio",
+            str(clip),
+            "--backend",
+            "torch",
+            "--device",
+            "cpu",
+            "--precision",
+            "fp32",
+            "--speed",
+            "0.5",
+            "--seed",
+            "5",
+            "--sink",
+            f"file:{out}",
+            "--stats",
+            str(stats),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 0, p.stderr
     audio = load_audio(clip)
     with Avatar.from_image(face_path, "x86-cpu", overrides=TORCH_STUDENT, seed=5) as av:
         chunk = 16_000 * av.config.audio.chunk_ms // 1000
-        offline = list(av.stream((audio[i: i + chunk] for i in range(0, len(audio), chunk)),
-                                 lookahead_frames=FILE_LOOKAHEAD_FRAMES))
+        offline = list(
+            av.stream(
+                (audio[i : i + chunk] for i in range(0, len(audio), chunk)), lookahead_frames=FILE_LOOKAHEAD_FRAMES
+            )
+        )
         sink = FileSink(ref, 25.0, metadata=av.metadata)
         sink.audio(audio)
         for i, f in enumerate(offline):

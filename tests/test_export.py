@@ -141,16 +141,67 @@ def test_export_cli_writes_parity_report(tmp_path, face_path):
     run = tmp_path / "run"
     ckpt.write_config(run, {"kind": "student", "refiner": cfg.to_dict(), "data": str(tmp_path / "nodata")})
     ckpt.save_weights(Refiner(cfg), run / "refiner.safetensors")
-    (run / "state.json").write_text(json.dumps({"step": 3, "kind": "student", "refiner": cfg.to_dict(),
-                                                "data": str(tmp_path / "nodata")}))
+    (run / "state.json").write_text(
+        json.dumps({"step": 3, "kind": "student", "refiner": cfg.to_dict(), "data": str(tmp_path / "nodata")})
+    )
     calib = tmp_path / "calib"  # no dataset here: int8 needs frames, and says so
-    assert main(["export", str(run), "--format", "onnx", "--precision", "int8", "--calib", str(calib),
-                 "-o", str(tmp_path / "out"), "-q"]) == 2
+    assert (
+        main(
+            [
+                "export",
+                str(run),
+                "--format",
+                "onnx",
+                "--precision",
+                "int8",
+                "--calib",
+                str(calib),
+                "-o",
+                str(tmp_path / "out"),
+                "-q",
+            ]
+        )
+        == 2
+    )
     out = tmp_path / "out"
-    assert main(["export", str(run), "--format", "onnx", "--precision", "fp32", "--parity", str(calib),
-                 "-o", str(out), "-q"]) == 2
-    assert main(["export", str(run), "--format", "onnx", "--precision", "fp32", "--parity", "demo",
-                 "--parity-size", "4", "-o", str(out), "-q"]) == 0
+    assert (
+        main(
+            [
+                "export",
+                str(run),
+                "--format",
+                "onnx",
+                "--precision",
+                "fp32",
+                "--parity",
+                str(calib),
+                "-o",
+                str(out),
+                "-q",
+            ]
+        )
+        == 2
+    )
+    assert (
+        main(
+            [
+                "export",
+                str(run),
+                "--format",
+                "onnx",
+                "--precision",
+                "fp32",
+                "--parity",
+                "demo",
+                "--parity-size",
+                "4",
+                "-o",
+                str(out),
+                "-q",
+            ]
+        )
+        == 0
+    )
     keys = {"format", "precision", "psnr", "ssim", "max_abs_error", "size_mb", "latency_ms"}
     saved = json.loads((out / "parity.json").read_text())
     assert all(keys <= set(r) for r in saved["results"])
@@ -164,8 +215,11 @@ def test_device_fallback_is_logged_or_refused(tiny, caplog):
     from parla.edge.backends.base import open_for_config
 
     files = tiny[3]
-    for backend, fmt, device, extra in (("openvino", "openvino", "NPU", {}), ("onnxruntime", "onnx", "cuda", {}),
-                                        ("tflite", "tflite", "edgetpu", {"delegate": "libedgetpu.so.1"})):
+    for backend, fmt, device, extra in (
+        ("openvino", "openvino", "NPU", {}),
+        ("onnxruntime", "onnx", "cuda", {}),
+        ("tflite", "tflite", "edgetpu", {"delegate": "libedgetpu.so.1"}),
+    ):
         with pytest.raises(ParlaError):
             open_for_config(files[fmt, "int8"], backend, device, fallback_to_cpu=False, **extra)
         with open_for_config(files[fmt, "int8"], backend, device, fallback_to_cpu=True, **extra) as b:

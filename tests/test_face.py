@@ -55,7 +55,7 @@ def test_paste_back_changes_only_the_face(face_path):
     x0, y0 = np.floor(corners.min(0)).astype(int)
     x1, y1 = np.ceil(corners.max(0)).astype(int)
     outside = changed.copy()
-    outside[max(y0, 0): y1, max(x0, 0): x1] = False
+    outside[max(y0, 0) : y1, max(x0, 0) : x1] = False
     assert not outside.any()
 
 
@@ -105,8 +105,9 @@ def test_embedding_separates_people_and_matches_the_same(face_path):
     img = load_image(face_path)
     f = select_face(detect_faces(img))
     e1 = face_embedding(img, f.landmarks)
-    shifted = cv2.warpAffine(img, np.float32([[1, 0, 7], [0, 1, -5]]), img.shape[1::-1],
-                             borderMode=cv2.BORDER_REPLICATE)
+    shifted = cv2.warpAffine(
+        img, np.float32([[1, 0, 7], [0, 1, -5]]), img.shape[1::-1], borderMode=cv2.BORDER_REPLICATE
+    )
     e2 = face_embedding(shifted, select_face(detect_faces(shifted)).landmarks)
     assert e1.shape == (128,) and np.linalg.norm(e1 - e2) < 0.2
 

@@ -19,21 +19,53 @@ pytest.importorskip("openvino")  # the default config (x86-cpu) runs OpenVINO
 @pytest.mark.slow
 def test_wheel_install_streams_with_the_default_config(tmp_path, face_path, speech_path):
     target = tmp_path / "site"
-    p = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                        "--target", str(target), str(ROOT)], capture_output=True, text=True, timeout=600)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     assert (target / "parla" / "firmware_configs" / "x86-cpu.yaml").is_file()
     assert not (target / "parla" / "firmware_configs").is_symlink()
     work = tmp_path / "elsewhere"
     work.mkdir()
     env = {**os.environ, "PYTHONPATH": str(target)}
-    where = subprocess.run([sys.executable, "-c", "import parla; print(parla.__file__)"], cwd=work, env=env,
-                           capture_output=True, text=True)
+    where = subprocess.run(
+        [sys.executable, "-c", "import parla; print(parla.__file__)"], cwd=work, env=env, capture_output=True, text=True
+    )
     assert where.stdout.strip() == str(target / "parla" / "__init__.py")
     out = work / "out.mp4"
-    p = subprocess.run([sys.executable, str(target / "bin" / "parla"), "stream", str(face_path), "--audio",
-                        str(speech_path), "--sink", "file:out.mp4", "--seconds", "2"],
-                       cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [
+            sys.executable,
+            str(target / "bin" / "parla"),
+            "stream",
+            str(face_path),
+            "--audio",
+            str(speech_path),
+            "--sink",
+            "file:out.mp4",
+            "--seconds",
+            "2",
+        ],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     assert out.is_file() and out.stat().st_size > 1000
     from parla.media.video import probe_video

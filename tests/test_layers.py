@@ -72,22 +72,27 @@ def graph(root: Path) -> dict[str, set[str]]:
 
 
 def forbidden_edges(root: Path) -> list[str]:
-    return [f"{src} (layer {layer_of(src)}) imports {dst} (layer {layer_of(dst)})"
-            for src, dsts in graph(root).items() for dst in sorted(dsts) if layer_of(dst) > layer_of(src)]
+    return [
+        f"{src} (layer {layer_of(src)}) imports {dst} (layer {layer_of(dst)})"
+        for src, dsts in graph(root).items()
+        for dst in sorted(dsts)
+        if layer_of(dst) > layer_of(src)
+    ]
 
 
 def cycles(root: Path) -> list[list[str]]:
     """Import loops between modules (a package's ``__init__`` re-exporting its own modules is not one)."""
     g = graph(root)
-    edges = {m: {d for d in ds if d in g and not m.startswith(d + ".") and not d.startswith(m + ".")}
-             for m, ds in g.items()}
+    edges = {
+        m: {d for d in ds if d in g and not m.startswith(d + ".") and not d.startswith(m + ".")} for m, ds in g.items()
+    }
     found, state = [], {}
 
     def visit(m: str, stack: list[str]) -> None:
         state[m] = 1
         for d in sorted(edges[m]):
             if state.get(d) == 1:
-                found.append(stack[stack.index(d):] + [d])
+                found.append(stack[stack.index(d) :] + [d])
             elif d not in state:
                 visit(d, stack + [d])
         state[m] = 2
@@ -100,6 +105,7 @@ def cycles(root: Path) -> list[list[str]]:
 
 def package_cycles(root: Path) -> list[tuple[str, str]]:
     """Pairs of sub-packages (or top-level modules) that import each other, through any of their modules."""
+
     def top(m: str) -> str:
         return ".".join(m.split(".")[:2])
 

@@ -37,7 +37,7 @@ def test_audio_pushed_in_chunks_and_short_audio_is_padded(tmp_path, speech):
     with VideoWriter(path, 25) as w:
         for i, f in enumerate(frames(50)):
             if i < 30:  # 1.2 s of audio for 2 s of video: the rest must be padded with silence
-                w.write_audio(speech[i * 640: (i + 1) * 640])
+                w.write_audio(speech[i * 640 : (i + 1) * 640])
             w.write(f)
     d = stream_durations(path)
     assert abs(d["audio"] - d["video"]) <= 1 / 25

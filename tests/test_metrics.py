@@ -62,7 +62,7 @@ def test_blink_rate_counts_dips():
     n = int(60 * FPS)  # one minute
     ear = np.full(n, 0.3) + np.random.default_rng(0).normal(0, 0.005, n)
     for start in range(40, n - 10, 125):  # a 4-frame blink every 5 s: 12 per minute
-        ear[start: start + 4] = 0.12
+        ear[start : start + 4] = 0.12
     assert av.blink_rate(ear, FPS) == pytest.approx(12, abs=1)
     assert av.blink_rate(np.full(n, 0.3), FPS) == 0
 
@@ -104,8 +104,16 @@ def test_eval_gen_end_to_end_on_a_still_video(tmp_path, face_path, speech_path, 
     out = tmp_path / "r.json"
     write_report(report, out)
     loaded = json.loads(out.read_text())
-    for key in ("file", "sync_offset_frames", "sync_confidence", "mouth_activity_ratio", "blink_per_min",
-                "head_motion", "jitter", "identity_distance"):
+    for key in (
+        "file",
+        "sync_offset_frames",
+        "sync_confidence",
+        "mouth_activity_ratio",
+        "blink_per_min",
+        "head_motion",
+        "jitter",
+        "identity_distance",
+    ):
         assert key in loaded["clips"][0]
         assert key == "file" or key in loaded["summary"]
 
@@ -114,12 +122,19 @@ def test_eval_gen_end_to_end_on_a_still_video(tmp_path, face_path, speech_path, 
 @pytest.mark.slow
 def test_real_clips_sync_and_their_controls_do_not(tmp_path):
     src = shared("eval", "videos")
-    for name in ("v04_edtalk_mouth_source.mp4", "v04_edtalk_mouth_source.wav", "v05_aniportrait_pose_ref_video.mp4",
-                 "v11_liveportrait_d20.mp4"):
+    for name in (
+        "v04_edtalk_mouth_source.mp4",
+        "v04_edtalk_mouth_source.wav",
+        "v05_aniportrait_pose_ref_video.mp4",
+        "v11_liveportrait_d20.mp4",
+    ):
         shutil.copy(src / name, tmp_path / name)
     report = evaluate_real(tmp_path, control=True)
-    assert [c["file"] for c in report["clips"]] == ["v04_edtalk_mouth_source.mp4",
-                                                    "v05_aniportrait_pose_ref_video.mp4", "v11_liveportrait_d20.mp4"]
+    assert [c["file"] for c in report["clips"]] == [
+        "v04_edtalk_mouth_source.mp4",
+        "v05_aniportrait_pose_ref_video.mp4",
+        "v11_liveportrait_d20.mp4",
+    ]
     assert report["clips"][0]["audio_source"].endswith(".wav")  # the sidecar, not a missing track
     assert report["summary"]["sync_confidence"] > 0.15
     assert abs(report["summary"]["abs_sync_offset_frames"]) <= 4

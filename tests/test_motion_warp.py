@@ -33,9 +33,9 @@ def test_warp_moves_the_jaw(portrait):
     out = warp(crop, lm, drv)
     chin = lm[8].astype(int)
     # The chin's pixels now appear ~12 px lower.
-    patch = crop[chin[1] - 4: chin[1] + 4, chin[0] - 4: chin[0] + 4].astype(float)
-    moved = out[chin[1] + 8: chin[1] + 16, chin[0] - 4: chin[0] + 4].astype(float)
-    stayed = out[chin[1] - 4: chin[1] + 4, chin[0] - 4: chin[0] + 4].astype(float)
+    patch = crop[chin[1] - 4 : chin[1] + 4, chin[0] - 4 : chin[0] + 4].astype(float)
+    moved = out[chin[1] + 8 : chin[1] + 16, chin[0] - 4 : chin[0] + 4].astype(float)
+    stayed = out[chin[1] - 4 : chin[1] + 4, chin[0] - 4 : chin[0] + 4].astype(float)
     assert np.abs(moved - patch).mean() < np.abs(stayed - patch).mean()
     assert np.array_equal(out[:4, :4], crop[:4, :4])  # the border is anchored
 
@@ -134,7 +134,7 @@ def _synth_on(loud: np.ndarray, lookahead_frames: int, chunk: int = 0):
 
     synth = MotionSynth(settings, lips, fps=25.0, lookahead_frames=lookahead_frames)
     chunk = chunk or len(audio)
-    fms = [f for i in range(0, len(audio), chunk) for f in synth.push(audio[i: i + chunk])] + synth.flush(len(audio))
+    fms = [f for i in range(0, len(audio), chunk) for f in synth.push(audio[i : i + chunk])] + synth.flush(len(audio))
     return np.array([f.mouth_close for f in fms]), np.stack([f.coeffs for f in fms])
 
 

@@ -75,8 +75,7 @@ def test_prepare_train_animate(tmp_path, prepared, talking_clip_dir, face_path, 
     train_teacher(data, teacher, resume=True, train=TeacherTrainConfig(steps=6), show=False)
     assert json.loads((teacher / "state.json").read_text())["step"] == 6
 
-    motion = train_motion(data, tmp_path / "motion", train=MotionTrainConfig(steps=3, batch=2, log_every=3),
-                          show=False)
+    motion = train_motion(data, tmp_path / "motion", train=MotionTrainConfig(steps=3, batch=2, log_every=3), show=False)
     bundle = make_bundle(teacher, motion, tmp_path / "model")
 
     # Distil the tiny teacher into a narrower student (real + synthetic pairs, GAN from step 1), resume, bundle.
@@ -85,13 +84,19 @@ def test_prepare_train_animate(tmp_path, prepared, talking_clip_dir, face_path, 
     from parla.training.distill import DistillConfig, train_student
 
     dc = DistillConfig(steps=3, batch=2, gan_start=1, log_every=1, ckpt_every=3, sample_every=3)
-    student = train_student(teacher, tmp_path / "student", data_dir=data, photos=None,
-                            student=RefinerConfig(res=64, channels=(4, 8, 16), n_res=1), train=dc, show=False)
+    student = train_student(
+        teacher,
+        tmp_path / "student",
+        data_dir=data,
+        photos=None,
+        student=RefinerConfig(res=64, channels=(4, 8, 16), n_res=1),
+        train=dc,
+        show=False,
+    )
     log = (student / "log.csv").read_text().splitlines()
     assert "t_l1" in log[0] and "gt_l1" in log[0] and "gan" in log[0] and len(log) == 4
     assert (student / "samples" / "step_000003.png").is_file()
-    train_student(teacher, student, data_dir=data, photos=None, resume=True, train=DistillConfig(steps=4),
-                  show=False)
+    train_student(teacher, student, data_dir=data, photos=None, resume=True, train=DistillConfig(steps=4), show=False)
     assert json.loads((student / "state.json").read_text())["step"] == 4
     add_student(bundle, student)
     ck = load_checkpoint(bundle)
@@ -113,9 +118,30 @@ def test_teacher_trains_under_torchrun(tmp_path, prepared):
     import sys
 
     data, _ = prepared
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "parla",
-           "train", "teacher", "--data", str(data), "-o", str(tmp_path / "ddp"), "--steps", "2", "--batch", "1",
-           "--channels", "8,16,32", "--res", "64", "-q"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "parla",
+        "train",
+        "teacher",
+        "--data",
+        str(data),
+        "-o",
+        str(tmp_path / "ddp"),
+        "--steps",
+        "2",
+        "--batch",
+        "1",
+        "--channels",
+        "8,16,32",
+        "--res",
+        "64",
+        "-q",
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     state = json.loads((tmp_path / "ddp" / "state.json").read_text())

@@ -25,9 +25,15 @@ def _clip(image: np.ndarray, n: int, size: int) -> list[np.ndarray]:
     import cv2
 
     base = cv2.resize(image, (size + 8, size + 8))
-    return [np.ascontiguousarray(base[4 + int(3 * np.sin(t / 5)): 4 + int(3 * np.sin(t / 5)) + size,
-                                      4 + int(2 * np.cos(t / 7)): 4 + int(2 * np.cos(t / 7)) + size])
-            for t in range(n)]
+    return [
+        np.ascontiguousarray(
+            base[
+                4 + int(3 * np.sin(t / 5)) : 4 + int(3 * np.sin(t / 5)) + size,
+                4 + int(2 * np.cos(t / 7)) : 4 + int(2 * np.cos(t / 7)) + size,
+            ]
+        )
+        for t in range(n)
+    ]
 
 
 def _write(frames, path, crf=18, scale=1.0):
@@ -92,8 +98,9 @@ def test_unmarked_video_not_found_and_cli_exit_codes(tmp_path, portrait, capsys)
     video = _write(_clip(portrait, 40, 320), tmp_path / "real.mp4")
     assert main(["verify", str(video), "--json", str(tmp_path / "r.json")]) == 1
     assert json.loads((tmp_path / "r.json").read_text())["found"] is False
-    marked = _write([Watermarker("m", install=1)(f, i) for i, f in enumerate(_clip(portrait, 40, 320))],
-                    tmp_path / "gen.mp4")
+    marked = _write(
+        [Watermarker("m", install=1)(f, i) for i, f in enumerate(_clip(portrait, 40, 320))], tmp_path / "gen.mp4"
+    )
     assert main(["verify", str(marked)]) == 0
     assert "FOUND" in capsys.readouterr().out
     assert main(["verify", str(tmp_path / "missing.mp4")]) == 2

@@ -47,7 +47,7 @@ def mel_filterbank() -> np.ndarray:
     rising = (fft_freqs[None] - lower) / (centre - lower)
     falling = (upper - fft_freqs[None]) / (upper - centre)
     fb = np.maximum(0.0, np.minimum(rising, falling))
-    fb *= (2.0 / (upper - lower))  # equal area, so loudness does not depend on the band's width
+    fb *= 2.0 / (upper - lower)  # equal area, so loudness does not depend on the band's width
     return fb.astype(np.float32)
 
 

@@ -30,9 +30,19 @@ class Avatar:
     """A portrait on a runtime config's backend: the one engine (``MotionSynth`` + ``FrameRenderer``) behind
     ``parla animate``, ``demo``, ``stream``, bench and evaluation."""
 
-    def __init__(self, portrait: Portrait, config: RuntimeConfig, *, seed: int = 0, pose_scale: float = 1.0,
-                 emotion: str | None = None, watermark: bool = True, badge: bool = False,
-                 net: str = "student", models=None) -> None:
+    def __init__(
+        self,
+        portrait: Portrait,
+        config: RuntimeConfig,
+        *,
+        seed: int = 0,
+        pose_scale: float = 1.0,
+        emotion: str | None = None,
+        watermark: bool = True,
+        badge: bool = False,
+        net: str = "student",
+        models=None,
+    ) -> None:
         from parla.edge.backends import open_models
         from parla.modelfolder import ModelFolder
 
@@ -50,8 +60,15 @@ class Avatar:
         self.stages, self.metadata = provenance(self.version, watermark=watermark, badge=badge)
 
     @classmethod
-    def from_image(cls, image: str | os.PathLike | np.ndarray, config: str | os.PathLike | RuntimeConfig = "x86-cpu",
-                   *, overrides: dict | None = None, face_index: int | None = None, **kwargs) -> Avatar:
+    def from_image(
+        cls,
+        image: str | os.PathLike | np.ndarray,
+        config: str | os.PathLike | RuntimeConfig = "x86-cpu",
+        *,
+        overrides: dict | None = None,
+        face_index: int | None = None,
+        **kwargs,
+    ) -> Avatar:
         """A portrait file or an RGB array; ``config``: a target name, a YAML path or a RuntimeConfig."""
         from parla.edge.backends import open_models
 
@@ -71,8 +88,9 @@ class Avatar:
         return cls(portrait, cfg, models=models, **kwargs)
 
     @classmethod
-    def from_camera(cls, config: str | os.PathLike | RuntimeConfig = "x86-cpu", *, overrides: dict | None = None,
-                    **kwargs) -> Avatar:
+    def from_camera(
+        cls, config: str | os.PathLike | RuntimeConfig = "x86-cpu", *, overrides: dict | None = None, **kwargs
+    ) -> Avatar:
         """Capture the portrait with the config's camera (picamera2 on a Pi, OpenCV elsewhere)."""
         from parla.edge.camera import capture_portrait
 
@@ -81,15 +99,23 @@ class Avatar:
 
     # building blocks ------------------------------------------------------------------------------------------
     def new_motion(self, *, lookahead_frames: int = 0) -> MotionSynth:
-        return MotionSynth(self.settings, self.lips.run, fps=self.config.video.fps, seed=self.seed,
-                           pose_scale=self.pose_scale, emotion=self.emotion, lookahead_frames=lookahead_frames)
+        return MotionSynth(
+            self.settings,
+            self.lips.run,
+            fps=self.config.video.fps,
+            seed=self.seed,
+            pose_scale=self.pose_scale,
+            emotion=self.emotion,
+            lookahead_frames=lookahead_frames,
+        )
 
     def new_renderer(self, timer: StageTimer | None = None, *, stages: bool = True) -> FrameRenderer:
         return FrameRenderer(self.portrait, self.settings.basis, self.refiner, self.stages if stages else (), timer)
 
     # the three ways to drive it -------------------------------------------------------------------------------
-    def stream(self, chunks: Iterable[np.ndarray], *, flush: bool = True,
-               lookahead_frames: int = 0) -> Iterator[np.ndarray]:
+    def stream(
+        self, chunks: Iterable[np.ndarray], *, flush: bool = True, lookahead_frames: int = 0
+    ) -> Iterator[np.ndarray]:
         """Frames for 16 kHz float32 chunks, each frame as soon as its audio (and 80 ms look-ahead) is in.
         With ``flush`` the end of the input is padded with silence so that the last frames come out too."""
         motion, renderer = self.new_motion(lookahead_frames=lookahead_frames), self.new_renderer()
@@ -102,8 +128,14 @@ class Avatar:
             for fm in motion.flush(n_samples):
                 yield renderer.render(fm)
 
-    def render(self, audio: str | os.PathLike | np.ndarray, out: str | os.PathLike, *, show: bool = False,
-               lookahead_frames: int = FILE_LOOKAHEAD_FRAMES) -> Path:
+    def render(
+        self,
+        audio: str | os.PathLike | np.ndarray,
+        out: str | os.PathLike,
+        *,
+        show: bool = False,
+        lookahead_frames: int = FILE_LOOKAHEAD_FRAMES,
+    ) -> Path:
         """A whole audio file (or 16 kHz array) to an mp4 with the audio muxed, as fast as the device goes; the
         whole file exists ahead of playback, so the synthesizer looks ``lookahead_frames`` ahead."""
         from parla.audio import load_audio
@@ -119,9 +151,11 @@ class Avatar:
             raise EmptyAudioError("audio: no samples to animate")
         n = int(round(len(samples) / SAMPLE_RATE * self.config.video.fps))
         chunk = SAMPLE_RATE * self.config.audio.chunk_ms // 1000
-        chunks = (samples[i: i + chunk] for i in range(0, len(samples), chunk))
-        with VideoWriter(out, self.config.video.fps, audio=samples, metadata=self.metadata) as writer, \
-                progress(n, "rendering", enabled=show, unit="frame") as bar:
+        chunks = (samples[i : i + chunk] for i in range(0, len(samples), chunk))
+        with (
+            VideoWriter(out, self.config.video.fps, audio=samples, metadata=self.metadata) as writer,
+            progress(n, "rendering", enabled=show, unit="frame") as bar,
+        ):
             for frame in self.stream(chunks, lookahead_frames=lookahead_frames):
                 writer.write(frame)
                 bar.update(1)
@@ -133,8 +167,15 @@ class Avatar:
         from parla.edge.engine import StreamEngine
 
         motion = self.new_motion(lookahead_frames=round(source.lead_s * self.config.video.fps))
-        engine = StreamEngine(source, motion, self.new_renderer(), sink, fps=self.config.video.fps,
-                              queue_frames=self.config.video.queue_frames, max_seconds=max_seconds)
+        engine = StreamEngine(
+            source,
+            motion,
+            self.new_renderer(),
+            sink,
+            fps=self.config.video.fps,
+            queue_frames=self.config.video.queue_frames,
+            max_seconds=max_seconds,
+        )
         return engine.run()
 
     def close(self) -> None:
@@ -148,11 +189,24 @@ class Avatar:
         self.close()
 
 
-def animate(portrait: str | os.PathLike, audio: str | os.PathLike, output: str | os.PathLike, *,
-            model: str | os.PathLike | None = None, fps: float = 25.0, seed: int = 0, pose_scale: float = 1.0,
-            emotion: str | None = None, face_index: int | None = None, device: str | None = None,
-            net: str = "teacher", watermark: bool = True, badge: bool = False, show: bool = True,
-            lookahead_frames: int = FILE_LOOKAHEAD_FRAMES) -> Path:
+def animate(
+    portrait: str | os.PathLike,
+    audio: str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    model: str | os.PathLike | None = None,
+    fps: float = 25.0,
+    seed: int = 0,
+    pose_scale: float = 1.0,
+    emotion: str | None = None,
+    face_index: int | None = None,
+    device: str | None = None,
+    net: str = "teacher",
+    watermark: bool = True,
+    badge: bool = False,
+    show: bool = True,
+    lookahead_frames: int = FILE_LOOKAHEAD_FRAMES,
+) -> Path:
     """``parla animate``: the engine on the torch backend (FP32 reference; CUDA when available), as fast as it
     goes, into an mp4 at the photo's resolution with the speech muxed. Same seed -> same video."""
     from parla.errors import require
@@ -161,8 +215,19 @@ def animate(portrait: str | os.PathLike, audio: str | os.PathLike, output: str |
     check_output(output)
     if device is None:
         device = "cuda" if require("torch", "train").cuda.is_available() else "cpu"
-    cfg = load_config("x86-cpu", {"backend": "torch", "device": device, "precision": "fp32",
-                                  "model": str(model or "default"), "video.fps": fps})
-    with Avatar.from_image(portrait, cfg, face_index=face_index, seed=seed, pose_scale=pose_scale,
-                           emotion=emotion, watermark=watermark, badge=badge, net=net) as avatar:
+    cfg = load_config(
+        "x86-cpu",
+        {"backend": "torch", "device": device, "precision": "fp32", "model": str(model or "default"), "video.fps": fps},
+    )
+    with Avatar.from_image(
+        portrait,
+        cfg,
+        face_index=face_index,
+        seed=seed,
+        pose_scale=pose_scale,
+        emotion=emotion,
+        watermark=watermark,
+        badge=badge,
+        net=net,
+    ) as avatar:
         return avatar.render(audio, output, show=show, lookahead_frames=lookahead_frames)

@@ -17,8 +17,10 @@ class OpenCvCamera:
         self.cv2 = cv2
         self.cap = capture if capture is not None else cv2.VideoCapture(cfg.index)
         if not self.cap.isOpened():
-            raise ParlaError(f"camera.index {cfg.index}: no camera could be opened (check the cable and "
-                             "/dev/video*, or give --portrait PHOTO instead of --camera)")
+            raise ParlaError(
+                f"camera.index {cfg.index}: no camera could be opened (check the cable and "
+                "/dev/video*, or give --portrait PHOTO instead of --camera)"
+            )
         self.cap.set(cv2.CAP_PROP_FRAME_WIDTH, cfg.resolution[0])
         self.cap.set(cv2.CAP_PROP_FRAME_HEIGHT, cfg.resolution[1])
         self.lores = cfg.lores
@@ -40,12 +42,16 @@ class PiCamera:
             try:
                 import picamera2 as picamera2_module  # type: ignore[no-redef]
             except ImportError as e:
-                raise ParlaError("camera.driver picamera2 needs the picamera2 package (Raspberry Pi OS: apt install "
-                                 "python3-picamera2, or pip install 'parla[pi]') and camera_auto_detect=1 in "
-                                 "config.txt (firmware_configs/files/config.txt)") from e
+                raise ParlaError(
+                    "camera.driver picamera2 needs the picamera2 package (Raspberry Pi OS: apt install "
+                    "python3-picamera2, or pip install 'parla[pi]') and camera_auto_detect=1 in "
+                    "config.txt (firmware_configs/files/config.txt)"
+                ) from e
         self.cam = picamera2_module.Picamera2()
-        conf = self.cam.create_still_configuration(main={"size": tuple(cfg.resolution), "format": "RGB888"},
-                                                   lores={"size": tuple(cfg.lores), "format": "YUV420"})
+        conf = self.cam.create_still_configuration(
+            main={"size": tuple(cfg.resolution), "format": "RGB888"},
+            lores={"size": tuple(cfg.lores), "format": "YUV420"},
+        )
         self.cam.configure(conf)
         self.cam.start()
         self.lores = cfg.lores
@@ -81,5 +87,7 @@ def capture_portrait(cfg: CameraConfig, camera=None, detect=None) -> np.ndarray:
             time.sleep(0.1)
     finally:
         camera.close()
-    raise NoFaceFoundError(f"camera: no usable face within {cfg.timeout_s:g} s (face the camera, with light on it; "
-                      "camera.timeout_s sets the wait)")
+    raise NoFaceFoundError(
+        f"camera: no usable face within {cfg.timeout_s:g} s (face the camera, with light on it; "
+        "camera.timeout_s sets the wait)"
+    )

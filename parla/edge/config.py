@@ -76,10 +76,18 @@ class RuntimeConfig:
     video: VideoConfig = field(default_factory=VideoConfig)
 
 
-CHOICES = {"backend": BACKENDS, "audio.source": ("mic", "file", "stdin"),
-           "camera.driver": ("picamera2", "opencv")}
-POSITIVE = {"threads", "latency_budget_ms", "audio.sample_rate", "audio.chunk_ms", "audio.channels", "camera.timeout_s",
-            "video.fps", "video.web_port", "video.queue_frames"}
+CHOICES = {"backend": BACKENDS, "audio.source": ("mic", "file", "stdin"), "camera.driver": ("picamera2", "opencv")}
+POSITIVE = {
+    "threads",
+    "latency_budget_ms",
+    "audio.sample_rate",
+    "audio.chunk_ms",
+    "audio.channels",
+    "camera.timeout_s",
+    "video.fps",
+    "video.web_port",
+    "video.queue_frames",
+}
 
 
 def _build(cls, data: dict, prefix: str):

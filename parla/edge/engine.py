@@ -44,9 +44,17 @@ class StreamStats:
     def summary(self) -> dict:
         lat = np.asarray(self.latency_ms, float)
         q = {f"p{p}": round(float(np.percentile(lat, p)), 2) for p in (50, 95, 99)} if len(lat) else {}
-        return {"frames": self.frames, "dropped": self.dropped, "audio_s": round(self.audio_s, 2),
-                "wall_s": round(self.wall_s, 2), "fps": round(self.fps, 2), "audio_to_frame_ms": q,
-                "stages": self.stages, "peak_rss_mb": round(peak_rss_mb(), 1), "interrupted": self.interrupted}
+        return {
+            "frames": self.frames,
+            "dropped": self.dropped,
+            "audio_s": round(self.audio_s, 2),
+            "wall_s": round(self.wall_s, 2),
+            "fps": round(self.fps, 2),
+            "audio_to_frame_ms": q,
+            "stages": self.stages,
+            "peak_rss_mb": round(peak_rss_mb(), 1),
+            "interrupted": self.interrupted,
+        }
 
 
 def rss_mb() -> float:
@@ -75,8 +83,19 @@ def peak_rss_mb() -> float:
 
 
 class StreamEngine:
-    def __init__(self, source, motion, renderer, sink, *, fps: float, queue_frames: int = 8,
-                 max_seconds: float | None = None, rss_every_s: float = 5.0, keep_rss: int = 2000) -> None:
+    def __init__(
+        self,
+        source,
+        motion,
+        renderer,
+        sink,
+        *,
+        fps: float,
+        queue_frames: int = 8,
+        max_seconds: float | None = None,
+        rss_every_s: float = 5.0,
+        keep_rss: int = 2000,
+    ) -> None:
         self.source, self.motion, self.renderer, self.sink = source, motion, renderer, sink
         self.fps, self.max_seconds, self.rss_every_s = fps, max_seconds, rss_every_s
         self.jobs: queue.Queue = queue.Queue(maxsize=queue_frames)

@@ -42,8 +42,9 @@ class FileSink(Sink):
 
     every_frame = True  # the file's timeline needs a picture in every slot
 
-    def __init__(self, path, fps: float, metadata: dict | None = None, preset: str = "ultrafast",
-                 queue_frames: int = 8) -> None:
+    def __init__(
+        self, path, fps: float, metadata: dict | None = None, preset: str = "ultrafast", queue_frames: int = 8
+    ) -> None:
         import queue
 
         from parla.files import check_output
@@ -106,8 +107,10 @@ class WindowSink(Sink):
             self.cv2.imshow(self.title, self.cv2.cvtColor(frame, self.cv2.COLOR_RGB2BGR))
             key = self.cv2.waitKey(1) & 0xFF
         except self.cv2.error as e:
-            raise ParlaError("no display for the window sink (headless OpenCV or no $DISPLAY): use --sink web, "
-                             "--sink file:OUT.mp4 or --sink stdout") from e
+            raise ParlaError(
+                "no display for the window sink (headless OpenCV or no $DISPLAY): use --sink web, "
+                "--sink file:OUT.mp4 or --sink stdout"
+            ) from e
         if key in (ord("q"), 27):
             raise StopStream
 
@@ -218,15 +221,17 @@ class WebSink(Sink):
         try:
             self.server = ThreadingHTTPServer((host, port), Handler)
         except OSError as e:
-            raise ParlaError(f"web sink: cannot listen on {host}:{port} ({e.strerror}); pick another "
-                             "video.web_port") from e
+            raise ParlaError(
+                f"web sink: cannot listen on {host}:{port} ({e.strerror}); pick another video.web_port"
+            ) from e
         self.server.daemon_threads = True
         self.url = f"http://{host}:{self.server.server_address[1]}/"
         threading.Thread(target=self.server.serve_forever, daemon=True, name="parla-web").start()
 
     def write(self, frame: np.ndarray, index: int) -> None:
-        ok, buf = self.cv2.imencode(".jpg", self.cv2.cvtColor(frame, self.cv2.COLOR_RGB2BGR),
-                                    [self.cv2.IMWRITE_JPEG_QUALITY, self.quality])
+        ok, buf = self.cv2.imencode(
+            ".jpg", self.cv2.cvtColor(frame, self.cv2.COLOR_RGB2BGR), [self.cv2.IMWRITE_JPEG_QUALITY, self.quality]
+        )
         if ok:
             with self.cond:
                 self.jpeg, self.index = buf.tobytes(), index

@@ -91,15 +91,23 @@ def _pcm16(raw: bytes, channels: int) -> np.ndarray:
 class MicSource(Source):
     """A PyAudio input stream (16-bit). ``pyaudio_module`` lets tests pass a fake with PyAudio's API."""
 
-    def __init__(self, sample_rate: int = 16_000, chunk_ms: int = 40, device_index: int | None = None,
-                 channels: int = 1, pyaudio_module=None) -> None:
+    def __init__(
+        self,
+        sample_rate: int = 16_000,
+        chunk_ms: int = 40,
+        device_index: int | None = None,
+        channels: int = 1,
+        pyaudio_module=None,
+    ) -> None:
         super().__init__()
         if pyaudio_module is None:
             try:
                 import pyaudio as pyaudio_module  # type: ignore[no-redef]
             except ImportError as e:
-                raise ParlaError("microphone input needs PyAudio: pip install 'parla[audio]' (and the PortAudio "
-                                 "library: apt install portaudio19-dev / libportaudio2)") from e
+                raise ParlaError(
+                    "microphone input needs PyAudio: pip install 'parla[audio]' (and the PortAudio "
+                    "library: apt install portaudio19-dev / libportaudio2)"
+                ) from e
         self.pa_mod, self.rate, self.channels = pyaudio_module, sample_rate, channels
         self.frames = max(1, sample_rate * chunk_ms // 1000)
         self.pa = pyaudio_module.PyAudio()
@@ -107,18 +115,27 @@ class MicSource(Source):
             if device_index is not None:
                 info = self.pa.get_device_info_by_index(device_index)
                 if int(info.get("maxInputChannels", 0)) < channels:
-                    raise ParlaError(f"audio.device_index {device_index} ({info.get('name')}): not an input with "
-                                     f"{channels} channel(s)")
-            self.stream = self.pa.open(format=pyaudio_module.paInt16, channels=channels, rate=sample_rate,
-                                       input=True, input_device_index=device_index,
-                                       frames_per_buffer=self.frames)
+                    raise ParlaError(
+                        f"audio.device_index {device_index} ({info.get('name')}): not an input with "
+                        f"{channels} channel(s)"
+                    )
+            self.stream = self.pa.open(
+                format=pyaudio_module.paInt16,
+                channels=channels,
+                rate=sample_rate,
+                input=True,
+                input_device_index=device_index,
+                frames_per_buffer=self.frames,
+            )
         except ParlaError:
             self.pa.terminate()
             raise
         except Exception as e:  # PyAudio raises OSError for a missing device or an unsupported rate
             self.pa.terminate()
-            raise ParlaError(f"cannot open the microphone (device {device_index}, {sample_rate} Hz, {channels} ch):"
-                             f" {e}; list devices with 'python -m parla.edge.sources'") from e
+            raise ParlaError(
+                f"cannot open the microphone (device {device_index}, {sample_rate} Hz, {channels} ch):"
+                f" {e}; list devices with 'python -m parla.edge.sources'"
+            ) from e
         self.resampler = Resampler(sample_rate, channels)
 
     def __iter__(self) -> Iterator[AudioChunk]:
@@ -138,8 +155,9 @@ class MicSource(Source):
 class StdinSource(Source):
     """Raw s16le PCM from a binary stream (stdin by default); silence while nothing arrives (idle animation)."""
 
-    def __init__(self, sample_rate: int = 16_000, chunk_ms: int = 40, channels: int = 1, stream=None,
-                 idle_after_s: float = 0.2) -> None:
+    def __init__(
+        self, sample_rate: int = 16_000, chunk_ms: int = 40, channels: int = 1, stream=None, idle_after_s: float = 0.2
+    ) -> None:
         super().__init__()
         if stream is None:
             import sys
@@ -181,9 +199,11 @@ def list_input_devices(pyaudio_module=None) -> list[tuple[int, str, int]]:
         import pyaudio as pyaudio_module  # type: ignore[no-redef]
     pa = pyaudio_module.PyAudio()
     try:
-        return [(i, str(d.get("name")), int(d.get("maxInputChannels", 0)))
-                for i in range(pa.get_device_count()) if int((d := pa.get_device_info_by_index(i))
-                                                             .get("maxInputChannels", 0)) > 0]
+        return [
+            (i, str(d.get("name")), int(d.get("maxInputChannels", 0)))
+            for i in range(pa.get_device_count())
+            if int((d := pa.get_device_info_by_index(i)).get("maxInputChannels", 0)) > 0
+        ]
     finally:
         pa.terminate()
 

@@ -64,11 +64,18 @@ class MotionSettings:
         """From a ``parla.modelfolder.ModelFolder``."""
         c = folder.config
         dil = c["motion"].get("dilations", (1, 2, 4, 8, 1, 2))
-        return cls(np.asarray(c["mel_mean"], np.float32), np.asarray(c["mel_std"], np.float32),
-                   float(c.get("articulation_gain", 1.0)) * float(c.get("render_gain", 1.0)),
-                   float(c.get("silence_hold_s", 0.0)), float(c.get("head_silent_scale", 1.0)),
-                   HeadModel.from_dict(c["head"]), BlinkModel(**c["blink"]), folder.basis,
-                   int(c["motion"].get("lookahead", 8)), 5 + 2 * sum(dil))
+        return cls(
+            np.asarray(c["mel_mean"], np.float32),
+            np.asarray(c["mel_std"], np.float32),
+            float(c.get("articulation_gain", 1.0)) * float(c.get("render_gain", 1.0)),
+            float(c.get("silence_hold_s", 0.0)),
+            float(c.get("head_silent_scale", 1.0)),
+            HeadModel.from_dict(c["head"]),
+            BlinkModel(**c["blink"]),
+            folder.basis,
+            int(c["motion"].get("lookahead", 8)),
+            5 + 2 * sum(dil),
+        )
 
 
 @dataclass
@@ -95,8 +102,17 @@ class _Heard:
 class MotionSynth:
     """Push 16 kHz audio chunks, pull the frames whose audio is complete. Memory is bounded whatever the length."""
 
-    def __init__(self, settings: MotionSettings, run_lips, *, fps: float = 25.0, seed: int = 0,
-                 pose_scale: float = 1.0, emotion: np.ndarray | None = None, lookahead_frames: int = 0) -> None:
+    def __init__(
+        self,
+        settings: MotionSettings,
+        run_lips,
+        *,
+        fps: float = 25.0,
+        seed: int = 0,
+        pose_scale: float = 1.0,
+        emotion: np.ndarray | None = None,
+        lookahead_frames: int = 0,
+    ) -> None:
         """``run_lips``: (1, 80, MOTION_WINDOW) normalised mel -> (1, K, MOTION_WINDOW) standardised coeffs."""
         self.s, self.run_lips, self.fps = settings, run_lips, fps
         self.pose_scale, self.emotion, self.lookahead_frames = pose_scale, emotion, int(lookahead_frames)
@@ -140,7 +156,7 @@ class MotionSynth:
         # field: the output then does not depend on how the audio was chunked.
         step = max(1, MOTION_WINDOW - 1 - self.s.lookahead - self.s.receptive_field)
         for i in range(0, len(mel), step):
-            self._add_mel(mel[i: i + step])
+            self._add_mel(mel[i : i + step])
             self._hear()
             out += self._emit()
         return out
@@ -196,7 +212,7 @@ class MotionSynth:
         # close before a pause that is coming within the look-ahead (a single silent frame inside speech is not a
         # pause), open when the speech resumes
         ahead = [x.silent for x in itertools.islice(self.heard, self.lookahead_frames)]
-        pause_ahead = any(all(ahead[j: j + MIN_PAUSE_FRAMES]) for j in range(len(ahead) - MIN_PAUSE_FRAMES + 1))
+        pause_ahead = any(all(ahead[j : j + MIN_PAUSE_FRAMES]) for j in range(len(ahead) - MIN_PAUSE_FRAMES + 1))
         target = 1.0 if h.silent or pause_ahead else 0.0
         self.close += float(np.clip(target - self.close, -1 / (CLOSE_RAMP + 1), 1 / (CLOSE_RAMP + 1)))
         self.hold.append(coeffs)

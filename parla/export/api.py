@@ -50,8 +50,12 @@ def load_checkpoint(spec: str | Path) -> Checkpoint:
     g, cfg = folder.refiner("student")
     c = folder.config
     lips, lips_cfg = folder.lipnet()
-    motion = (lips, lips_cfg, (np.asarray(c["mel_mean"], np.float32), np.asarray(c["mel_std"], np.float32)),
-              folder.version())
+    motion = (
+        lips,
+        lips_cfg,
+        (np.asarray(c["mel_mean"], np.float32), np.asarray(c["mel_std"], np.float32)),
+        folder.version(),
+    )
     return Checkpoint(edge_module(g), cfg, folder.version("student"), folder.basis, motion)
 
 
@@ -72,9 +76,19 @@ def plan(formats: str, precision: str) -> list[tuple[str, str]]:
     return out
 
 
-def export_model(checkpoint: str | Path, formats: str, precision: str, out_dir: str | Path, *,
-                 calib: str | None = None, calib_size: int = 64, parity: str | None = None, parity_size: int = 32,
-                 seed: int = 0, show: bool = True) -> dict:
+def export_model(
+    checkpoint: str | Path,
+    formats: str,
+    precision: str,
+    out_dir: str | Path,
+    *,
+    calib: str | None = None,
+    calib_size: int = 64,
+    parity: str | None = None,
+    parity_size: int = 32,
+    seed: int = 0,
+    show: bool = True,
+) -> dict:
     """Export, check parity, write ``parity.json`` and ``parity.md``; returns the report."""
     from parla.export.exporter import export
     from parla.progress import progress
@@ -87,14 +101,23 @@ def export_model(checkpoint: str | Path, formats: str, precision: str, out_dir: 
     cal = None
     if any(p == "int8" for _, p in jobs):
         cal = S.gather(calib, CALIB_VIDEOS, calib_size, res, seed, max_clips=12, show=show)
-    par = S.gather(parity, PARITY_VIDEOS, parity_size, res, seed + 1, max_clips=12, show=show,
-                   fallback=lambda: _demo_samples(ck, parity_size, seed + 1))
+    par = S.gather(
+        parity,
+        PARITY_VIDEOS,
+        parity_size,
+        res,
+        seed + 1,
+        max_clips=12,
+        show=show,
+        fallback=lambda: _demo_samples(ck, parity_size, seed + 1),
+    )
     files = []
     with progress(len(jobs), "exporting", enabled=show, unit="model") as bar:
         for fmt, prec in jobs:
             bar.set_description(f"exporting {fmt} {prec}")
-            files.append((fmt, prec, export(ck.module, ck.cfg, ck.version, fmt, prec, out,
-                                            None if cal is None else cal.x)))
+            files.append(
+                (fmt, prec, export(ck.module, ck.cfg, ck.version, fmt, prec, out, None if cal is None else cal.x))
+            )
             bar.update(1)
     report = _report(ck, files, par, cal, show)
     if ck.motion is not None:
@@ -110,8 +133,7 @@ def _demo_samples(ck: Checkpoint, n: int, seed: int) -> S.Samples:
     from parla.modelfolder import ModelFolder
 
     basis = ck.basis or ModelFolder().basis
-    return S.from_portrait(demo_file("portrait.jpg"), basis, n,
-                           ck.cfg.res, seed)
+    return S.from_portrait(demo_file("portrait.jpg"), basis, n, ck.cfg.res, seed)
 
 
 def _report(ck: Checkpoint, files, par: S.Samples, cal, show: bool) -> dict:
@@ -126,24 +148,47 @@ def _report(ck: Checkpoint, files, par: S.Samples, cal, show: bool) -> dict:
     x1 = par.x[:1]
     params = sum(p.numel() for p in ck.module.parameters())
     macs = count_macs(ck.module, torch.from_numpy(x1))
-    rows = [{"format": "torch", "precision": "fp32", "psnr": None, "ssim": None, "max_abs_error": 0.0,
-             "size_mb": round(params * 4 / 2 ** 20, 3), "latency_ms": round(P.latency_ms(
-                 lambda x: P.torch_reference(ck.module, x), x1), 2), "file": None}]
+    rows = [
+        {
+            "format": "torch",
+            "precision": "fp32",
+            "psnr": None,
+            "ssim": None,
+            "max_abs_error": 0.0,
+            "size_mb": round(params * 4 / 2**20, 3),
+            "latency_ms": round(P.latency_ms(lambda x: P.torch_reference(ck.module, x), x1), 2),
+            "file": None,
+        }
+    ]
     with progress(len(files), "checking parity", enabled=show, unit="model") as bar:
         for fmt, prec, path in files:
             with open_model(path) as b:
                 y = b.run(par.x)
-                row = {"format": fmt, "precision": prec, **P.compare(y, y_ref, par, ck.cfg.mode),
-                       "size_mb": round(P.file_size_mb(path), 3), "latency_ms": round(P.latency_ms(b.run, x1), 2),
-                       "file": path.name}
+                row = {
+                    "format": fmt,
+                    "precision": prec,
+                    **P.compare(y, y_ref, par, ck.cfg.mode),
+                    "size_mb": round(P.file_size_mb(path), 3),
+                    "latency_ms": round(P.latency_ms(b.run, x1), 2),
+                    "file": path.name,
+                }
             if fmt != "torch":
                 row["int8_ops"] = count_int8_ops(path)
             rows.append(row)
             bar.update(1)
-    return {"model": "refiner", "version": ck.version, "refiner_config": ck.cfg.to_dict(), "params": params,
-            "macs_per_frame": macs, "reference": "torch fp32 eager, same process", "machine": P.machine(),
-            "threads": torch.get_num_threads(), "parity_frames": par.source,
-            "calibration": None if cal is None else cal.source, "results": rows}
+    return {
+        "model": "refiner",
+        "version": ck.version,
+        "refiner_config": ck.cfg.to_dict(),
+        "params": params,
+        "macs_per_frame": macs,
+        "reference": "torch fp32 eager, same process",
+        "machine": P.machine(),
+        "threads": torch.get_num_threads(),
+        "parity_frames": par.source,
+        "calibration": None if cal is None else cal.source,
+        "results": rows,
+    }
 
 
 def _motion_exports(ck: Checkpoint, fmts: list[str], out: Path) -> list[dict]:
@@ -161,18 +206,31 @@ def _motion_exports(ck: Checkpoint, fmts: list[str], out: Path) -> list[dict]:
     assert ck.motion is not None  # called only for model folders, which carry the lips net
     net, cfg, norm, version = ck.motion
     mel = (log_mel(load_audio(demo_file("speech.wav"))) - norm[0]) / norm[1]
-    wins = np.stack([mel[i: i + MOTION_WINDOW].T for i in range(0, len(mel) - MOTION_WINDOW, MOTION_WINDOW)][:8])
+    wins = np.stack([mel[i : i + MOTION_WINDOW].T for i in range(0, len(mel) - MOTION_WINDOW, MOTION_WINDOW)][:8])
     wins = wins.astype(np.float32)
     with torch.no_grad():
         ref = np.concatenate([net(torch.from_numpy(w[None])).numpy() for w in wins])
-    rows = [{"format": "torch", "precision": "fp32", "max_abs_error": 0.0,
-             "latency_ms": round(P.latency_ms(lambda w: net(torch.from_numpy(w)), wins[:1]), 3)}]
+    rows = [
+        {
+            "format": "torch",
+            "precision": "fp32",
+            "max_abs_error": 0.0,
+            "latency_ms": round(P.latency_ms(lambda w: net(torch.from_numpy(w)), wins[:1]), 3),
+        }
+    ]
     for fmt in fmts:
         path = export_motion(net, cfg, norm, version, fmt, out)
         with open_model(path) as b:
-            rows.append({"format": fmt, "precision": "fp32", "max_abs_error": float(np.abs(b.run(wins) - ref).max()),
-                         "size_mb": round(P.file_size_mb(path), 3),
-                         "latency_ms": round(P.latency_ms(b.run, wins[:1]), 3), "file": path.name})
+            rows.append(
+                {
+                    "format": fmt,
+                    "precision": "fp32",
+                    "max_abs_error": float(np.abs(b.run(wins) - ref).max()),
+                    "size_mb": round(P.file_size_mb(path), 3),
+                    "latency_ms": round(P.latency_ms(b.run, wins[:1]), 3),
+                    "file": path.name,
+                }
+            )
     return rows
 
 
@@ -182,15 +240,18 @@ def count_int8_ops(path: Path) -> int:
         import onnx
 
         m = onnx.load(str(path))
-        return sum(n.op_type in ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger")
-                   for n in m.graph.node)
+        return sum(
+            n.op_type in ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger") for n in m.graph.node
+        )
     if path.suffix == ".xml":
         import openvino as ov
 
         m = ov.Core().read_model(str(path))
-        return sum(op.get_type_name() == "FakeQuantize" or any(
-            str(op.get_output_element_type(i)) in ("i8", "u8") for i in range(op.get_output_size()))
-            for op in m.get_ops())
+        return sum(
+            op.get_type_name() == "FakeQuantize"
+            or any(str(op.get_output_element_type(i)) in ("i8", "u8") for i in range(op.get_output_size()))
+            for op in m.get_ops()
+        )
     from ai_edge_litert.interpreter import Interpreter
 
     it = Interpreter(model_path=str(path))
@@ -198,22 +259,35 @@ def count_int8_ops(path: Path) -> int:
 
 
 def markdown(r: dict) -> str:
-    lines = [f"# Export parity: {r['model']} {r['version']}", "",
-             f"Reference: {r['reference']}. Machine: {r['machine']} ({r['threads']} torch threads).",
-             f"Parity frames: {r['parity_frames']}. Calibration: {r['calibration'] or 'none (no int8)'}.",
-             f"Parameters {r['params']:,}; {r['macs_per_frame'] / 1e9:.3f} GMAC per frame "
-             f"({r['refiner_config']['res']}² input).", "",
-             "| format | precision | PSNR dB | SSIM | max abs err | size MB | latency ms | int8 ops |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Export parity: {r['model']} {r['version']}",
+        "",
+        f"Reference: {r['reference']}. Machine: {r['machine']} ({r['threads']} torch threads).",
+        f"Parity frames: {r['parity_frames']}. Calibration: {r['calibration'] or 'none (no int8)'}.",
+        f"Parameters {r['params']:,}; {r['macs_per_frame'] / 1e9:.3f} GMAC per frame "
+        f"({r['refiner_config']['res']}² input).",
+        "",
+        "| format | precision | PSNR dB | SSIM | max abs err | size MB | latency ms | int8 ops |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+
     def f(v, fmt: str) -> str:
         return "—" if v is None else format(v, fmt)
 
     for x in r["results"]:
-        lines.append(f"| {x['format']} | {x['precision']} | {f(x['psnr'], '.2f')} | {f(x['ssim'], '.4f')} | "
-                     f"{x['max_abs_error']:.4f} | {x['size_mb']:.3f} | {x['latency_ms']:.2f} | "
-                     f"{x.get('int8_ops', '—')} |")
+        lines.append(
+            f"| {x['format']} | {x['precision']} | {f(x['psnr'], '.2f')} | {f(x['ssim'], '.4f')} | "
+            f"{x['max_abs_error']:.4f} | {x['size_mb']:.3f} | {x['latency_ms']:.2f} | "
+            f"{x.get('int8_ops', '—')} |"
+        )
     if r.get("motion"):
-        lines += ["", f"Audio-to-motion net (FP32, {r['motion'][0].get('window', 64)} mel frames per call), "
-                  "on the bundled speech:", "", "| format | max abs err | latency ms |", "|---|---|---|"]
+        lines += [
+            "",
+            f"Audio-to-motion net (FP32, {r['motion'][0].get('window', 64)} mel frames per call), "
+            "on the bundled speech:",
+            "",
+            "| format | max abs err | latency ms |",
+            "|---|---|---|",
+        ]
         lines += [f"| {m['format']} | {m['max_abs_error']:.2e} | {m['latency_ms']:.3f} |" for m in r["motion"]]
     return "\n".join(lines) + "\n"

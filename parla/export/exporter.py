@@ -23,41 +23,61 @@ from parla.formats import MOTION_WINDOW, check, model_filename
 
 log = logging.getLogger(__name__)
 INPUT, OUTPUT = "x", "y"
-LAYOUT = ("x: (1, 9, R, R) float32 NCHW; channels 0-2 warped RGB and 3-5 source RGB in [-1, 1] (pixel / 127.5 - 1), "
-          "6-8 driving-landmark maps (inner mouth, eyes, outline) in [0, 1]. y: (1, 4, R, R); channels 0-2 refined "
-          "RGB in [-1, 1], 3 blend mask in [0, 1]. TFLite int8: quantise x and dequantise y with the tensors' scale "
-          "and zero point.")
+LAYOUT = (
+    "x: (1, 9, R, R) float32 NCHW; channels 0-2 warped RGB and 3-5 source RGB in [-1, 1] (pixel / 127.5 - 1), "
+    "6-8 driving-landmark maps (inner mouth, eyes, outline) in [0, 1]. y: (1, 4, R, R); channels 0-2 refined "
+    "RGB in [-1, 1], 3 blend mask in [0, 1]. TFLite int8: quantise x and dequantise y with the tensors' scale "
+    "and zero point."
+)
 
 
-MOTION_LAYOUT = ("mel: (1, n_mels, W) float32, log-mel (parla.audio.mel: 16 kHz, hop 10 ms) normalised per bin with "
-                 "mel_mean / mel_std; coeffs: (1, K, W) standardised lip/jaw coefficients, output t sees mel frames "
-                 "<= t + lookahead (the last frames are padded by repetition inside the graph).")
+MOTION_LAYOUT = (
+    "mel: (1, n_mels, W) float32, log-mel (parla.audio.mel: 16 kHz, hop 10 ms) normalised per bin with "
+    "mel_mean / mel_std; coeffs: (1, K, W) standardised lip/jaw coefficients, output t sees mel frames "
+    "<= t + lookahead (the last frames are padded by repetition inside the graph)."
+)
 
 
 def metadata(cfg, version: str, precision: str, fmt: str) -> dict[str, str]:
-    return {"parla.model": "refiner", "parla.version": version, "parla.format": fmt, "parla.precision": precision,
-            "parla.refiner_config": json.dumps(cfg.to_dict()), "parla.input": INPUT, "parla.output": OUTPUT,
-            "parla.layout": LAYOUT, "parla.shape": json.dumps([1, 6 + cfg.cond, cfg.res, cfg.res])}
+    return {
+        "parla.model": "refiner",
+        "parla.version": version,
+        "parla.format": fmt,
+        "parla.precision": precision,
+        "parla.refiner_config": json.dumps(cfg.to_dict()),
+        "parla.input": INPUT,
+        "parla.output": OUTPUT,
+        "parla.layout": LAYOUT,
+        "parla.shape": json.dumps([1, 6 + cfg.cond, cfg.res, cfg.res]),
+    }
 
 
 def motion_metadata(cfg, mel_norm: tuple[np.ndarray, np.ndarray], version: str, fmt: str) -> dict[str, str]:
-    return {"parla.model": "motion", "parla.version": version, "parla.format": fmt, "parla.precision": "fp32",
-            "parla.motion_config": json.dumps(cfg.to_dict()), "parla.input": "mel", "parla.output": "coeffs",
-            "parla.layout": MOTION_LAYOUT, "parla.shape": json.dumps([1, cfg.n_mels, MOTION_WINDOW]),
-            "parla.mel_mean": json.dumps([round(float(v), 6) for v in mel_norm[0]]),
-            "parla.mel_std": json.dumps([round(float(v), 6) for v in mel_norm[1]])}
+    return {
+        "parla.model": "motion",
+        "parla.version": version,
+        "parla.format": fmt,
+        "parla.precision": "fp32",
+        "parla.motion_config": json.dumps(cfg.to_dict()),
+        "parla.input": "mel",
+        "parla.output": "coeffs",
+        "parla.layout": MOTION_LAYOUT,
+        "parla.shape": json.dumps([1, cfg.n_mels, MOTION_WINDOW]),
+        "parla.mel_mean": json.dumps([round(float(v), 6) for v in mel_norm[0]]),
+        "parla.mel_std": json.dumps([round(float(v), 6) for v in mel_norm[1]]),
+    }
 
 
-def export(module, cfg, version: str, fmt: str, precision: str, out_dir: Path,
-           calib: np.ndarray | None) -> Path:
+def export(module, cfg, version: str, fmt: str, precision: str, out_dir: Path, calib: np.ndarray | None) -> Path:
     """Write one format x precision of the refiner into out_dir; returns the model file. ``calib``: (N, 9, r, r)."""
     check(fmt, precision)
     if precision in ("int8",) and (calib is None or len(calib) == 0):
         raise ParlaError("int8 export needs calibration frames (--calib DATASET)")
     import torch
 
-    spec = Spec(module, torch.zeros(1, 6 + cfg.cond, cfg.res, cfg.res), metadata(cfg, version, precision, fmt),
-                INPUT, OUTPUT)
+    spec = Spec(
+        module, torch.zeros(1, 6 + cfg.cond, cfg.res, cfg.res), metadata(cfg, version, precision, fmt), INPUT, OUTPUT
+    )
     return _write(spec, fmt, precision, out_dir / model_filename(fmt, precision), calib)
 
 
@@ -73,8 +93,13 @@ def export_motion(net, cfg, mel_norm, version: str, fmt: str, out_dir: Path) -> 
         def forward(self, mel: torch.Tensor) -> torch.Tensor:
             return self.net(mel)
 
-    spec = Spec(Fixed().eval(), torch.zeros(1, cfg.n_mels, MOTION_WINDOW), motion_metadata(cfg, mel_norm, version, fmt),
-                "mel", "coeffs")
+    spec = Spec(
+        Fixed().eval(),
+        torch.zeros(1, cfg.n_mels, MOTION_WINDOW),
+        motion_metadata(cfg, mel_norm, version, fmt),
+        "mel",
+        "coeffs",
+    )
     return _write(spec, fmt, "fp32", out_dir / model_filename(fmt, "fp32", "motion"), None)
 
 
@@ -100,8 +125,15 @@ def _onnx_fp32(spec: Spec, path: Path) -> None:
     import torch
 
     require("onnxscript", "export")
-    prog = torch.onnx.export(spec.module, (spec.example,), dynamo=True, opset_version=18, input_names=[spec.input],
-                             output_names=[spec.output], verbose=False)
+    prog = torch.onnx.export(
+        spec.module,
+        (spec.example,),
+        dynamo=True,
+        opset_version=18,
+        input_names=[spec.input],
+        output_names=[spec.output],
+        verbose=False,
+    )
     if prog is None:
         raise ParlaError("onnx export returned no program (torch.onnx.export with dynamo=True)")
     prog.save(str(path))

@@ -15,7 +15,7 @@ from parla.errors import require
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
@@ -35,7 +35,7 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
 
 def file_size_mb(path: Path) -> float:
     files = [path] + ([path.with_suffix(".bin")] if path.suffix == ".xml" else [])
-    return sum(f.stat().st_size for f in files if f.is_file()) / 2 ** 20
+    return sum(f.stat().st_size for f in files if f.is_file()) / 2**20
 
 
 def latency_ms(fn, x: np.ndarray, repeats: int = 30, warmup: int = 5) -> float:
@@ -54,15 +54,17 @@ def torch_reference(module, x: np.ndarray) -> np.ndarray:
     import torch
 
     with torch.no_grad():
-        return np.concatenate([module(torch.from_numpy(x[i: i + 1])).numpy() for i in range(len(x))])
+        return np.concatenate([module(torch.from_numpy(x[i : i + 1])).numpy() for i in range(len(x))])
 
 
 def compare(y: np.ndarray, y_ref: np.ndarray, samples, mode: str) -> dict[str, float]:
     crops = [compose(w, x, yy, mode) for w, x, yy in zip(samples.warped, samples.x, y, strict=True)]
     refs = [compose(w, x, yy, mode) for w, x, yy in zip(samples.warped, samples.x, y_ref, strict=True)]
-    return {"psnr": float(np.mean([min(psnr(a, b), 100.0) for a, b in zip(crops, refs, strict=True)])),
-            "ssim": float(np.mean([ssim(a, b) for a, b in zip(crops, refs, strict=True)])),
-            "max_abs_error": float(np.abs(y - y_ref).max())}
+    return {
+        "psnr": float(np.mean([min(psnr(a, b), 100.0) for a, b in zip(crops, refs, strict=True)])),
+        "ssim": float(np.mean([ssim(a, b) for a, b in zip(crops, refs, strict=True)])),
+        "max_abs_error": float(np.abs(y - y_ref).max()),
+    }
 
 
 def machine() -> str:

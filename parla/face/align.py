@@ -72,8 +72,9 @@ def crop_face(image: np.ndarray, alignment: Alignment) -> np.ndarray:
     a = alignment.matrix[:, :2]
     # Pixel centres: original p = f * q + (f - 1) / 2 for a pixel q of the downscaled copy.
     m = np.concatenate([a * f, (alignment.matrix[:, 2] + a @ np.full(2, (f - 1) / 2))[:, None]], axis=1)
-    return cv2.warpAffine(src, m, (alignment.size, alignment.size), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpAffine(
+        src, m, (alignment.size, alignment.size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
 
 
 def align_face(image: np.ndarray, landmarks: np.ndarray, size: int = CROP_SIZE) -> tuple[np.ndarray, Alignment]:

@@ -94,8 +94,9 @@ def detect_boxes(image: np.ndarray, *, cnn_fallback: bool = True) -> list[tuple[
         small, scale = _resize_max(image, CNN_MAX_SIDE)
         for upsample in (0, 1):
             dets = _cnn()(small, upsample)
-            found = [((d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom()), float(d.confidence))
-                     for d in dets]
+            found = [
+                ((d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom()), float(d.confidence)) for d in dets
+            ]
             if found:
                 break
     if found:
@@ -125,12 +126,15 @@ def select_face(faces: list[Detection], index: int | None = None, *, name: str =
         raise NoFaceFoundError(f"{name}: no face found (a clear, roughly frontal face of 64 px or more is needed)")
     if index is not None:
         if not 0 <= index < len(faces):
-            raise FaceIndexError(f"{name}: --face-index {index} is out of range: {len(faces)} face(s) found "
-                                 f"(0 = largest)")
+            raise FaceIndexError(
+                f"{name}: --face-index {index} is out of range: {len(faces)} face(s) found (0 = largest)"
+            )
         return faces[index]
     if len(faces) > 1 and faces[1].area >= AMBIGUOUS_AREA_RATIO * faces[0].area:
-        raise AmbiguousFaceError(f"{name}: {len(faces)} faces of similar size found; choose one with "
-                                 f"--face-index 0..{len(faces) - 1} (0 = largest)")
+        raise AmbiguousFaceError(
+            f"{name}: {len(faces)} faces of similar size found; choose one with "
+            f"--face-index 0..{len(faces) - 1} (0 = largest)"
+        )
     return faces[0]
 
 

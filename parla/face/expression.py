@@ -105,8 +105,9 @@ class ExpressionBasis:
             return np.zeros(self.n_components)
         return -(gap - float(self.meta["rest_opening"])) / per_unit * direction
 
-    def drive(self, identity: np.ndarray, coeffs: np.ndarray, pose: np.ndarray, blink: float,
-              mouth_close: float = 0.0) -> np.ndarray:
+    def drive(
+        self, identity: np.ndarray, coeffs: np.ndarray, pose: np.ndarray, blink: float, mouth_close: float = 0.0
+    ) -> np.ndarray:
         """Driving landmarks in crop pixels for one frame.
 
         identity: (68, 2) the portrait's landmarks in crop pixels; coeffs: (K,) expression;
@@ -128,8 +129,13 @@ class ExpressionBasis:
         from parla.files import atomic_output
 
         buf = io.BytesIO()
-        np.savez(buf, mean_shape=self.mean_shape, components=self.components, stds=self.stds,
-                 meta=np.array(json.dumps(self.meta)))
+        np.savez(
+            buf,
+            mean_shape=self.mean_shape,
+            components=self.components,
+            stds=self.stds,
+            meta=np.array(json.dumps(self.meta)),
+        )
         with atomic_output(path) as tmp:
             tmp.write_bytes(buf.getvalue())
 

@@ -26,8 +26,14 @@ def _kernel(r2: np.ndarray) -> np.ndarray:
 def _anchors(size: int) -> np.ndarray:
     t = np.linspace(0, size, ANCHORS_PER_SIDE, endpoint=False)
     s = float(size)
-    return np.concatenate([np.stack([t, np.zeros_like(t)], 1), np.stack([np.full_like(t, s), t], 1),
-                           np.stack([s - t, np.full_like(t, s)], 1), np.stack([np.zeros_like(t), s - t], 1)])
+    return np.concatenate(
+        [
+            np.stack([t, np.zeros_like(t)], 1),
+            np.stack([np.full_like(t, s), t], 1),
+            np.stack([s - t, np.full_like(t, s)], 1),
+            np.stack([np.zeros_like(t), s - t], 1),
+        ]
+    )
 
 
 @functools.lru_cache(maxsize=4)
@@ -89,8 +95,17 @@ def condition_maps(lms: np.ndarray, size: int, crop_size: int = 256) -> np.ndarr
     maps = np.zeros((N_COND, size, size), np.uint8)
     cv2.fillPoly(maps[0], [pts[60:68]], 255, cv2.LINE_AA, shift=2)
     cv2.fillPoly(maps[1], [pts[36:42], pts[42:48]], 255, cv2.LINE_AA, shift=2)
-    for a, b, closed in ((0, 17, False), (17, 22, False), (22, 27, False), (27, 31, False), (31, 36, False),
-                         (36, 42, True), (42, 48, True), (48, 60, True), (60, 68, True)):
+    for a, b, closed in (
+        (0, 17, False),
+        (17, 22, False),
+        (22, 27, False),
+        (27, 31, False),
+        (31, 36, False),
+        (36, 42, True),
+        (42, 48, True),
+        (48, 60, True),
+        (60, 68, True),
+    ):
         cv2.polylines(maps[2], [pts[a:b]], closed, 255, 1, cv2.LINE_AA, shift=2)
     return maps.astype(np.float32) / 255.0
 
@@ -101,8 +116,9 @@ def downsize(image: np.ndarray, res: int) -> np.ndarray:
     return cv2.resize(image, (res, res), interpolation=cv2.INTER_AREA)
 
 
-def warp_inputs(crop: np.ndarray, landmarks: np.ndarray, driving: np.ndarray,
-                res: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def warp_inputs(
+    crop: np.ndarray, landmarks: np.ndarray, driving: np.ndarray, res: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The host warp stage of one frame, shared by the renderer and the training batches: the crop warped onto
     the driving landmarks at full resolution, the same at the refiner's ``res``, and the landmark maps."""
     w = warp(crop, landmarks, driving)

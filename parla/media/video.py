@@ -61,8 +61,9 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         else:
             duration = 0.0
         n_frames = s.frames or int(round(duration * fps))
-        return VideoInfo(p, s.codec_context.width, s.codec_context.height, fps, duration, n_frames,
-                         bool(container.streams.audio))
+        return VideoInfo(
+            p, s.codec_context.width, s.codec_context.height, fps, duration, n_frames, bool(container.streams.audio)
+        )
 
 
 def iter_frames(path: str | os.PathLike) -> Iterator[tuple[float, np.ndarray]]:
@@ -92,8 +93,16 @@ class VideoWriter:
     within one AAC frame. Odd frame sizes are padded by one edge pixel (yuv420p needs even sides).
     """
 
-    def __init__(self, path: str | os.PathLike, fps: float, *, audio: np.ndarray | None = None,
-                 crf: int = 18, preset: str = "veryfast", metadata: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        fps: float,
+        *,
+        audio: np.ndarray | None = None,
+        crf: int = 18,
+        preset: str = "veryfast",
+        metadata: dict[str, str] | None = None,
+    ) -> None:
         self.path = Path(path)
         self.fps = Fraction(fps).limit_denominator(1001)
         self.crf, self.preset = crf, preset
@@ -142,8 +151,7 @@ class VideoWriter:
         self._av = av
         self._size = (width + width % 2, height + height % 2)
         # use_metadata_tags keeps custom keys (the provenance tags) in the mp4's udta/meta box
-        self._container = av.open(str(self._tmp), mode="w", format="mp4",
-                                  options={"movflags": "use_metadata_tags"})
+        self._container = av.open(str(self._tmp), mode="w", format="mp4", options={"movflags": "use_metadata_tags"})
         for k, v in self.metadata.items():
             self._container.metadata[k] = v
         vs = self._container.add_stream("libx264", rate=self.fps)
@@ -172,7 +180,7 @@ class VideoWriter:
             self._audio_pending = [pending]
             return
         chunk = pending[: max(take, 0)]
-        self._audio_pending = [] if final else [pending[len(chunk):]]
+        self._audio_pending = [] if final else [pending[len(chunk) :]]
         out = []
         if len(chunk):
             frame = self._av.AudioFrame.from_ndarray(np.clip(chunk, -1, 1)[None], format="flt", layout="mono")

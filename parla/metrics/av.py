@@ -103,8 +103,11 @@ def lip_sync(mouth: np.ndarray, predicted: np.ndarray, fps: float) -> tuple[int 
     best = int(np.nanargmax(np.where(inside, corr, -np.inf)))
     width = 2 * near + 1
     starts = list(range(-far, -near - width + 1, width)) + list(range(near + 1, far - width + 2, width))
-    peaks = [np.nanmax(c) for c in (corr[(lags >= s0) & (lags < s0 + width)] for s0 in starts)
-             if len(c) and not np.isnan(c).all()]
+    peaks = [
+        np.nanmax(c)
+        for c in (corr[(lags >= s0) & (lags < s0 + width)] for s0 in starts)
+        if len(c) and not np.isnan(c).all()
+    ]
     baseline = float(np.median(peaks)) if peaks else 0.0
     return int(lags[best]), float(corr[best] - baseline), float(corr[best])
 
@@ -141,7 +144,7 @@ def blink_events(ear: np.ndarray, fps: float) -> list[int]:
     1 frame to 0.6 s long."""
     x = fill_gaps(ear)
     half = int(1.5 * fps)
-    windows = (x[max(0, i - half): i + half + 1] for i in range(len(x)))
+    windows = (x[max(0, i - half) : i + half + 1] for i in range(len(x)))
     base = np.array([np.nanmedian(w) if not np.isnan(w).all() else np.nan for w in windows])
     closed = (x < 0.75 * base) & ~np.isnan(x)
     max_len = max(1, int(0.6 * fps))
@@ -165,14 +168,16 @@ def blink_rate(ear: np.ndarray, fps: float) -> float | None:
 
 
 # Generic 3-D positions (arbitrary units, nose tip at the origin) of six landmarks, for head-pose estimation.
-_MODEL_3D = np.array([
-    (0.0, 0.0, 0.0),  # 30 nose tip
-    (0.0, -330.0, -65.0),  # 8 chin
-    (-225.0, 170.0, -135.0),  # 36 outer corner of the image-left eye
-    (225.0, 170.0, -135.0),  # 45 outer corner of the image-right eye
-    (-150.0, -150.0, -125.0),  # 48 mouth corner
-    (150.0, -150.0, -125.0),  # 54 mouth corner
-])
+_MODEL_3D = np.array(
+    [
+        (0.0, 0.0, 0.0),  # 30 nose tip
+        (0.0, -330.0, -65.0),  # 8 chin
+        (-225.0, 170.0, -135.0),  # 36 outer corner of the image-left eye
+        (225.0, 170.0, -135.0),  # 45 outer corner of the image-right eye
+        (-150.0, -150.0, -125.0),  # 48 mouth corner
+        (150.0, -150.0, -125.0),  # 54 mouth corner
+    ]
+)
 _MODEL_IDX = [30, 8, 36, 45, 48, 54]
 
 
@@ -197,8 +202,16 @@ def head_pose(lms: np.ndarray, width: int, height: int) -> np.ndarray:
         iod = max(float(np.linalg.norm(re - le)), 1e-6)
         rvec = np.array([[math.pi], [0.0], [0.0]])  # frontal: the model's y axis points up, the image's down
         tvec = np.array([[0.0], [0.0], [f * 450.0 / iod]])  # 450: the model's eye-corner distance
-        ok, rvec, _ = cv2.solvePnP(_MODEL_3D, lm[_MODEL_IDX].astype(np.float64), cam, None, rvec, tvec,
-                                   useExtrinsicGuess=True, flags=cv2.SOLVEPNP_ITERATIVE)
+        ok, rvec, _ = cv2.solvePnP(
+            _MODEL_3D,
+            lm[_MODEL_IDX].astype(np.float64),
+            cam,
+            None,
+            rvec,
+            tvec,
+            useExtrinsicGuess=True,
+            flags=cv2.SOLVEPNP_ITERATIVE,
+        )
         if not ok:
             continue
         r, _ = cv2.Rodrigues(rvec)

@@ -55,14 +55,16 @@ def reenact_clip(models, cfg, video: Path, *, seed: int = 0) -> dict[str, Any]:
     return {"file": video.name, "lmd": lmd, "lmd_still": lmd_still, "improvement": gain}
 
 
-def evaluate_reenactment(folder: str | os.PathLike, *, model: str | os.PathLike | None = None,
-                         net: str = "teacher", progress: bool = False) -> dict[str, Any]:
+def evaluate_reenactment(
+    folder: str | os.PathLike, *, model: str | os.PathLike | None = None, net: str = "teacher", progress: bool = False
+) -> dict[str, Any]:
     from parla.edge.backends import open_models
     from parla.edge.config import load_config
     from parla.progress import progress as bar
 
-    cfg = load_config("x86-cpu", {"backend": "torch", "device": "cpu", "precision": "fp32",
-                                  "model": str(model or "default")})
+    cfg = load_config(
+        "x86-cpu", {"backend": "torch", "device": "cpu", "precision": "fp32", "model": str(model or "default")}
+    )
     models = open_models(cfg, net=net)
     videos = list_videos(folder)
     clips = []
@@ -77,6 +79,9 @@ def evaluate_reenactment(folder: str | os.PathLike, *, model: str | os.PathLike 
     ok = [c for c in clips if c["lmd"] is not None and c["lmd_still"] is not None]
     lmd = float(np.mean([c["lmd"] for c in ok])) if ok else None
     still = float(np.mean([c["lmd_still"] for c in ok])) if ok else None
-    return {"mode": "reenact", "folder": str(folder), "clips": clips,
-            "summary": {"lmd": lmd, "lmd_still": still,
-                        "improvement": None if not (lmd and still) else 1 - lmd / still}}
+    return {
+        "mode": "reenact",
+        "folder": str(folder),
+        "clips": clips,
+        "summary": {"lmd": lmd, "lmd_still": still, "improvement": None if not (lmd and still) else 1 - lmd / still},
+    }

@@ -17,8 +17,16 @@ from parla.media.video import VideoWriter, iter_frames, probe_video
 from parla.metrics import av
 from parla.metrics.tracks import clip_audio, list_videos, sidecar_audio, track_video  # noqa: F401
 
-CLIP_KEYS = ("file", "sync_offset_frames", "sync_confidence", "mouth_activity_ratio", "blink_per_min",
-             "head_motion", "jitter", "identity_distance")
+CLIP_KEYS = (
+    "file",
+    "sync_offset_frames",
+    "sync_confidence",
+    "mouth_activity_ratio",
+    "blink_per_min",
+    "head_motion",
+    "jitter",
+    "identity_distance",
+)
 N_IDENTITY_FRAMES = 16  # frames sampled per clip for the identity distance
 
 
@@ -38,33 +46,49 @@ def portrait_embedding(portrait: str | os.PathLike, face_index: int | None = Non
     return face_embedding(image, face.landmarks)
 
 
-def evaluate_clip(video: str | os.PathLike, *, audio: str | os.PathLike | None = None,
-                  portrait_emb: np.ndarray | None = None, progress: bool = False) -> dict[str, Any]:
+def evaluate_clip(
+    video: str | os.PathLike,
+    *,
+    audio: str | os.PathLike | None = None,
+    portrait_emb: np.ndarray | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
     """All metrics of one clip; metrics that do not apply (no audio, no portrait) are None."""
     return _measure(Path(video), audio, portrait_emb, progress)[0]
 
 
-def _measure(video: Path, audio: str | os.PathLike | None, portrait_emb: np.ndarray | None,
-             progress: bool) -> tuple[dict[str, Any], np.ndarray, np.ndarray | None]:
+def _measure(
+    video: Path, audio: str | os.PathLike | None, portrait_emb: np.ndarray | None, progress: bool
+) -> tuple[dict[str, Any], np.ndarray, np.ndarray | None]:
     """(metrics, mouth-opening track, 16 kHz audio or None)."""
-    track = track_video(video, n_embeddings=N_IDENTITY_FRAMES if portrait_emb is not None else 0,
-                        progress=progress)
+    track = track_video(video, n_embeddings=N_IDENTITY_FRAMES if portrait_emb is not None else 0, progress=progress)
     samples, audio_source = clip_audio(video, Path(audio) if audio else None)
     lms = track.landmarks
     mouth = L.mouth_opening(lms)
     clip: dict[str, Any] = dict.fromkeys(CLIP_KEYS)
-    clip.update(file=video.name, n_frames=track.n_frames, fps=track.fps,
-                face_fraction=float(track.valid.mean()) if track.n_frames else 0.0, audio_source=audio_source,
-                sync_correlation=None, mouth_open_voiced=None, mouth_open_silent=None)
+    clip.update(
+        file=video.name,
+        n_frames=track.n_frames,
+        fps=track.fps,
+        face_fraction=float(track.valid.mean()) if track.n_frames else 0.0,
+        audio_source=audio_source,
+        sync_correlation=None,
+        mouth_open_voiced=None,
+        mouth_open_silent=None,
+    )
     if samples is not None:
         mel = log_mel(samples)  # shared by the envelope and the probe
         env = av.envelope_from_mel(mel, track.fps, track.n_frames)
         predicted = _probe().predict(samples, track.fps, track.n_frames, mel=mel)
         clip["sync_offset_frames"], clip["sync_confidence"], clip["sync_correlation"] = av.lip_sync(
-            mouth, predicted, track.fps)
+            mouth, predicted, track.fps
+        )
         act = av.mouth_activity(mouth, env)
-        clip.update(mouth_activity_ratio=act["ratio"], mouth_open_voiced=act["open_voiced"],
-                    mouth_open_silent=act["open_silent"])
+        clip.update(
+            mouth_activity_ratio=act["ratio"],
+            mouth_open_voiced=act["open_voiced"],
+            mouth_open_silent=act["open_silent"],
+        )
     clip["blink_per_min"] = av.blink_rate(L.eye_aspect_ratio(lms), track.fps)
     clip["head_motion"] = av.head_motion(lms, track.fps, track.width, track.height)
     clip["jitter"] = av.landmark_jitter(lms)
@@ -121,10 +145,16 @@ def evaluate_real(folder: str | os.PathLike, *, control: bool = False, progress:
         still = [_still_control(v, samples, progress) for v, (_, _, samples) in zip(videos, measured, strict=True)]
         swapped = _swapped_audio_control(measured)
         report["control"] = {
-            "still": {"kind": "first frame held still + the clip's real audio", "clips": still,
-                      "summary": summarize(still)},
-            "swapped_audio": {"kind": "real video + the next clip's audio", "clips": swapped,
-                              "summary": summarize(swapped)},
+            "still": {
+                "kind": "first frame held still + the clip's real audio",
+                "clips": still,
+                "summary": summarize(still),
+            },
+            "swapped_audio": {
+                "kind": "real video + the next clip's audio",
+                "clips": swapped,
+                "summary": summarize(swapped),
+            },
         }
     return report
 
@@ -138,8 +168,15 @@ def _swapped_audio_control(measured: list) -> list[dict[str, Any]]:
             continue
         predicted = _probe().predict(other, clip["fps"], len(mouth))
         offset, conf, corr = av.lip_sync(mouth, predicted, clip["fps"])
-        out.append({**dict.fromkeys(CLIP_KEYS), "file": f"{clip['file']} + audio of {other_clip['file']}",
-                    "sync_offset_frames": offset, "sync_confidence": conf, "sync_correlation": corr})
+        out.append(
+            {
+                **dict.fromkeys(CLIP_KEYS),
+                "file": f"{clip['file']} + audio of {other_clip['file']}",
+                "sync_offset_frames": offset,
+                "sync_confidence": conf,
+                "sync_correlation": corr,
+            }
+        )
     return out
 
 
@@ -153,9 +190,14 @@ def _still_control(video: Path, samples: np.ndarray | None, progress: bool) -> d
     return clip
 
 
-def evaluate_generated(video: str | os.PathLike, *, portrait: str | os.PathLike,
-                       audio: str | os.PathLike | None = None, face_index: int | None = None,
-                       progress: bool = False) -> dict[str, Any]:
+def evaluate_generated(
+    video: str | os.PathLike,
+    *,
+    portrait: str | os.PathLike,
+    audio: str | os.PathLike | None = None,
+    face_index: int | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
     emb = portrait_embedding(portrait, face_index)
     clip = evaluate_clip(video, audio=audio, portrait_emb=emb, progress=progress)
     return {"mode": "generated", "portrait": str(portrait), "clips": [clip], "summary": summarize([clip])}
@@ -180,9 +222,14 @@ def _finite(obj: Any) -> Any:
 
 def format_table(report: dict[str, Any]) -> str:
     """A plain-text table of the main metrics per clip, with the medians last."""
-    cols = [("sync_offset_frames", "offset", "{:+d}"), ("sync_confidence", "sync conf", "{:.3f}"),
-            ("mouth_activity_ratio", "mouth v/s", "{:.2f}"), ("blink_per_min", "blink/min", "{:.1f}"),
-            ("jitter", "jitter", "{:.4f}"), ("identity_distance", "id dist", "{:.3f}")]
+    cols = [
+        ("sync_offset_frames", "offset", "{:+d}"),
+        ("sync_confidence", "sync conf", "{:.3f}"),
+        ("mouth_activity_ratio", "mouth v/s", "{:.2f}"),
+        ("blink_per_min", "blink/min", "{:.1f}"),
+        ("jitter", "jitter", "{:.4f}"),
+        ("identity_distance", "id dist", "{:.3f}"),
+    ]
 
     def cell(v, fmt: str) -> str:
         if v is None:

@@ -105,11 +105,19 @@ def fit_probe(folder: str | os.PathLike, *, folds: int = 6, progress: bool = Fal
     cv = []
     for k in range(folds):
         test = set(range(k, len(xs), folds))
-        mean, std, w = _solve([x for i, x in enumerate(xs) if i not in test],
-                              [y for i, y in enumerate(ys) if i not in test], RIDGE)
+        mean, std, w = _solve(
+            [x for i, x in enumerate(xs) if i not in test], [y for i, y in enumerate(ys) if i not in test], RIDGE
+        )
         cv += [float(np.corrcoef(((xs[i] - mean) / std) @ w, ys[i])[0, 1]) for i in sorted(test)]
     mean, std, w = _solve(xs, ys, RIDGE)
-    meta = {"clips": used, "skipped": skipped, "frames": int(sum(len(y) for y in ys)), "ridge": RIDGE,
-            "cv_corr_median": float(np.median(cv)), "cv_corr_mean": float(np.mean(cv)), "folds": folds,
-            "source": str(folder)}
+    meta = {
+        "clips": used,
+        "skipped": skipped,
+        "frames": int(sum(len(y) for y in ys)),
+        "ridge": RIDGE,
+        "cv_corr_median": float(np.median(cv)),
+        "cv_corr_mean": float(np.mean(cv)),
+        "folds": folds,
+        "source": str(folder),
+    }
     return SyncProbe(mean.astype(np.float32), std.astype(np.float32), w.astype(np.float32), meta)

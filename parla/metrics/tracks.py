@@ -127,8 +127,11 @@ class _Follower:
 def track_video(path: str | os.PathLike, *, n_embeddings: int = 0, progress: bool = False) -> FaceTrack:
     """Landmarks for every frame of ``path``; ``n_embeddings`` evenly spaced frames also get an identity embedding."""
     info = probe_video(path)
-    embed_at = set(np.linspace(0, max(info.n_frames - 1, 0), n_embeddings).round().astype(int).tolist()) \
-        if n_embeddings else set()
+    embed_at = (
+        set(np.linspace(0, max(info.n_frames - 1, 0), n_embeddings).round().astype(int).tolist())
+        if n_embeddings
+        else set()
+    )
     rows: list[np.ndarray] = []
     embeddings: list[np.ndarray] = []
     follower = _Follower()

@@ -49,7 +49,8 @@ class Discriminator(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.patch: list[nn.ModuleList] = nn.ModuleList(  # type: ignore[assignment]  # a list of ModuleLists
-            _patch(3 + cfg.cond, cfg.channels) for _ in range(cfg.scales))
+            _patch(3 + cfg.cond, cfg.channels) for _ in range(cfg.scales)
+        )
         self.mouth = _patch(3, cfg.channels)
 
     def forward(self, image: torch.Tensor, cond: torch.Tensor, mouth: torch.Tensor) -> list[list[torch.Tensor]]:

@@ -58,8 +58,9 @@ class BlinkModel:
 
     def profile_at(self, fps: float) -> np.ndarray:
         """The eye-closure profile of one blink (defined at 25 fps) resampled to ``fps``."""
-        return np.interp(np.arange(0, len(self.profile) * 25 / fps) * fps / 25, np.arange(len(self.profile)),
-                         self.profile)
+        return np.interp(
+            np.arange(0, len(self.profile) * 25 / fps) * fps / 25, np.arange(len(self.profile)), self.profile
+        )
 
     def to_dict(self) -> dict:
         return {"shape": self.shape, "mean_interval_s": self.mean_interval_s, "profile": list(self.profile)}
@@ -69,8 +70,9 @@ class HeadProcess:
     """The head model stepped one frame at a time: ``step(voiced)`` -> (6,) pose. ``voiced`` in [0, 1] chooses
     between the two innovation scales; ``silent_scale`` < 1 lets the head settle in pauses."""
 
-    def __init__(self, model: HeadModel, rng: np.random.Generator, *, scale: float = 1.0,
-                 silent_scale: float = 1.0) -> None:
+    def __init__(
+        self, model: HeadModel, rng: np.random.Generator, *, scale: float = 1.0, silent_scale: float = 1.0
+    ) -> None:
         self.m, self.rng, self.scale = model, rng, scale
         self.silent = model.sigma_silent * silent_scale
         self.gain, self.bound = model.gain_bound()
@@ -137,4 +139,3 @@ def fit_blinks(intervals_s: list[float]) -> BlinkModel:
         return BlinkModel(shape=2.0, mean_interval_s=3.5)
     mean, var = x.mean(), x.var() + 1e-6
     return BlinkModel(shape=float(np.clip(mean**2 / var, 0.8, 8.0)), mean_interval_s=float(mean + MIN_BLINK_INTERVAL_S))
-

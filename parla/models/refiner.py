@@ -69,7 +69,8 @@ class Refiner(nn.Module):
         self.stem = nn.Sequential(nn.Conv2d(cin, ch[0], 3, 1, 1), _act())
         # 4x4 stride-2 padding-1 downsampling: quantizes cleanly on LiteRT (toolchain.md).
         self.down = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(a, b, 4, 2, 1), _act()) for a, b in zip(ch[:-1], ch[1:], strict=True))
+            nn.Sequential(nn.Conv2d(a, b, 4, 2, 1), _act()) for a, b in zip(ch[:-1], ch[1:], strict=True)
+        )
         self.mid = nn.Sequential(*[_Res(ch[-1]) for _ in range(cfg.n_res)])
         self.up = nn.ModuleList(_Up(b, a, a) for a, b in zip(ch[-2::-1], ch[:0:-1], strict=True))
         self.head = nn.Conv2d(ch[0], 4, 3, 1, 1)
@@ -89,8 +90,9 @@ class Refiner(nn.Module):
         return rgb, mask
 
 
-def compose(warped_full: torch.Tensor, warped_low: torch.Tensor, rgb: torch.Tensor, mask: torch.Tensor,
-            mode: str) -> torch.Tensor:
+def compose(
+    warped_full: torch.Tensor, warped_low: torch.Tensor, rgb: torch.Tensor, mask: torch.Tensor, mode: str
+) -> torch.Tensor:
     """Refiner output at the full crop resolution (see the module docstring)."""
     size = warped_full.shape[-2:]
     if mode == "full":

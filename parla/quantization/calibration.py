@@ -69,8 +69,9 @@ def prepared(videos_dir: Path, max_clips: int, show: bool):
         yield Path(tmp) / "data"
 
 
-def gather(spec: str | None, default_videos: Path, n: int, res: int, seed: int, *, max_clips: int, show: bool,
-           fallback=None) -> Samples:
+def gather(
+    spec: str | None, default_videos: Path, n: int, res: int, seed: int, *, max_clips: int, show: bool, fallback=None
+) -> Samples:
     """Samples from ``spec`` (a prepared dataset or a folder of videos; ``demo``: ``fallback()``), else from
     ``default_videos`` if it exists, else ``fallback()`` (or an error)."""
     if spec == "demo" and fallback is not None:

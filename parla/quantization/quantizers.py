@@ -33,16 +33,27 @@ def quantize_onnx(fp32: Path, out: Path, calib: np.ndarray, input_name: str) -> 
             x = next(self.it, None)
             return None if x is None else {input_name: x[None].astype(np.float32)}
 
-    quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
-                    weight_type=QuantType.QInt8, per_channel=True)
+    quantize_static(
+        str(pre),
+        str(out),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+    )
     pre.unlink()
 
 
 def quantize_openvino(model, calib: np.ndarray):
     """An OpenVINO model -> NNCF post-training INT8 (FakeQuantize) model."""
     nncf = require("nncf", "export")
-    return nncf.quantize(model, nncf.Dataset(list(calib), lambda x: x[None].astype(np.float32)),
-                         subset_size=len(calib), preset=nncf.QuantizationPreset.MIXED)
+    return nncf.quantize(
+        model,
+        nncf.Dataset(list(calib), lambda x: x[None].astype(np.float32)),
+        subset_size=len(calib),
+        preset=nncf.QuantizationPreset.MIXED,
+    )
 
 
 def quantize_tflite(fp32: Path, out: Path, precision: str, calib: np.ndarray) -> None:
@@ -57,8 +68,7 @@ def quantize_tflite(fp32: Path, out: Path, precision: str, calib: np.ndarray) ->
     else:
         q.load_quantization_recipe(recipe.static_wi8_ai8())
         name = _tflite_input_name(fp32)
-        stats = q.calibrate({"serving_default": [{name: x[None].astype(np.float32)} for x in calib]},
-                            num_threads=2)
+        stats = q.calibrate({"serving_default": [{name: x[None].astype(np.float32)} for x in calib]}, num_threads=2)
         result = q.quantize(stats, enable_progress_report=False)
     result.export_model(str(out), overwrite=True)
 

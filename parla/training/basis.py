@@ -45,8 +45,12 @@ def fit_basis(clips_dir: Path, n_components: int = N_COMPONENTS) -> ExpressionBa
     var = sv**2
     comps = vt[:n_components]
     stds = np.sqrt(var[:n_components] / len(offsets))
-    meta = {"frames": int(len(offsets)), "clips": len(shapes), "points": EXPRESSION_POINTS.tolist(),
-            "explained": float(var[:n_components].sum() / var.sum())}
+    meta = {
+        "frames": int(len(offsets)),
+        "clips": len(shapes),
+        "points": EXPRESSION_POINTS.tolist(),
+        "explained": float(var[:n_components].sum() / var.sum()),
+    }
     return ExpressionBasis(mean_shape.astype(np.float32), comps.astype(np.float32), stds.astype(np.float32), meta)
 
 

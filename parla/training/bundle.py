@@ -33,26 +33,42 @@ def apply_synthesis(config: dict) -> dict:
 
 def make_bundle(teacher_run: str | Path, motion_run: str | Path, out_dir: str | Path) -> Path:
     t, m, out = Path(teacher_run), Path(motion_run), Path(out_dir)
-    for f in (t / "state.json", t / "refiner.safetensors", m / "config.json", m / "motion.safetensors",
-              m / "basis.npz"):
+    for f in (
+        t / "state.json",
+        t / "refiner.safetensors",
+        m / "config.json",
+        m / "motion.safetensors",
+        m / "basis.npz",
+    ):
         if not f.is_file():
             raise ModelNotFoundError(f"{f}: missing; train the teacher and the motion model first")
     state = json.loads((t / "state.json").read_text())
     motion = json.loads((m / "config.json").read_text())
     old = json.loads((out / "config.json").read_text()) if (out / "config.json").is_file() else {}
     out.mkdir(parents=True, exist_ok=True)
-    for src, name in ((t / "refiner.safetensors", "refiner.safetensors"), (m / "motion.safetensors",
-                                                                          "motion.safetensors"),
-                      (m / "basis.npz", "basis.npz")):
+    for src, name in (
+        (t / "refiner.safetensors", "refiner.safetensors"),
+        (m / "motion.safetensors", "motion.safetensors"),
+        (m / "basis.npz", "basis.npz"),
+    ):
         shutil.copyfile(src, out / name)
     config = {
         "version": f"teacher-step{state['step']}",
-        "refiner": state["refiner"], "motion": motion["motion"],
-        "mel_mean": motion["mel_mean"], "mel_std": motion["mel_std"],
-        "head": motion["head"], "blink": motion["blink"], "articulation_gain": motion.get("articulation_gain", 1.0),
-        "training": {"teacher_steps": state["step"], "teacher_train": state["train"], "teacher_data": state["data"],
-                     "motion_train": motion["train"], "motion_final": motion.get("final"),
-                     "motion_data": motion["data"]},
+        "refiner": state["refiner"],
+        "motion": motion["motion"],
+        "mel_mean": motion["mel_mean"],
+        "mel_std": motion["mel_std"],
+        "head": motion["head"],
+        "blink": motion["blink"],
+        "articulation_gain": motion.get("articulation_gain", 1.0),
+        "training": {
+            "teacher_steps": state["step"],
+            "teacher_train": state["train"],
+            "teacher_data": state["data"],
+            "motion_train": motion["train"],
+            "motion_final": motion.get("final"),
+            "motion_data": motion["data"],
+        },
         "sha256": {n: sha256(out / n) for n in ("refiner.safetensors", "motion.safetensors", "basis.npz")},
     }
     # A new teacher keeps the folder's student and edge models (their entries say which teacher they came from).
@@ -74,9 +90,14 @@ def add_student(model_dir: str | Path, student_run: str | Path) -> Path:
     config = json.loads((folder / "config.json").read_text())
     state = json.loads((run / "state.json").read_text())
     shutil.copyfile(run / "refiner.safetensors", folder / "student.safetensors")
-    config["student"] = {"version": f"student-step{state['step']}", "refiner": state["refiner"],
-                         "teacher": state.get("teacher_version"), "distill": state["train"],
-                         "data": state["data"], "photos": state.get("photos")}
+    config["student"] = {
+        "version": f"student-step{state['step']}",
+        "refiner": state["refiner"],
+        "teacher": state.get("teacher_version"),
+        "distill": state["train"],
+        "data": state["data"],
+        "photos": state.get("photos"),
+    }
     config["sha256"]["student.safetensors"] = sha256(folder / "student.safetensors")
     write_text_atomic(folder / "config.json", json.dumps(config, indent=2) + "\n")
     return folder

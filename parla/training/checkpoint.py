@@ -35,8 +35,10 @@ def save_weights(module: torch.nn.Module, path: Path) -> str:
 
 
 def save(run: Path, g, d, opt_g, opt_d, step: int) -> None:
-    digests = {"refiner.safetensors": save_weights(g, run / "refiner.safetensors"),
-               "discriminator.safetensors": save_weights(d, run / "discriminator.safetensors")}
+    digests = {
+        "refiner.safetensors": save_weights(g, run / "refiner.safetensors"),
+        "discriminator.safetensors": save_weights(d, run / "discriminator.safetensors"),
+    }
     with atomic_output(run / "optim.pt") as tmp:
         torch.save({"g": opt_g.state_dict(), "d": opt_d.state_dict()}, tmp)
     config = json.loads((run / "config.json").read_text())
@@ -122,7 +124,9 @@ def sample_grid(path: Path, batch: dict, out: torch.Tensor, n: int = 4) -> None:
     def img(t: torch.Tensor) -> np.ndarray:
         return ((t.detach().float().cpu().numpy().transpose(1, 2, 0) + 1) * 127.5).clip(0, 255).astype(np.uint8)
 
-    rows = [np.concatenate([img(batch["source"][i]), img(batch["warped"][i]), img(out[i]), img(batch["target"][i])], 1)
-            for i in range(min(n, len(out)))]
+    rows = [
+        np.concatenate([img(batch["source"][i]), img(batch["warped"][i]), img(out[i]), img(batch["target"][i])], 1)
+        for i in range(min(n, len(out)))
+    ]
     path.parent.mkdir(parents=True, exist_ok=True)
     save_image(path, np.concatenate(rows, 0))

@@ -13,9 +13,16 @@ from parla.face.warp import downsize, warp_inputs
 
 # iBUG 68-point index of each point's mirror image (for horizontal-flip augmentation).
 FLIP = np.array(
-    list(range(16, -1, -1)) + list(range(26, 21, -1)) + list(range(21, 16, -1)) + [27, 28, 29, 30]
-    + [35, 34, 33, 32, 31] + [45, 44, 43, 42, 47, 46] + [39, 38, 37, 36, 41, 40]
-    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55] + [64, 63, 62, 61, 60, 67, 66, 65])
+    list(range(16, -1, -1))
+    + list(range(26, 21, -1))
+    + list(range(21, 16, -1))
+    + [27, 28, 29, 30]
+    + [35, 34, 33, 32, 31]
+    + [45, 44, 43, 42, 47, 46]
+    + [39, 38, 37, 36, 41, 40]
+    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55]
+    + [64, 63, 62, 61, 60, 67, 66, 65]
+)
 MIN_GAP = 3  # frames: source and target differ by at least this much
 
 
@@ -28,6 +35,7 @@ class Clip:
 
 
 IMAGE_KEYS = ("source", "warped", "target", "source_lr", "warped_lr")
+
 
 def _well_aligned(lms: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Frames whose face sits where the crop alignment put it. A clip with two people (an interview) or a
@@ -94,7 +102,6 @@ class PairSampler:
         return make_batch([self._pair() for _ in range(n)], self.res)
 
 
-
 def to_float(t):
     """A batch image tensor as float32 in [-1, 1], whether it came as uint8 (worker processes) or float."""
     import torch
@@ -102,8 +109,9 @@ def to_float(t):
     return t.float() / 127.5 - 1.0 if t.dtype == torch.uint8 else t
 
 
-def make_batch(pairs: list[tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]],
-               res: int) -> dict[str, np.ndarray]:
+def make_batch(
+    pairs: list[tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]], res: int
+) -> dict[str, np.ndarray]:
     """(source crop, target crop or None, source landmarks, driving landmarks) per item -> the refiner's batch:
     the source warped onto the driving landmarks at full and at ``res`` resolution, the landmark maps, and the
     target where there is one (real pairs; synthetic pairs have none)."""

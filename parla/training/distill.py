@@ -74,8 +74,9 @@ def load_teacher(path: str | Path, dev: torch.device) -> tuple[Refiner, Expressi
 class SyntheticSampler:
     """Random motions applied to source faces: (source crop, landmarks) -> warped pairs without ground truth."""
 
-    def __init__(self, sources: list[tuple[np.ndarray, np.ndarray]], basis: ExpressionBasis, res: int,
-                 seed: int) -> None:
+    def __init__(
+        self, sources: list[tuple[np.ndarray, np.ndarray]], basis: ExpressionBasis, res: int, seed: int
+    ) -> None:
         if not sources:
             raise ParlaError("no source faces for synthetic pairs")
         self.sources, self.basis, self.res = sources, basis, res
@@ -97,13 +98,17 @@ class SyntheticSampler:
         return make_batch(items, self.res)
 
 
-def face_sources(clips, photos_dir: Path | None, cache: Path, seed: int, per_clip: int = 8,
-                 show: bool = True) -> list[tuple[np.ndarray, np.ndarray]]:
+def face_sources(
+    clips, photos_dir: Path | None, cache: Path, seed: int, per_clip: int = 8, show: bool = True
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """Source faces for synthetic pairs: a few frames of every clip, plus the aligned training photos
     (aligned once and cached in the run folder)."""
     rng = np.random.default_rng(seed)
-    out = [(np.asarray(c.crops[i]), c.landmarks[i].astype(np.float64))
-           for c in clips for i in rng.choice(c.valid_idx, min(per_clip, len(c.valid_idx)), replace=False)]
+    out = [
+        (np.asarray(c.crops[i]), c.landmarks[i].astype(np.float64))
+        for c in clips
+        for i in rng.choice(c.valid_idx, min(per_clip, len(c.valid_idx)), replace=False)
+    ]
     if photos_dir is None or not photos_dir.is_dir():
         return out
     if not cache.is_file():
@@ -131,6 +136,7 @@ def _align_photos(photos_dir: Path, cache: Path, show: bool) -> None:
                 pass  # no usable face: skipped
             bar.update(1)
     import io
+
     buf = io.BytesIO()
     np.savez(buf, crops=np.stack(crops), landmarks=np.stack(lms))
     with atomic_output(cache) as tmp:
@@ -155,9 +161,18 @@ def _merge(real: dict[str, np.ndarray], syn: dict[str, np.ndarray]) -> dict[str,
     return out
 
 
-def train_student(teacher: str | Path, run_dir: str | Path, *, data_dir: str | Path, photos: str | Path | None,
-                  device: str = "cpu", resume: bool = False, student: RefinerConfig | None = None,
-                  train: DistillConfig | None = None, show: bool = True) -> Path:
+def train_student(
+    teacher: str | Path,
+    run_dir: str | Path,
+    *,
+    data_dir: str | Path,
+    photos: str | Path | None,
+    device: str = "cpu",
+    resume: bool = False,
+    student: RefinerConfig | None = None,
+    train: DistillConfig | None = None,
+    show: bool = True,
+) -> Path:
     """Distill (or resume); returns the run folder, which ``parla export`` and ``parla train bundle`` read."""
     from parla.progress import progress
 
@@ -165,8 +180,11 @@ def train_student(teacher: str | Path, run_dir: str | Path, *, data_dir: str | P
     run = Path(run_dir)
     state = ckpt.load_state(run) if resume else None
     sc = RefinerConfig.from_dict(state["refiner"]) if state else (student or STUDENT)
-    dc = replace(DistillConfig(**state["train"]), **({"steps": train.steps} if train else {})) if state \
+    dc = (
+        replace(DistillConfig(**state["train"]), **({"steps": train.steps} if train else {}))
+        if state
         else (train or DistillConfig())
+    )
     torch.manual_seed(dc.seed)
     t_net, basis, t_version = load_teacher(teacher, dev)
     t_net.eval().requires_grad_(False)
@@ -181,18 +199,30 @@ def train_student(teacher: str | Path, run_dir: str | Path, *, data_dir: str | P
     sources = face_sources(clips, Path(photos) if photos else None, run / "photo_faces.npz", dc.seed, show=show)
     real_s = PairSampler(clips, sc.res, seed=dc.seed * 1000 + 7 + step)
     syn_s = SyntheticSampler(sources, basis, sc.res, seed=dc.seed * 1000 + 11 + step)
-    ckpt.write_config(run, {"kind": "student", "refiner": sc.to_dict(), "train": asdict(dc), "data": str(data_dir),
-                            "photos": str(photos) if photos else None, "teacher": str(teacher),
-                            "teacher_version": t_version, "device": device, "world": 1})
+    ckpt.write_config(
+        run,
+        {
+            "kind": "student",
+            "refiner": sc.to_dict(),
+            "train": asdict(dc),
+            "data": str(data_dir),
+            "photos": str(photos) if photos else None,
+            "teacher": str(teacher),
+            "teacher_version": t_version,
+            "device": device,
+            "world": 1,
+        },
+    )
     n_syn = int(round(dc.batch * dc.synthetic))
     log, t0, sums = ckpt.CsvLog(run / "log.csv"), time.time(), {}
     with progress(dc.steps - step, "distill", enabled=show, unit="step") as bar:
         while step < dc.steps:
-            b = {k: torch.from_numpy(v).to(dev) for k, v in
-                 _merge(real_s.batch(dc.batch - n_syn), syn_s.batch(n_syn)).items()}
+            b = {
+                k: torch.from_numpy(v).to(dev)
+                for k, v in _merge(real_s.batch(dc.batch - n_syn), syn_s.batch(n_syn)).items()
+            }
             with torch.no_grad():
-                t_out = compose(b["warped"], b["warped_lr"], *t_net(b["warped_lr"], b["source_lr"], b["cond"]),
-                                sc.mode)
+                t_out = compose(b["warped"], b["warped_lr"], *t_net(b["warped_lr"], b["source_lr"], b["cond"]), sc.mode)
             rgb, mask = g(b["warped_lr"], b["source_lr"], b["cond"])
             s_out = compose(b["warped"], b["warped_lr"], rgb, mask, sc.mode)
             loss, logs = _losses(s_out, t_out, b, dc.batch - n_syn, dc)

@@ -42,8 +42,10 @@ def mouth_boxes(landmarks: torch.Tensor, size: int, scale: float = 1.6) -> torch
 
 
 def crop_boxes(images: torch.Tensor, boxes: torch.Tensor, out: int) -> torch.Tensor:
-    crops = [F.interpolate(img[None, :, y0:y1, x0:x1], size=(out, out), mode="bilinear", align_corners=False)
-             for img, (x0, y0, x1, y1) in zip(images, boxes.tolist(), strict=True)]
+    crops = [
+        F.interpolate(img[None, :, y0:y1, x0:x1], size=(out, out), mode="bilinear", align_corners=False)
+        for img, (x0, y0, x1, y1) in zip(images, boxes.tolist(), strict=True)
+    ]
     return torch.cat(crops)
 
 

@@ -103,8 +103,13 @@ def build(data_dir: Path, basis: ExpressionBasis) -> tuple[list[MotionClip], dic
         clips.append(MotionClip(path.stem, c["mel"], coeffs, np.clip(mel_index, 0, len(c["mel"]) - 1), fps))
     if not clips:
         raise ParlaError(f"{data_dir}: no prepared clip has speech; cannot train the motion model")
-    stochastic = {"head": fit_ar2(poses, voiced).to_dict(), "blink": fit_blinks(intervals).to_dict(),
-                  "pose_clips": len(poses), "blink_intervals": len(intervals), "rest": fit_rest(tracks, basis)}
+    stochastic = {
+        "head": fit_ar2(poses, voiced).to_dict(),
+        "blink": fit_blinks(intervals).to_dict(),
+        "pose_clips": len(poses),
+        "blink_intervals": len(intervals),
+        "rest": fit_rest(tracks, basis),
+    }
     return clips, stochastic
 
 
@@ -114,9 +119,10 @@ def _window(clip: MotionClip, mc: LipNetConfig, tc: MotionTrainConfig, rng: np.r
     ctx = mc.receptive_field
     start = int(rng.integers(0, max(1, len(clip.mel) - tc.window)))
     padded = np.concatenate([np.repeat(clip.mel[:1], ctx, 0), clip.mel, np.repeat(clip.mel[-1:], tc.window, 0)])
-    mel = padded[start: start + ctx + tc.window]  # padded index start + ctx is mel frame `start`
-    frames = np.flatnonzero((clip.mel_index >= start) & (clip.mel_index < start + tc.window)
-                            & ~np.isnan(clip.coeffs[:, 0]))
+    mel = padded[start : start + ctx + tc.window]  # padded index start + ctx is mel frame `start`
+    frames = np.flatnonzero(
+        (clip.mel_index >= start) & (clip.mel_index < start + tc.window) & ~np.isnan(clip.coeffs[:, 0])
+    )
     return mel, clip.mel_index[frames] - start + ctx, clip.coeffs[frames]
 
 
@@ -132,8 +138,14 @@ def _warp_bins(mels: np.ndarray, factors: np.ndarray) -> np.ndarray:
     return out
 
 
-def _loss(net: LipNet, clips: list[MotionClip], norm: tuple[np.ndarray, np.ndarray], mc: LipNetConfig,
-          tc: MotionTrainConfig, rng: np.random.Generator) -> torch.Tensor:
+def _loss(
+    net: LipNet,
+    clips: list[MotionClip],
+    norm: tuple[np.ndarray, np.ndarray],
+    mc: LipNetConfig,
+    tc: MotionTrainConfig,
+    rng: np.random.Generator,
+) -> torch.Tensor:
     windows = [_window(clips[rng.integers(len(clips))], mc, tc, rng) for _ in range(tc.batch)]
     windows = [w for w in windows if len(w[1]) >= 3]
     gains = rng.uniform(-1, 1, (len(windows), 1, 1)) * tc.gain_db * np.log(10) / 10
@@ -194,9 +206,17 @@ def articulation_gain(net: LipNet, clips: list[MotionClip], norm, basis: Express
     return float(np.clip(t.std() / max(p.std(), 1e-6), 1.0, 5.0))
 
 
-def fit(trn: list[MotionClip], val: list[MotionClip], basis: ExpressionBasis, tc: MotionTrainConfig, *,
-        log: ckpt.CsvLog | None = None, show: bool = False, rng: np.random.Generator | None = None,
-        mc: LipNetConfig | None = None) -> tuple[LipNet, tuple[np.ndarray, np.ndarray], dict[str, float]]:
+def fit(
+    trn: list[MotionClip],
+    val: list[MotionClip],
+    basis: ExpressionBasis,
+    tc: MotionTrainConfig,
+    *,
+    log: ckpt.CsvLog | None = None,
+    show: bool = False,
+    rng: np.random.Generator | None = None,
+    mc: LipNetConfig | None = None,
+) -> tuple[LipNet, tuple[np.ndarray, np.ndarray], dict[str, float]]:
     """Train the audio->lips net on ``trn``; keep the weights with the best mouth correlation on ``val``.
     Returns (net in eval mode, the mel normalisation, the held-out metrics of the kept weights)."""
     from parla.progress import progress
@@ -227,16 +247,25 @@ def fit(trn: list[MotionClip], val: list[MotionClip], basis: ExpressionBasis, tc
                 if log is not None:
                     log.write(step, time.time() - t0, {"loss": float(loss.detach()), **metrics})
                 if metrics["val_mouth_corr"] > best[0]:
-                    best = (metrics["val_mouth_corr"], {k: v.clone() for k, v in net.state_dict().items()},
-                            dict(metrics, step=step))
+                    best = (
+                        metrics["val_mouth_corr"],
+                        {k: v.clone() for k, v in net.state_dict().items()},
+                        dict(metrics, step=step),
+                    )
     if best[1] is not None:
         net.load_state_dict(best[1])
         metrics = best[2]
     return net.eval(), norm, metrics
 
 
-def train_motion(data_dir: str | Path, run_dir: str | Path, *, device: str = "cpu",
-                 train: MotionTrainConfig | None = None, show: bool = True) -> Path:
+def train_motion(
+    data_dir: str | Path,
+    run_dir: str | Path,
+    *,
+    device: str = "cpu",
+    train: MotionTrainConfig | None = None,
+    show: bool = True,
+) -> Path:
     tc = train or MotionTrainConfig()
     data, run = Path(data_dir), Path(run_dir)
     basis = ExpressionBasis.load(data / "basis.npz")
@@ -253,10 +282,18 @@ def train_motion(data_dir: str | Path, run_dir: str | Path, *, device: str = "cp
     net, norm, metrics = fit(trn, val, basis, tc, log=ckpt.CsvLog(run / "log.csv"), show=show, rng=rng)
     mc = net.cfg
     gain = articulation_gain(net, trn, norm, basis)
-    config = {"kind": "motion", "articulation_gain": gain, "motion": mc.to_dict(), "train": asdict(tc),
-              "data": str(data), "mel_mean": norm[0].tolist(), "mel_std": norm[1].tolist(),
-              "val_clips": [c.name for c in val],
-              "final": metrics, **stochastic}
+    config = {
+        "kind": "motion",
+        "articulation_gain": gain,
+        "motion": mc.to_dict(),
+        "train": asdict(tc),
+        "data": str(data),
+        "mel_mean": norm[0].tolist(),
+        "mel_std": norm[1].tolist(),
+        "val_clips": [c.name for c in val],
+        "final": metrics,
+        **stochastic,
+    }
     digest = ckpt.save_weights(net, run / "motion.safetensors")
     ckpt.write_config(run, {**config, "sha256": {"motion.safetensors": digest}})
     ckpt.plot_losses(run / "log.csv", run / "loss.png")

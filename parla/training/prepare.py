@@ -69,8 +69,9 @@ def prepare_clip(video: Path, out_dir: Path) -> str:
     aligns = _smoothed_alignments(track.landmarks, valid, track.fps)
     crops_path = out_dir / f"{video.stem}.crops.npy"
     with atomic_output(crops_path) as tmp:
-        crops = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
-                                          shape=(track.n_frames, CROP_SIZE, CROP_SIZE, 3))
+        crops = np.lib.format.open_memmap(
+            tmp, mode="w+", dtype=np.uint8, shape=(track.n_frames, CROP_SIZE, CROP_SIZE, 3)
+        )
         for i, (_, frame) in enumerate(iter_frames(video)):
             if i >= track.n_frames:
                 break
@@ -79,7 +80,9 @@ def prepare_clip(video: Path, out_dir: Path) -> str:
         del crops
     lm_crop = np.stack([a.to_crop(lm) for a, lm in zip(aligns, track.landmarks, strict=True)]).astype(np.float32)
     meta = {
-        "landmarks": lm_crop, "valid": valid, "fps": np.float32(track.fps),
+        "landmarks": lm_crop,
+        "valid": valid,
+        "fps": np.float32(track.fps),
         "ear": eye_aspect_ratio(track.landmarks).astype(np.float32),
         "pose": head_pose(track.landmarks, track.width, track.height).astype(np.float32),
         "matrices": np.stack([a.matrix for a in aligns]).astype(np.float32),

@@ -27,8 +27,10 @@ class PairStream(torch.utils.data.IterableDataset):
         info = torch.utils.data.get_worker_info()
         sampler = PairSampler(load_clips(self.data_dir), self.res, seed=self.seed * 1009 + (info.id if info else 0))
         while True:
-            yield {k: (np.rint((v + 1.0) * 127.5).astype(np.uint8) if k in IMAGE_KEYS else v)
-                   for k, v in sampler.batch(self.n).items()}
+            yield {
+                k: (np.rint((v + 1.0) * 127.5).astype(np.uint8) if k in IMAGE_KEYS else v)
+                for k, v in sampler.batch(self.n).items()
+            }
 
 
 def batches(data_dir: str | Path, res: int, n: int, *, seed: int, workers: int = 0):
@@ -45,9 +47,16 @@ def batches(data_dir: str | Path, res: int, n: int, *, seed: int, workers: int =
     saved = {k: os.environ.get(k) for k in single}
     os.environ.update(single)
     try:
-        loader = iter(torch.utils.data.DataLoader(PairStream(str(data_dir), res, n, seed), batch_size=None,
-                                                  num_workers=workers, prefetch_factor=4, persistent_workers=True,
-                                                  multiprocessing_context="spawn"))
+        loader = iter(
+            torch.utils.data.DataLoader(
+                PairStream(str(data_dir), res, n, seed),
+                batch_size=None,
+                num_workers=workers,
+                prefetch_factor=4,
+                persistent_workers=True,
+                multiprocessing_context="spawn",
+            )
+        )
         first = next(loader)  # the workers start here, under the single-thread environment
     finally:
         for k, v in saved.items():

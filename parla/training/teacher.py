@@ -65,8 +65,11 @@ def _g_step(g, d, b, tc: TeacherTrainConfig, step: int, mode: str) -> tuple[torc
     size = out.shape[-1]
     boxes = L.mouth_boxes(b["target_lm"], size)
     m_out, m_tgt = L.crop_boxes(out, boxes, 64), L.crop_boxes(b["target"], boxes, 64)
-    logs = {"l1": L.l1_pyramid(out, b["target"]), "ssim": L.ssim_loss(out, b["target"]),
-            "mouth": F.l1_loss(m_out, m_tgt)}
+    logs = {
+        "l1": L.l1_pyramid(out, b["target"]),
+        "ssim": L.ssim_loss(out, b["target"]),
+        "mouth": F.l1_loss(m_out, m_tgt),
+    }
     loss = tc.w_l1 * logs["l1"] + tc.w_ssim * logs["ssim"] + tc.w_mouth * logs["mouth"]
     if step >= tc.gan_start:
         out_lr = F.interpolate(out, size=b["cond"].shape[-2:], mode="area")
@@ -88,9 +91,17 @@ def _d_step(d, b, out: torch.Tensor) -> torch.Tensor:
     return L.hinge_d(real, fake)
 
 
-def train_teacher(data_dir: str | Path, run_dir: str | Path, *, device: str = "cpu", resume: bool = False,
-                  refiner: RefinerConfig | None = None, train: TeacherTrainConfig | None = None,
-                  show: bool = True, workers: int = 0) -> Path:
+def train_teacher(
+    data_dir: str | Path,
+    run_dir: str | Path,
+    *,
+    device: str = "cpu",
+    resume: bool = False,
+    refiner: RefinerConfig | None = None,
+    train: TeacherTrainConfig | None = None,
+    show: bool = True,
+    workers: int = 0,
+) -> Path:
     """Train (or resume) the refiner GAN; returns the run folder. ``train.steps`` is the total step count."""
     from parla.progress import progress
 
@@ -99,8 +110,11 @@ def train_teacher(data_dir: str | Path, run_dir: str | Path, *, device: str = "c
     state = ckpt.load_state(run) if resume else None
     rc = RefinerConfig.from_dict(state["refiner"]) if state else (refiner or RefinerConfig())
     # A resumed run keeps its recipe; only the length and the batch (e.g. a bigger one on a GPU) may change.
-    tc = replace(TeacherTrainConfig(**state["train"]), **({"steps": train.steps, "batch": train.batch} if train
-                                                          else {})) if state else (train or TeacherTrainConfig())
+    tc = (
+        replace(TeacherTrainConfig(**state["train"]), **({"steps": train.steps, "batch": train.batch} if train else {}))
+        if state
+        else (train or TeacherTrainConfig())
+    )
     dc = DiscriminatorConfig(cond=rc.cond)
     torch.manual_seed(tc.seed + rank)
     g, d = Refiner(rc).to(dev), Discriminator(dc).to(dev)
@@ -112,8 +126,18 @@ def train_teacher(data_dir: str | Path, run_dir: str | Path, *, device: str = "c
         d = torch.nn.parallel.DistributedDataParallel(d)
     stream = batches(data_dir, rc.res, tc.batch, seed=tc.seed * 1000 + rank + step, workers=workers)
     if rank == 0:
-        ckpt.write_config(run, {"kind": "teacher", "refiner": rc.to_dict(), "discriminator": dc.to_dict(),
-                                "train": asdict(tc), "data": str(data_dir), "device": device, "world": world})
+        ckpt.write_config(
+            run,
+            {
+                "kind": "teacher",
+                "refiner": rc.to_dict(),
+                "discriminator": dc.to_dict(),
+                "train": asdict(tc),
+                "data": str(data_dir),
+                "device": device,
+                "world": world,
+            },
+        )
     log = ckpt.CsvLog(run / "log.csv") if rank == 0 else None
     t0, sums = time.time(), {}
     with progress(tc.steps - step, "teacher", enabled=show and rank == 0, unit="step") as bar:
@@ -146,4 +170,3 @@ def train_teacher(data_dir: str | Path, run_dir: str | Path, *, device: str = "c
     if world > 1:
         torch.distributed.destroy_process_group()
     return run
-

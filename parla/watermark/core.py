@@ -60,9 +60,13 @@ def layout() -> Layout:
     per_bit = (GRID * GRID - N_SYNC) // N_BITS
     t = (np.arange(CELL) + 0.5) / CELL
     w = np.sin(np.pi * t)
-    return Layout(cells[:N_SYNC], rng.choice([-1.0, 1.0], N_SYNC),
-                  cells[N_SYNC: N_SYNC + N_BITS * per_bit].reshape(per_bit, N_BITS).T,
-                  rng.choice([-1.0, 1.0], (N_BITS, per_bit)), np.outer(w, w))
+    return Layout(
+        cells[:N_SYNC],
+        rng.choice([-1.0, 1.0], N_SYNC),
+        cells[N_SYNC : N_SYNC + N_BITS * per_bit].reshape(per_bit, N_BITS).T,
+        rng.choice([-1.0, 1.0], (N_BITS, per_bit)),
+        np.outer(w, w),
+    )
 
 
 LAYOUT = layout()
@@ -164,8 +168,11 @@ def highpass_luma(frame: np.ndarray) -> np.ndarray:
     """Luma minus its local mean, divided by its local variance: the matched-filter weighting for a constant-
     amplitude mark in picture "noise" whose strength varies across the frame (flat areas count most)."""
     cv2 = require("cv2", "core")
-    y = frame.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32) if frame.ndim == 3 \
+    y = (
+        frame.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+        if frame.ndim == 3
         else frame.astype(np.float32)
+    )
     hp = y - cv2.GaussianBlur(y, (0, 0), CELL / 4)
     return hp / (cv2.GaussianBlur(hp * hp, (0, 0), CELL) + 1.0)
 

@@ -24,8 +24,9 @@ def open_models(cfg, *, net: str = "student") -> tuple[Backend, Backend]:
     kw = {"threads": cfg.threads, "fallback_to_cpu": cfg.fallback_to_cpu}
     if fmt.name == "torch":
         folder = ModelFolder(cfg.model)
-        refiner = open_for_config(folder.path, "torch", cfg.device, kind="refiner", net=net,
-                                  precision=cfg.precision, **kw)
+        refiner = open_for_config(
+            folder.path, "torch", cfg.device, kind="refiner", net=net, precision=cfg.precision, **kw
+        )
         return refiner, open_for_config(folder.path, "torch", refiner.device, kind="lips", precision="fp32", **kw)
     export_dir = Path(cfg.model)
     names = (model_filename(fmt.name, cfg.precision, "refiner"), model_filename(fmt.name, "fp32", "motion"))

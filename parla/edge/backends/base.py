@@ -47,9 +47,10 @@ class Backend:
     def run(self, x: np.ndarray) -> np.ndarray:
         """(B, ...) float32 -> (B, ...) float32, one static-shape call per item."""
         if x.ndim != len(self.input_shape) or x.shape[1:] != self.input_shape[1:]:
-            raise ParlaError(f"{self.path.name}: expected input (B, {', '.join(map(str, self.input_shape[1:]))}), "
-                             f"got {x.shape}")
-        return np.concatenate([self._run(np.ascontiguousarray(x[i: i + 1], np.float32)) for i in range(len(x))])
+            raise ParlaError(
+                f"{self.path.name}: expected input (B, {', '.join(map(str, self.input_shape[1:]))}), got {x.shape}"
+            )
+        return np.concatenate([self._run(np.ascontiguousarray(x[i : i + 1], np.float32)) for i in range(len(x))])
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -87,8 +88,16 @@ def open_model(path: str | Path, device: str | None = None, threads: int | None 
     return backend_class(fmt.backend)(path, device=device or fmt.cpu_device, threads=threads)
 
 
-def open_for_config(path: str | Path, backend: str, device: str, *, threads: int | None = None,
-                    delegate: str | None = None, fallback_to_cpu: bool = False, **kwargs) -> Backend:
+def open_for_config(
+    path: str | Path,
+    backend: str,
+    device: str,
+    *,
+    threads: int | None = None,
+    delegate: str | None = None,
+    fallback_to_cpu: bool = False,
+    **kwargs,
+) -> Backend:
     """Open ``path`` on the configured device; if that device is unavailable and the config allows it, fall
     back to the backend's CPU device and log it (the error names the fix when fallback is off)."""
     import logging

@@ -19,8 +19,10 @@ class OnnxRuntimeBackend(Backend):
         if device not in PROVIDERS:
             raise ParlaError(f"onnxruntime: unknown device {device!r}; one of {', '.join(PROVIDERS)}")
         if PROVIDERS[device] not in ort.get_available_providers():
-            raise ParlaError(f"onnxruntime: {PROVIDERS[device]} is not available in this onnxruntime build "
-                             f"(install onnxruntime-gpu for cuda/tensorrt, or use device cpu)")
+            raise ParlaError(
+                f"onnxruntime: {PROVIDERS[device]} is not available in this onnxruntime build "
+                f"(install onnxruntime-gpu for cuda/tensorrt, or use device cpu)"
+            )
         so = ort.SessionOptions()
         so.log_severity_level = 3
         # No spin-waiting between calls: in the frame loop the host warp runs between refiner calls, and spinning

@@ -16,8 +16,10 @@ class OpenVinoBackend(Backend):
         ov = require("openvino", "openvino")
         core = ov.Core()
         if self.device not in core.available_devices:
-            raise ParlaError(f"openvino: device {self.device} not found (available: "
-                             f"{', '.join(core.available_devices)}); install its driver or use device CPU")
+            raise ParlaError(
+                f"openvino: device {self.device} not found (available: "
+                f"{', '.join(core.available_devices)}); install its driver or use device CPU"
+            )
         try:
             model = core.read_model(str(self.path))
         except Exception as e:
@@ -32,8 +34,9 @@ class OpenVinoBackend(Backend):
         try:
             self.compiled = core.compile_model(model, self.device, config)
         except Exception as e:
-            raise ParlaError(f"openvino: cannot compile {self.path.name} for {self.device}: "
-                             f"{str(e).splitlines()[0][:200]}") from e
+            raise ParlaError(
+                f"openvino: cannot compile {self.path.name} for {self.device}: {str(e).splitlines()[0][:200]}"
+            ) from e
         self.request = self.compiled.create_infer_request()
 
     def _run(self, x: np.ndarray) -> np.ndarray:

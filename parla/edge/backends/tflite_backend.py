@@ -14,14 +14,17 @@ from parla.errors import ParlaError
 def _interpreter_module():
     try:
         from ai_edge_litert import interpreter
+
         return interpreter
     except ImportError:
         try:
             from tflite_runtime import interpreter
+
             return interpreter
         except ImportError as e:
-            raise ParlaError("TFLite runtime missing: pip install 'parla[tflite]' (ai-edge-litert) "
-                             "or tflite-runtime") from e
+            raise ParlaError(
+                "TFLite runtime missing: pip install 'parla[tflite]' (ai-edge-litert) or tflite-runtime"
+            ) from e
 
 
 def read_metadata(path) -> dict[str, str]:
@@ -47,16 +50,19 @@ class TfliteBackend(Backend):
         delegates = []
         if device != "cpu":
             if not delegate:
-                raise ParlaError(f"tflite: device {device!r} needs an external delegate library path "
-                                 "(e.g. libedgetpu.so.1 for an Edge TPU)")
+                raise ParlaError(
+                    f"tflite: device {device!r} needs an external delegate library path "
+                    "(e.g. libedgetpu.so.1 for an Edge TPU)"
+                )
             try:
                 delegates = [tfl.load_delegate(delegate)]
             except (ValueError, OSError) as e:
                 raise ParlaError(f"tflite: cannot load delegate {delegate} for {device}: {e}") from e
         try:
             self.meta = read_metadata(self.path)
-            self.interp = tfl.Interpreter(model_path=str(self.path), num_threads=threads,
-                                          experimental_delegates=delegates or None)
+            self.interp = tfl.Interpreter(
+                model_path=str(self.path), num_threads=threads, experimental_delegates=delegates or None
+            )
             self.interp.allocate_tensors()
         except Exception as e:  # flatbuffers raises struct.error / IndexError, the interpreter ValueError
             raise corrupt(self.path, e) from e

@@ -18,8 +18,16 @@ from parla.formats import MOTION_WINDOW
 class TorchBackend(Backend):
     name = "torch"
 
-    def __init__(self, path, device: str = "cpu", threads: int | None = None, *, kind: str = "refiner",
-                 net: str = "student", precision: str = "fp32") -> None:
+    def __init__(
+        self,
+        path,
+        device: str = "cpu",
+        threads: int | None = None,
+        *,
+        kind: str = "refiner",
+        net: str = "student",
+        precision: str = "fp32",
+    ) -> None:
         from parla.modelfolder import ModelFolder
 
         folder = ModelFolder(path)
@@ -28,8 +36,10 @@ class TorchBackend(Backend):
         from parla.models.refiner import edge_module
 
         if device == "cuda" and not torch.cuda.is_available():
-            raise ParlaError("torch: device cuda requested but no CUDA GPU is visible to this torch build "
-                             "(install a CUDA build of torch, or use device cpu)")
+            raise ParlaError(
+                "torch: device cuda requested but no CUDA GPU is visible to this torch build "
+                "(install a CUDA build of torch, or use device cpu)"
+            )
         if device not in ("cpu", "cuda"):
             raise ParlaError(f"torch: unknown device {device!r}; one of cpu, cuda")
         if precision not in ("fp32", "bf16"):
@@ -41,13 +51,20 @@ class TorchBackend(Backend):
             g, cfg = folder.refiner(net)
             self.module = edge_module(g).to(self.dev)
             shape = [1, 6 + cfg.cond, cfg.res, cfg.res]
-            self.meta = {"parla.model": "refiner", "parla.refiner_config": json.dumps(cfg.to_dict()),
-                         "parla.shape": json.dumps(shape), "parla.version": folder.version(net)}
+            self.meta = {
+                "parla.model": "refiner",
+                "parla.refiner_config": json.dumps(cfg.to_dict()),
+                "parla.shape": json.dumps(shape),
+                "parla.version": folder.version(net),
+            }
         else:
             m, cfg = folder.lipnet()
             self.module = m.to(self.dev)
-            self.meta = {"parla.model": "motion", "parla.shape": json.dumps([1, cfg.n_mels, MOTION_WINDOW]),
-                         "parla.version": folder.version()}
+            self.meta = {
+                "parla.model": "motion",
+                "parla.shape": json.dumps([1, cfg.n_mels, MOTION_WINDOW]),
+                "parla.version": folder.version(),
+            }
         self.meta["parla.precision"] = precision
         self._torch = torch
 
@@ -56,7 +73,6 @@ class TorchBackend(Backend):
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         torch = self._torch
-        with torch.no_grad(), torch.autocast(self.dev.type, dtype=torch.bfloat16,
-                                             enabled=self._precision == "bf16"):
+        with torch.no_grad(), torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self._precision == "bf16"):
             y = self.module(torch.from_numpy(x).to(self.dev))
         return y.float().cpu().numpy()
