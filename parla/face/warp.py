@@ -16,6 +16,11 @@ GRID = 33  # the spline is evaluated on GRID x GRID points, then interpolated (s
 ANCHORS_PER_SIDE = 6  # fixed points on each crop border keep the background still
 REGULARISATION = 1e-3
 N_COND = 3  # conditioning channels: inner mouth, eyes, landmark lines
+# Closing eyelids and lips bring two control points onto one spot with different sources; the spline then folds
+# (a swirl over the face). No landmark pair may be squeezed below this fraction of its distance in the source:
+# beyond it, the later point's source slides towards the earlier one's (the upper lid's or upper lip's skin).
+MIN_COMPRESSION = 0.5
+MIN_JACOBIAN = 0.05  # the guard: a backward map whose area ratio falls below this somewhere is degenerate
 
 
 def _kernel(r2: np.ndarray) -> np.ndarray:
@@ -55,29 +60,66 @@ def _grid(size: int) -> np.ndarray:
     return np.stack([gx.ravel(), gy.ravel()], 1)
 
 
+def reconcile(src_pts: np.ndarray, dst_pts: np.ndarray) -> np.ndarray:
+    """Sources adjusted so that no pair of points is squeezed below MIN_COMPRESSION of its source distance: for
+    each point, the earlier point it is squeezed against most pulls its source along (continuously: nothing moves
+    until the ratio falls below MIN_COMPRESSION, and a pair that meets shares one source)."""
+    src = src_pts.astype(np.float64)
+    ds = np.linalg.norm(src[:, None] - src[None], axis=-1)
+    dd = np.linalg.norm(dst_pts[:, None].astype(np.float64) - dst_pts[None], axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w = np.where(ds > 1e-6, 1.0 - dd / (MIN_COMPRESSION * ds), 0.0)
+    w = np.tril(np.clip(w, 0.0, 1.0), -1)  # w[j, i]: how far point j (later) slides towards point i (earlier)
+    out = src.copy()
+    for j in np.flatnonzero(w.max(1) > 0):
+        i = int(np.argmax(w[j]))
+        out[j] = src[j] + w[j, i] * (out[i] - src[j])
+    return out
+
+
 def tps_map(src_pts: np.ndarray, dst_pts: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Backward maps (map_x, map_y), each (size, size) float32: output pixel q samples the source at f(q),
-    where f is the thin-plate spline taking each dst point to its src point (and the border to itself)."""
+    where f is the thin-plate spline taking each dst point to its src point (and the border to itself).
+
+    Well-posed for any driving shape: pairs squeezed together share their source (``reconcile``), and a map that
+    still folds anywhere (its Jacobian below MIN_JACOBIAN) is solved again, smoother, until it does not."""
+    mapped = _mapped_grid(reconcile(src_pts, dst_pts), dst_pts.astype(np.float64), size, REGULARISATION)
+    for reg in (1e-1, 1e1, 1e3):
+        if jacobian_min(mapped, size) >= MIN_JACOBIAN:
+            break
+        mapped = _mapped_grid(reconcile(src_pts, dst_pts), dst_pts.astype(np.float64), size, reg)
+    up = _upsampler(size)
+    mx = (up @ mapped[:, 0].reshape(GRID, GRID) @ up.T).astype(np.float32)
+    my = (up @ mapped[:, 1].reshape(GRID, GRID) @ up.T).astype(np.float32)
+    return mx, my
+
+
+def _mapped_grid(src: np.ndarray, dst: np.ndarray, size: int, reg: float) -> np.ndarray:
+    """(GRID * GRID, 2): where the spline sends each point of the evaluation grid."""
     scale = size / 256.0  # solve in a fixed frame so the regularisation means the same at every size
     anchors = _anchors(size)
-    ctrl = np.concatenate([dst_pts, anchors]) / scale
-    target = np.concatenate([src_pts, anchors]) / scale
+    ctrl = np.concatenate([dst, anchors]) / scale
+    target = np.concatenate([src, anchors]) / scale
     n = len(ctrl)
     d2 = ((ctrl[:, None] - ctrl[None]) ** 2).sum(-1)
     p = np.concatenate([np.ones((n, 1)), ctrl], 1)
     a = np.zeros((n + 3, n + 3))
-    a[:n, :n] = _kernel(d2) + REGULARISATION * np.eye(n)
+    a[:n, :n] = _kernel(d2) + reg * np.eye(n)
     a[:n, n:], a[n:, :n] = p, p.T
     b = np.zeros((n + 3, 2))
     b[:n] = target
     coef = np.linalg.solve(a, b)
     g = _grid(size) / scale
     k = _kernel(((g[:, None] - ctrl[None]) ** 2).sum(-1))
-    mapped = (k @ coef[:n] + np.concatenate([np.ones((len(g), 1)), g], 1) @ coef[n:]) * scale
-    up = _upsampler(size)
-    mx = (up @ mapped[:, 0].reshape(GRID, GRID) @ up.T).astype(np.float32)
-    my = (up @ mapped[:, 1].reshape(GRID, GRID) @ up.T).astype(np.float32)
-    return mx, my
+    return (k @ coef[:n] + np.concatenate([np.ones((len(g), 1)), g], 1) @ coef[n:]) * scale
+
+
+def jacobian_min(mapped: np.ndarray, size: int) -> float:
+    """The smallest area ratio (Jacobian determinant) of a mapped evaluation grid: < 0 where the map folds."""
+    m = mapped.reshape(GRID, GRID, 2)
+    dx, dy = np.diff(m, axis=1)[:-1], np.diff(m, axis=0)[:, :-1]
+    step = (size - 1) / (GRID - 1)
+    return float((dx[..., 0] * dy[..., 1] - dx[..., 1] * dy[..., 0]).min() / step**2)
 
 
 def warp(image: np.ndarray, src_pts: np.ndarray, dst_pts: np.ndarray) -> np.ndarray:

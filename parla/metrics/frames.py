@@ -61,8 +61,12 @@ def temporal_spikes(faces: np.ndarray) -> dict[str, Any]:
         return {"spikes": None, "spike_frames": [], "spike_diff_median": None, "spike_diff_max": None}
     med = float(np.median(d[ok]))
     frames = [int(t) for t in np.flatnonzero(ok & (d > SPIKE_RATIO * med) & (d > SPIKE_MIN_GREY))]
-    return {"spikes": len(frames), "spike_frames": frames, "spike_diff_median": round(med, 3),
-            "spike_diff_max": round(float(np.nanmax(d)), 3)}
+    return {
+        "spikes": len(frames),
+        "spike_frames": frames,
+        "spike_diff_median": round(med, 3),
+        "spike_diff_max": round(float(np.nanmax(d)), 3),
+    }
 
 
 @dataclass
@@ -138,8 +142,13 @@ def frame_metrics(video: str | os.PathLike, landmarks: np.ndarray, reference: Re
     from parla.media.video import iter_frames
 
     box = face_box(landmarks)
-    out: dict[str, Any] = {"spikes": None, "spike_frames": [], "detail_median": None, "detail_min": None,
-                           "delta_e_median": None}
+    out: dict[str, Any] = {
+        "spikes": None,
+        "spike_frames": [],
+        "detail_median": None,
+        "detail_min": None,
+        "delta_e_median": None,
+    }
     if box is None:
         return out
     faces, detail, de = [], [], []
@@ -152,13 +161,23 @@ def frame_metrics(video: str | os.PathLike, landmarks: np.ndarray, reference: Re
             de.append(e)
     out.update(temporal_spikes(np.stack(faces)))
     if detail:
-        out.update(detail_median=round(float(np.median(detail)), 4), detail_min=round(float(np.min(detail)), 4),
-                   delta_e_median=round(float(np.median(de)), 3))
+        out.update(
+            detail_median=round(float(np.median(detail)), 4),
+            detail_min=round(float(np.min(detail)), 4),
+            delta_e_median=round(float(np.median(de)), 3),
+        )
     return out
 
 
-def contact_sheet(video: str | os.PathLike, landmarks: np.ndarray, out: str | os.PathLike, *,
-                  spike_frames: list[int] = (), n: int = 8, strip_height: int = 256) -> Path:
+def contact_sheet(
+    video: str | os.PathLike,
+    landmarks: np.ndarray,
+    out: str | os.PathLike,
+    *,
+    spike_frames: list[int] = (),
+    n: int = 8,
+    strip_height: int = 256,
+) -> Path:
     """A PNG for a person to look at: a strip of ``n`` evenly spaced frames, then the spike frames and the two
     frames with the most closed eyes (the blinks), each labelled with its index, then the mouth of ``n`` frames
     at the video's full resolution."""
