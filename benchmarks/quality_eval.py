@@ -64,7 +64,9 @@ def main() -> int:
                 kw = {} if args.lookahead_frames is None else {"lookahead_frames": args.lookahead_frames}
                 animate(p, s, video, model=args.model, seed=args.seed, net=args.net, show=False, **kw)
                 seconds = time.time() - t
-                clip = evaluate_generated(video, portrait=p, audio=s)["clips"][0]
+                sheet = out / "sheets" / f"{p.stem}__{s.stem}.png"
+                sheet.parent.mkdir(parents=True, exist_ok=True)
+                clip = evaluate_generated(video, portrait=p, audio=s, sheet=sheet)["clips"][0]
             clip.update(file=f"{p.stem} x {s.stem}", portrait=p.name, speech=s.name, render_s=seconds)
             rows.append(clip)
             print(
@@ -117,6 +119,10 @@ def markdown(report: dict) -> str:
         ("mouth_open_voiced", "open voiced", "{:.3f}"),
         ("identity_distance", "id dist", "{:.3f}"),
         ("blink_per_min", "blink/min", "{:.1f}"),
+        ("spikes_total", "spikes", "{:d}"),
+        ("detail_median", "detail", "{:.2f}"),
+        ("detail_clip_min", "detail min clip", "{:.2f}"),
+        ("delta_e_median", "ΔE", "{:.2f}"),
     ]
     lines = ["| speech | " + " | ".join(h for _, h, _ in keys) + " |", "|---" * (len(keys) + 1) + "|"]
     for name, s in list(report["per_speech"].items()) + [("all", report["summary"])]:

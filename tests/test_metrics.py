@@ -153,3 +153,61 @@ def test_still_video_has_the_audio_length(tmp_path, face_path, speech):
     out = make_still_video(src, tmp_path / "still.mp4", speech)
     d = stream_durations(out)
     assert abs(d["video"] - len(speech) / 16000) <= 1 / FPS
+
+
+def test_spikes_detail_and_colour_see_a_broken_blurred_or_tinted_video(tmp_path, face_path):
+    """The viewer's metrics on videos made from the fixture photo: a still re-encode keeps its detail and has no
+    spike; one scrambled face frame is one spike; a blurred face loses detail; a tint moves ΔE."""
+    import cv2
+
+    from parla.face.detect import detect_faces, select_face
+    from parla.media.image import load_image
+    from parla.media.video import VideoWriter
+    from parla.metrics.frames import Reference, frame_metrics
+    from parla.metrics.tracks import track_video
+
+    image = load_image(face_path)
+    lm = select_face(detect_faces(image)).landmarks
+    ref = Reference(image, lm)
+    x0, y0 = lm.min(0).astype(int)
+    x1, y1 = lm.max(0).astype(int)
+
+    def video(name: str, frame_at) -> dict:
+        path = tmp_path / f"{name}.mp4"
+        with VideoWriter(path, FPS) as w:
+            for i in range(40):
+                w.write(frame_at(i))
+        return frame_metrics(path, track_video(path).landmarks, ref)
+
+    still = video("still", lambda i: image)
+    assert still["spikes"] == 0 and 0.85 < still["detail_median"] < 1.15 and still["delta_e_median"] < 1.0
+
+    broken = image.copy()
+    face = broken[y0:y1, x0:x1]
+    broken[y0:y1, x0:x1] = np.roll(face[::-1], face.shape[1] // 3, axis=1)  # a face turned to noise
+    one = video("broken", lambda i: broken if i == 20 else image)
+    assert one["spikes"] == 1 and one["spike_frames"] == [20]
+
+    blurred = image.copy()
+    blurred[y0:y1, x0:x1] = cv2.GaussianBlur(image, (0, 0), 1.0)[y0:y1, x0:x1]
+    assert video("blurred", lambda i: blurred)["detail_median"] < 0.5
+
+    tinted = np.clip(image.astype(int) + (12, -6, -6), 0, 255).astype(np.uint8)
+    assert video("tinted", lambda i: tinted)["delta_e_median"] > 3
+
+
+def test_contact_sheet_shows_strip_spikes_and_mouths(tmp_path, face_path):
+    from parla.face.detect import detect_faces, select_face
+    from parla.media.image import load_image
+    from parla.media.video import VideoWriter
+    from parla.metrics.frames import contact_sheet
+
+    image = load_image(face_path)
+    lm = select_face(detect_faces(image)).landmarks
+    path = tmp_path / "v.mp4"
+    with VideoWriter(path, FPS) as w:
+        for _ in range(20):
+            w.write(image)
+    out = contact_sheet(path, np.repeat(lm[None], 20, 0), tmp_path / "sheet.png", spike_frames=[5], n=4)
+    sheet = load_image(out)
+    assert sheet.shape[0] > 256 * 2 and sheet.shape[1] >= 4 * 256  # a strip, the special frames, the mouths

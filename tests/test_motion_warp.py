@@ -178,3 +178,50 @@ def test_mouth_lmd_ignores_head_position():
     opened = track.copy()
     opened[:, 57, 1] += 10
     assert mouth_lmd(track, opened) > 0.005
+
+
+def _drive_all(lm: np.ndarray, rng: np.random.Generator):
+    """Driving shapes across blinks, lip closures, expressions and the largest poses synthesis allows."""
+    from parla.modelfolder import ModelFolder
+    from parla.models.head_blink import SAFE_LIMIT
+
+    basis = ModelFolder().basis
+    for blink in (0.0, 0.5, 0.9, 0.97, 0.99, 1.0):
+        for close in (0.0, 0.9, 0.99, 1.0):
+            coeffs = np.clip(rng.normal(size=basis.n_components), -2.5, 2.5) * basis.stds * 2
+            pose = rng.uniform(-1, 1, 6) * SAFE_LIMIT
+            yield blink, close, basis.drive(lm, coeffs, pose, blink, close)
+
+
+def test_warp_is_well_posed_for_closed_eyes_and_lips(portrait):
+    """No fold and no wild displacement for any blink or lip closure (the spline used to explode when an upper
+    and a lower lid met: a swirl over the whole face at every full blink)."""
+    from parla.face.warp import MIN_JACOBIAN, jacobian_min, tps_grid
+
+    _, lm = portrait
+    grid = np.stack(np.meshgrid(np.linspace(0, 255, 33), np.linspace(0, 255, 33)), -1).reshape(-1, 2)
+    for blink, close, drv in _drive_all(lm, np.random.default_rng(0)):
+        mapped = tps_grid(lm, drv, 256)
+        assert jacobian_min(mapped, 256) >= MIN_JACOBIAN, (blink, close)
+        # no overshoot: nothing moves much further than the landmarks themselves do
+        assert np.abs(mapped - grid).max() <= 1.5 * np.abs(drv - lm).max() + 2, (blink, close)
+
+
+def test_the_unreconciled_spline_folds_where_the_warp_does_not(portrait):
+    """The check above can fail: the plain spline on a 97 %-closed eye folds."""
+    from parla.face.warp import REGULARISATION, _mapped_grid, jacobian_min
+    from parla.modelfolder import ModelFolder
+
+    _, lm = portrait
+    basis = ModelFolder().basis
+    drv = basis.drive(lm, np.zeros(basis.n_components), np.zeros(6), 0.97, 0.0)
+    assert jacobian_min(_mapped_grid(lm.astype(np.float64), drv, 256, REGULARISATION), 256) < 0
+
+
+def test_the_guard_unfolds_crossed_control_points(portrait):
+    from parla.face.warp import MIN_JACOBIAN, jacobian_min, tps_grid
+
+    _, lm = portrait
+    crossed = lm.copy()
+    crossed[[36, 45]] = lm[[45, 36]]  # the outer eye corners swapped: no smooth map without a fold
+    assert jacobian_min(tps_grid(lm, crossed, 256), 256) >= MIN_JACOBIAN

@@ -79,19 +79,24 @@ def reconcile(src_pts: np.ndarray, dst_pts: np.ndarray) -> np.ndarray:
 
 def tps_map(src_pts: np.ndarray, dst_pts: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Backward maps (map_x, map_y), each (size, size) float32: output pixel q samples the source at f(q),
-    where f is the thin-plate spline taking each dst point to its src point (and the border to itself).
-
-    Well-posed for any driving shape: pairs squeezed together share their source (``reconcile``), and a map that
-    still folds anywhere (its Jacobian below MIN_JACOBIAN) is solved again, smoother, until it does not."""
-    mapped = _mapped_grid(reconcile(src_pts, dst_pts), dst_pts.astype(np.float64), size, REGULARISATION)
-    for reg in (1e-1, 1e1, 1e3):
-        if jacobian_min(mapped, size) >= MIN_JACOBIAN:
-            break
-        mapped = _mapped_grid(reconcile(src_pts, dst_pts), dst_pts.astype(np.float64), size, reg)
+    where f is the thin-plate spline taking each dst point to its src point (and the border to itself)."""
+    mapped = tps_grid(src_pts, dst_pts, size)
     up = _upsampler(size)
     mx = (up @ mapped[:, 0].reshape(GRID, GRID) @ up.T).astype(np.float32)
     my = (up @ mapped[:, 1].reshape(GRID, GRID) @ up.T).astype(np.float32)
     return mx, my
+
+
+def tps_grid(src_pts: np.ndarray, dst_pts: np.ndarray, size: int) -> np.ndarray:
+    """The spline on the GRID x GRID evaluation grid, well-posed for any driving shape: pairs squeezed together
+    share their source (``reconcile``), and a map that still folds anywhere (its Jacobian below MIN_JACOBIAN) is
+    solved again, smoother, until it does not (the guard: a degenerate warp never reaches the picture)."""
+    src, dst = reconcile(src_pts, dst_pts), dst_pts.astype(np.float64)
+    for reg in (REGULARISATION, 1e-1, 1e1, 1e3):
+        mapped = _mapped_grid(src, dst, size, reg)
+        if jacobian_min(mapped, size) >= MIN_JACOBIAN:
+            break
+    return mapped
 
 
 def _mapped_grid(src: np.ndarray, dst: np.ndarray, size: int, reg: float) -> np.ndarray:

@@ -14,7 +14,7 @@ import numpy as np
 from parla.audio.mel import log_mel
 from parla.face import landmarks as L
 from parla.media.video import VideoWriter, iter_frames, probe_video
-from parla.metrics import av
+from parla.metrics import av, frames
 from parla.metrics.tracks import clip_audio, list_videos, sidecar_audio, track_video  # noqa: F401
 
 CLIP_KEYS = (
@@ -26,6 +26,10 @@ CLIP_KEYS = (
     "head_motion",
     "jitter",
     "identity_distance",
+    "spikes",
+    "detail_median",
+    "detail_min",
+    "delta_e_median",
 )
 N_IDENTITY_FRAMES = 16  # frames sampled per clip for the identity distance
 
@@ -37,13 +41,15 @@ def _probe():
     return SyncProbe.load()
 
 
-def portrait_embedding(portrait: str | os.PathLike, face_index: int | None = None) -> np.ndarray:
+def portrait_embedding(portrait: str | os.PathLike, face_index: int | None = None, *, with_reference: bool = False):
+    """The portrait's identity embedding (and, ``with_reference``, its upper-face detail reference)."""
     from parla.face.detect import detect_faces, face_embedding, select_face
     from parla.media.image import load_image
 
     image = load_image(portrait)
     face = select_face(detect_faces(image), face_index, name=str(portrait))
-    return face_embedding(image, face.landmarks)
+    emb = face_embedding(image, face.landmarks)
+    return (emb, frames.Reference(image, face.landmarks)) if with_reference else emb
 
 
 def evaluate_clip(
@@ -51,16 +57,23 @@ def evaluate_clip(
     *,
     audio: str | os.PathLike | None = None,
     portrait_emb: np.ndarray | None = None,
+    reference: frames.Reference | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
     """All metrics of one clip; metrics that do not apply (no audio, no portrait) are None."""
-    return _measure(Path(video), audio, portrait_emb, progress)[0]
+    return _measure(Path(video), audio, portrait_emb, progress, reference)[0]
 
 
 def _measure(
-    video: Path, audio: str | os.PathLike | None, portrait_emb: np.ndarray | None, progress: bool
+    video: Path,
+    audio: str | os.PathLike | None,
+    portrait_emb: np.ndarray | None,
+    progress: bool,
+    reference: frames.Reference | None | bool = None,
+    sheet: str | os.PathLike | None = None,
 ) -> tuple[dict[str, Any], np.ndarray, np.ndarray | None]:
-    """(metrics, mouth-opening track, 16 kHz audio or None)."""
+    """(metrics, mouth-opening track, 16 kHz audio or None). ``reference``: the portrait's detail patch, or True
+    to take the clip's own first frame (real clips: the ceiling)."""
     track = track_video(video, n_embeddings=N_IDENTITY_FRAMES if portrait_emb is not None else 0, progress=progress)
     samples, audio_source = clip_audio(video, Path(audio) if audio else None)
     lms = track.landmarks
@@ -94,7 +107,19 @@ def _measure(
     clip["jitter"] = av.landmark_jitter(lms)
     if portrait_emb is not None:
         clip["identity_distance"] = av.identity_distance(portrait_emb, track.embeddings)
+    if reference is True:
+        reference = _first_frame_reference(video, lms)
+    clip.update(frames.frame_metrics(video, lms, reference or None))
+    if sheet is not None:
+        frames.contact_sheet(video, lms, sheet, spike_frames=clip["spike_frames"])
     return clip, mouth, samples
+
+
+def _first_frame_reference(video: Path, lms: np.ndarray) -> frames.Reference | None:
+    if not len(lms) or np.isnan(lms[0, 0, 0]):
+        return None
+    _, first = next(iter(iter_frames(video)))
+    return frames.Reference(first, lms[0])
 
 
 def _median(values: list) -> float | None:
@@ -114,6 +139,11 @@ def summarize(clips: list[dict[str, Any]]) -> dict[str, Any]:
             out[key] = _median([c.get(key) for c in clips])
     offsets = [c["sync_offset_frames"] for c in clips if c.get("sync_offset_frames") is not None]
     out["abs_sync_offset_frames"] = _median([abs(o) for o in offsets])
+    spikes = [c["spikes"] for c in clips if c.get("spikes") is not None]
+    out["spikes_total"] = int(sum(spikes)) if spikes else None
+    out["clips_with_spikes"] = sum(1 for s in spikes if s) if spikes else None
+    details = [c["detail_median"] for c in clips if c.get("detail_median") is not None]
+    out["detail_clip_min"] = float(min(details)) if details else None
     return out
 
 
@@ -137,7 +167,7 @@ def evaluate_real(folder: str | os.PathLike, *, control: bool = False, progress:
     videos = list_videos(folder)
     with bar(len(videos), "clips", enabled=progress, unit="clip") as b:
         for v in videos:
-            measured.append(_measure(v, None, None, progress))
+            measured.append(_measure(v, None, None, progress, reference=True))
             b.update(1)
     clips = [m[0] for m in measured]
     report: dict[str, Any] = {"mode": "real", "folder": str(folder), "clips": clips, "summary": summarize(clips)}
@@ -197,9 +227,11 @@ def evaluate_generated(
     audio: str | os.PathLike | None = None,
     face_index: int | None = None,
     progress: bool = False,
+    sheet: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
-    emb = portrait_embedding(portrait, face_index)
-    clip = evaluate_clip(video, audio=audio, portrait_emb=emb, progress=progress)
+    """Metrics of a generated video against the portrait it came from; ``sheet``: also write a contact sheet."""
+    emb, ref = portrait_embedding(portrait, face_index, with_reference=True)
+    clip = _measure(Path(video), audio, emb, progress, ref, sheet)[0]
     return {"mode": "generated", "portrait": str(portrait), "clips": [clip], "summary": summarize([clip])}
 
 
@@ -229,12 +261,15 @@ def format_table(report: dict[str, Any]) -> str:
         ("blink_per_min", "blink/min", "{:.1f}"),
         ("jitter", "jitter", "{:.4f}"),
         ("identity_distance", "id dist", "{:.3f}"),
+        ("spikes", "spikes", "{:d}"),
+        ("detail_median", "detail", "{:.2f}"),
+        ("delta_e_median", "ΔE", "{:.2f}"),
     ]
 
     def cell(v, fmt: str) -> str:
         if v is None:
             return "-"
-        return fmt.format(int(round(v))) if fmt == "{:+d}" else fmt.format(v)
+        return fmt.format(int(round(v))) if fmt.endswith("d}") else fmt.format(v)
 
     width = max([len(c["file"]) for c in report["clips"]] + [12])
     lines = [f"{'clip':<{width}}  " + "  ".join(f"{h:>9}" for _, h, _ in cols)]
