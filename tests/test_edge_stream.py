@@ -423,21 +423,32 @@ def test_parla_stream_ctrl_c_exits_cleanly(tmp_path, face_path, speech_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_paster_blends_the_crop_into_its_footprint_only(avatar):
-    from parla.face.align import Paster, feather_mask, footprint
+def test_compositor_moves_the_photo_and_paints_only_inside_its_footprint(avatar):
+    """A shifted warp moves the photo's own pixels; the change lands in the feathered footprint only."""
+    from parla.face.align import feather_mask, footprint
+    from parla.face.composite import NativeCompositor
 
     p = avatar.portrait
-    crop = np.random.default_rng(1).integers(0, 255, p.crop.shape, dtype=np.uint8)
-    got = Paster(p.image, p.alignment)(crop)
     (x0, y0, x1, y1), inv, size = footprint(p.image.shape, p.alignment)
+    comp = NativeCompositor(p.image, p.alignment)
+    gx, gy = np.meshgrid(np.arange(256, dtype=np.float32), np.arange(256, dtype=np.float32))
+    yy, xx = np.mgrid[0:128, 0:128] / 128.0
+    change = np.repeat((40 * np.sin(2 * np.pi * xx) * np.cos(2 * np.pi * yy))[..., None], 3, axis=2)  # smooth
+    got = comp(gx, gy, change)
     outside = np.ones(p.image.shape[:2], bool)
     outside[y0:y1, x0:x1] = False
     assert np.array_equal(got[outside], p.image[outside])
-    # the float blend written out: image + alpha * (warped crop - image)
     import cv2
 
-    patch = cv2.warpAffine(crop, inv, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    up = cv2.resize(change.astype(np.float32), (256, 256), interpolation=cv2.INTER_LINEAR)
+    patch = cv2.warpAffine(up, inv, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     alpha = cv2.warpAffine(feather_mask(p.alignment.size), inv, size, flags=cv2.INTER_LINEAR)[..., None]
     bg = p.image[y0:y1, x0:x1].astype(np.float32)
-    want = np.clip(bg + alpha * (patch - bg) + 0.5, 0, 255).astype(np.uint8)
-    assert np.abs(got[y0:y1, x0:x1].astype(int) - want).max() <= 1
+    want = np.clip(bg + alpha * patch + 0.5, 0, 255).astype(np.uint8)
+    assert np.abs(got[y0:y1, x0:x1].astype(int) - want).mean() < 1.0
+    # a warp that samples 2 crop px to the right shows the photo moved left by 2 / scale photo px
+    moved = comp(gx + 2, gy, None)
+    c = p.alignment.to_image(np.array([[128.0, 128.0]]))[0].astype(int)
+    s = p.alignment.scale
+    ref = p.image[c[1] - 10 : c[1] + 10, c[0] - 10 + round(2 / s) : c[0] + 10 + round(2 / s)].astype(int)
+    assert np.abs(moved[c[1] - 10 : c[1] + 10, c[0] - 10 : c[0] + 10].astype(int) - ref).mean() < 6

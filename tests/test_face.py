@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from parla.errors import AmbiguousFaceError, FaceIndexError, NoFaceFoundError
-from parla.face.align import CROP_SIZE, Paster, align_face, feather_mask
+from parla.face.align import CROP_SIZE, align_face, feather_mask
+from parla.face.composite import NativeCompositor
 from parla.face.detect import detect_faces, face_embedding, select_face
 from parla.face.landmarks import eye_centres, mouth_opening
 from parla.media.image import load_image
@@ -34,9 +35,19 @@ def check_align_round_trip(image: np.ndarray, name: str) -> None:
     assert 0.55 * CROP_SIZE < lm[48:60, 1].mean() < 0.75 * CROP_SIZE, name
     assert lm[8, 1] < 0.95 * CROP_SIZE, name  # the chin stays inside
     np.testing.assert_allclose(a.to_image(lm), face.landmarks, atol=1e-3)
-    back = Paster(image, a)(crop)
+    import cv2
+
+    # the crop mapped back into the photo (what the alignment's inverse does) is the photo again
+    size = image.shape[1::-1]
+    warped = cv2.warpAffine(crop, a.inverse, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    alpha = cv2.warpAffine(feather_mask(CROP_SIZE), a.inverse, size, flags=cv2.INTER_LINEAR)[..., None]
+    back = np.clip(image + alpha * (warped.astype(np.float32) - image) + 0.5, 0, 255).astype(np.uint8)
     assert back.shape == image.shape and back.dtype == np.uint8
     assert footprint_psnr(back, image) > ROUND_TRIP_PSNR_DB, name
+    # and compositing with the identity warp and no change gives the photo itself
+    grid = np.meshgrid(np.arange(CROP_SIZE, dtype=np.float32), np.arange(CROP_SIZE, dtype=np.float32))
+    same = NativeCompositor(image, a)(*grid, None)
+    assert same.shape == image.shape and np.abs(same.astype(int) - image).max() <= 1, name
 
 
 def test_astronaut_aligns_and_pastes_back(face_path):
@@ -47,9 +58,10 @@ def test_paste_back_changes_only_the_face(face_path):
     image = load_image(face_path)
     face = select_face(detect_faces(image))
     crop, a = align_face(image, face.landmarks)
-    out = Paster(image, a)(np.zeros_like(crop))
+    grid = np.meshgrid(np.arange(CROP_SIZE, dtype=np.float32), np.arange(CROP_SIZE, dtype=np.float32))
+    out = NativeCompositor(image, a)(*grid, np.full((128, 128, 3), -255.0))  # a change that paints it all black
     mouth = face.landmarks[48:68].mean(0).astype(int)
-    assert out[mouth[1], mouth[0]].max() < 10  # the crop's centre replaced the photo
+    assert out[mouth[1], mouth[0]].max() < 10  # the face's centre was painted
     changed = np.abs(out.astype(int) - image).sum(-1) > 0
     corners = a.to_image(np.array([[0, 0], [0, CROP_SIZE], [CROP_SIZE, CROP_SIZE], [CROP_SIZE, 0]], float))
     x0, y0 = np.floor(corners.min(0)).astype(int)

@@ -16,9 +16,10 @@ FPS = 25
 def talking_clip_dir(tmp_path_factory, face_path, speech):
     """A self-made talking clip: the fixture portrait with its jaw opened by the host warp along the speech
     envelope (so prepare sees a moving mouth), with the fixture speech as audio."""
-    from parla.face.align import Paster, align_face
+    from parla.face.align import align_face
+    from parla.face.composite import NativeCompositor
     from parla.face.detect import detect_faces, select_face
-    from parla.face.warp import warp
+    from parla.face.warp import tps_map
     from parla.media.image import load_image
     from parla.media.video import VideoWriter
     from parla.metrics.av import speech_envelope
@@ -31,12 +32,12 @@ def talking_clip_dir(tmp_path_factory, face_path, speech):
     env = speech_envelope(speech, FPS, n)
     opening = np.clip((env - np.nanpercentile(env, 20)) / 30, 0, 1)
     folder = tmp_path_factory.mktemp("videos")
-    paste = Paster(image, a)
+    composite = NativeCompositor(image, a)
     with VideoWriter(folder / "talk.mp4", FPS, audio=speech) as w:
         for t in range(n):
             drv = lm.copy()
             drv[[56, 57, 58, 65, 66, 67, 6, 7, 8, 9, 10], 1] += 10 * opening[t]
-            w.write(paste(warp(crop, lm, drv)))
+            w.write(composite(*tps_map(lm, drv, 256), None))
     return folder
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from parla.errors import require
-from parla.face.align import Alignment, Paster
+from parla.face.align import Alignment
 
 FrameStage = Callable[[np.ndarray, int], np.ndarray]
 STAGES = ("audio_features", "motion", "warp", "refiner", "paste_back")
@@ -95,37 +95,38 @@ def compose(warped: np.ndarray, x: np.ndarray, y: np.ndarray, mode: str) -> np.n
 
 
 class FrameRenderer:
-    """One frame's motion -> the finished frame at the photo's resolution."""
+    """One frame's motion -> the finished frame at the photo's resolution: the warp applied to the photo itself,
+    the refiner's change added where it paints (mouth, lips, eyelids), then the frame stages (watermark)."""
 
     def __init__(self, portrait: Portrait, basis, refiner, stages=(), timer: StageTimer | None = None) -> None:
+        from parla.face.composite import NativeCompositor
+
         self.portrait, self.basis, self.refiner = portrait, basis, refiner
         self.mode = refiner.refiner_config.get("mode", "residual_mask")
         self.res = int(refiner.input_shape[-1])
         self.stages = list(stages)
         self.timer = timer or StageTimer()
-        self.paste = Paster(portrait.image, portrait.alignment)
+        self.composite = NativeCompositor(portrait.image, portrait.alignment)
 
-    def crop(self, fm) -> np.ndarray:
-        """The refined 256x256 face crop of one frame's motion (no paste-back, no stages)."""
+    def render(self, fm) -> np.ndarray:
+        from parla.face.composite import paint_region
         from parla.face.warp import warp_inputs
 
         p, t0 = self.portrait, time.perf_counter()
         drv = self.basis.drive(p.landmarks, fm.coeffs, fm.pose, fm.blink, fm.mouth_close)
-        w, w_lr, cond = warp_inputs(p.crop, p.landmarks, drv, self.res)
+        _, w_lr, cond, (mx, my) = warp_inputs(p.crop, p.landmarks, drv, self.res)
         x = to_input(w_lr, p.source_lr, cond)
         t1 = time.perf_counter()
-        y = self.refiner.run(x)
-        self.timer.add("warp", (t1 - t0) * 1e3)
-        self.timer.add("refiner", (time.perf_counter() - t1) * 1e3)
-        return compose(w, x[0], y[0], self.mode)
-
-    def render(self, fm) -> np.ndarray:
-        crop = self.crop(fm)
-        t0 = time.perf_counter()
-        frame = self.paste(crop)
+        y = self.refiner.run(x)[0]
+        t2 = time.perf_counter()
+        change = y[:3] - x[0, :3] if self.mode == "full" else y[3:4] * (y[:3] - x[0, :3])
+        region = paint_region(drv, self.res, p.crop.shape[0])
+        frame = self.composite(mx, my, change.transpose(1, 2, 0) * (127.5 * region[..., None]))
         for stage in self.stages:
             frame = stage(frame, fm.index)
-        self.timer.add("paste_back", (time.perf_counter() - t0) * 1e3)
+        self.timer.add("warp", (t1 - t0) * 1e3)
+        self.timer.add("refiner", (t2 - t1) * 1e3)
+        self.timer.add("paste_back", (time.perf_counter() - t2) * 1e3)
         return frame
 
 

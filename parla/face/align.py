@@ -106,35 +106,3 @@ def footprint(image_shape: tuple[int, ...], alignment: Alignment):
     inv = alignment.inverse.copy()
     inv[:, 2] -= (x0, y0)
     return (x0, y0, x1, y1), inv, (x1 - x0, y1 - y0)
-
-
-class Paster:
-    """Paste-back of crops into one photo at its native resolution, many frames: the footprint, the inverse
-    transform and the feathered alpha are computed once; per frame the crop is warped into the footprint and
-    blended in one OpenCV pass (a 1186x1080 portrait whose face fills the frame: 31 ms per frame when all of it
-    was recomputed each frame on 2 cores). Only the crop's footprint is touched."""
-
-    def __init__(self, image: np.ndarray, alignment: Alignment, *, mask: np.ndarray | None = None) -> None:
-        self.cv2 = cv2 = require("cv2", "core")
-        self.image = image
-        fp = footprint(image.shape, alignment)
-        self.empty = fp is None
-        if fp is None:
-            return
-        self.box, self.inv, self.size = fp
-        x0, y0, x1, y1 = self.box
-        m = feather_mask(alignment.size) if mask is None else mask.astype(np.float32)
-        self.alpha = cv2.warpAffine(m, self.inv, self.size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-        self.beta = (1.0 - self.alpha).astype(np.float32)
-        self.bg = np.ascontiguousarray(image[y0:y1, x0:x1])
-
-    def __call__(self, crop: np.ndarray) -> np.ndarray:
-        """A copy of the photo with ``crop`` blended in."""
-        out = self.image.copy()
-        if self.empty:
-            return out
-        x0, y0, x1, y1 = self.box
-        cv2 = self.cv2
-        patch = cv2.warpAffine(crop, self.inv, self.size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        out[y0:y1, x0:x1] = cv2.blendLinear(patch, self.bg, self.alpha, self.beta)  # one pass, rounded
-        return out

@@ -165,8 +165,11 @@ def downsize(image: np.ndarray, res: int) -> np.ndarray:
 
 def warp_inputs(
     crop: np.ndarray, landmarks: np.ndarray, driving: np.ndarray, res: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """The host warp stage of one frame, shared by the renderer and the training batches: the crop warped onto
-    the driving landmarks at full resolution, the same at the refiner's ``res``, and the landmark maps."""
-    w = warp(crop, landmarks, driving)
-    return w, downsize(w, res), condition_maps(driving, res, crop.shape[0])
+    the driving landmarks at full resolution, the same at the refiner's ``res``, the landmark maps, and the
+    backward map itself (crop coordinates) for compositing at the photo's resolution."""
+    cv2 = require("cv2", "core")
+    mx, my = tps_map(landmarks.astype(np.float64), driving.astype(np.float64), crop.shape[0])
+    w = cv2.remap(crop, mx, my, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return w, downsize(w, res), condition_maps(driving, res, crop.shape[0]), (mx, my)

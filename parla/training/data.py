@@ -118,7 +118,7 @@ def make_batch(
     keys = ("source", "warped", "target", "source_lr", "warped_lr", "cond", "target_lm")
     out: dict[str, list] = {k: [] for k in keys}
     for src, tgt, ls, lt in pairs:
-        w, w_lr, cond = warp_inputs(src, ls, lt, res)
+        w, w_lr, cond, _ = warp_inputs(src, ls, lt, res)
         out["source"].append(src)
         out["warped"].append(w)
         if tgt is not None:
