@@ -35,9 +35,17 @@ def paint_region(driving: np.ndarray, res: int, crop_size: int = 256) -> np.ndar
     return cv2.GaussianBlur(region, (0, 0), sigma)
 
 
+MAP_STEP = 4  # the backward map is smooth: built on every 4th footprint pixel, then interpolated
+MAP_PAD = 64  # crop px: the map extended beyond the crop (as the identity, which the warp is at its border) to
+# cover the corners of the footprint's bounding box
+LANCZOS_MAX_PX = 512 * 512  # footprints up to this size are resampled with Lanczos (their detail sits at the
+# pixel level); larger ones with bicubic (measured: 49 ms vs 9 ms for a 1.2 MP footprint on 2 cores)
+
+
 class NativeCompositor:
-    """For one photo and its face alignment: every footprint pixel's crop coordinates and the feathered blend
-    alpha, computed once; per frame, the photo warped at its resolution plus the refiner's painted change."""
+    """For one photo and its face alignment: the crop coordinates of the footprint's pixels (and of a coarse grid
+    for the smooth map) and the feathered blend weights, computed once; per frame, the photo warped at its own
+    resolution plus the refiner's painted change, blended into the photo in one OpenCV pass."""
 
     def __init__(self, image: np.ndarray, alignment: Alignment) -> None:
         self.cv2 = cv2 = require("cv2", "core")
@@ -48,15 +56,35 @@ class NativeCompositor:
             return
         self.box, inv, self.size = fp
         x0, y0, x1, y1 = self.box
-        xs, ys = np.meshgrid(np.arange(x0, x1, dtype=np.float64), np.arange(y0, y1, dtype=np.float64))
-        m = alignment.matrix
-        self.cx = (m[0, 0] * xs + m[0, 1] * ys + m[0, 2]).astype(np.float32)  # crop coords of each photo pixel
-        self.cy = (m[1, 0] * xs + m[1, 1] * ys + m[1, 2]).astype(np.float32)
+        w, h = self.size
+        self.cx, self.cy = self._crop_coords(np.arange(w) + x0, np.arange(h) + y0)
+        # The coarse grid sits where cv2.resize's bilinear upsampling (half-pixel centres) samples it, one cell
+        # beyond the box on every side, so that the box itself is interpolated, never extrapolated.
+        nx, ny = -(-w // MAP_STEP) + 2, -(-h // MAP_STEP) + 2
+        self.ext = (nx * MAP_STEP, ny * MAP_STEP)
+        gx, gy = self._crop_coords(
+            x0 - MAP_STEP + (np.arange(nx) + 0.5) * MAP_STEP - 0.5,
+            y0 - MAP_STEP + (np.arange(ny) + 0.5) * MAP_STEP - 0.5,
+        )
+        self.gx, self.gy = gx + MAP_PAD, gy + MAP_PAD  # positions in the padded map
+        n = alignment.size + 2 * MAP_PAD
+        self.pad_x, self.pad_y = np.meshgrid(
+            np.arange(n, dtype=np.float32) - MAP_PAD, np.arange(n, dtype=np.float32) - MAP_PAD
+        )
         alpha = cv2.warpAffine(
             feather_mask(alignment.size), inv, self.size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
         )
-        self.alpha = alpha[..., None]
-        self.bg = image[y0:y1, x0:x1].astype(np.float32)
+        self.alpha, self.beta = alpha.astype(np.float32), (1.0 - alpha).astype(np.float32)
+        self.bg = np.ascontiguousarray(image[y0:y1, x0:x1])
+        self.interp = cv2.INTER_LANCZOS4 if w * h <= LANCZOS_MAX_PX else cv2.INTER_CUBIC
+
+    def _crop_coords(self, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        gx, gy = np.meshgrid(xs.astype(np.float64), ys.astype(np.float64))
+        m = self.alignment.matrix
+        return (
+            (m[0, 0] * gx + m[0, 1] * gy + m[0, 2]).astype(np.float32),
+            (m[1, 0] * gx + m[1, 1] * gy + m[1, 2]).astype(np.float32),
+        )
 
     def __call__(self, mx: np.ndarray, my: np.ndarray, change: np.ndarray | None) -> np.ndarray:
         """A copy of the photo with the face warped by the crop-space backward map (``mx``, ``my``: crop x, y
@@ -65,17 +93,50 @@ class NativeCompositor:
         if self.empty:
             return out
         cv2, inv = self.cv2, self.alignment.inverse
-        # the backward map in photo coordinates, then looked up at each footprint pixel's crop position
-        ix = (inv[0, 0] * mx + inv[0, 1] * my + inv[0, 2]).astype(np.float32)
-        iy = (inv[1, 0] * mx + inv[1, 1] * my + inv[1, 2]).astype(np.float32)
-        px = cv2.remap(ix, self.cx, self.cy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        py = cv2.remap(iy, self.cx, self.cy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        patch = cv2.remap(self.image, px, py, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+        # the backward map (extended by the identity) in photo coordinates, looked up on the coarse grid, then
+        # interpolated at every footprint pixel
+        s, p = self.alignment.size, MAP_PAD
+        fx, fy = self.pad_x.copy(), self.pad_y.copy()
+        fx[p : p + s, p : p + s], fy[p : p + s, p : p + s] = mx, my
+        ix = (inv[0, 0] * fx + inv[0, 1] * fy + inv[0, 2]).astype(np.float32)
+        iy = (inv[1, 0] * fx + inv[1, 1] * fy + inv[1, 2]).astype(np.float32)
+        w, h, k = self.size[0], self.size[1], MAP_STEP
+        px, py = (
+            cv2.resize(
+                cv2.remap(m, self.gx, self.gy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE),
+                self.ext,
+                interpolation=cv2.INTER_LINEAR,
+            )[k : k + h, k : k + w]
+            for m in (ix, iy)
+        )
+        patch = cv2.remap(self.image, px, py, self.interp, borderMode=cv2.BORDER_REPLICATE)
         if change is not None:
-            r = change.shape[0] / self.alignment.size  # refiner pixels per crop pixel (half-pixel centres)
-            lx, ly = (self.cx + 0.5) * r - 0.5, (self.cy + 0.5) * r - 0.5
-            patch += cv2.remap(change.astype(np.float32), lx, ly, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+            self._add(patch, change)
         x0, y0, x1, y1 = self.box
-        blended = self.bg + self.alpha * (patch - self.bg)
-        out[y0:y1, x0:x1] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+        out[y0:y1, x0:x1] = cv2.blendLinear(patch, self.bg, self.alpha, self.beta)
         return out
+
+    def _add(self, patch: np.ndarray, change: np.ndarray) -> None:
+        """Add the refiner's change in place, over the footprint rows and columns it reaches only."""
+        cv2 = self.cv2
+        rows, cols = (
+            np.flatnonzero((np.abs(change) > 0.25).any((1, 2))),
+            np.flatnonzero((np.abs(change) > 0.25).any((0, 2))),
+        )
+        if not len(rows):
+            return
+        r = change.shape[0] / self.alignment.size  # refiner pixels per crop pixel (half-pixel centres)
+        lo = np.array([cols[0] - 1, rows[0] - 1]) / r
+        hi = np.array([cols[-1] + 2, rows[-1] + 2]) / r
+        corners = self.alignment.to_image(np.array([lo, [lo[0], hi[1]], hi, [hi[0], lo[1]]]))
+        x0, y0 = self.box[:2]
+        h, w = patch.shape[:2]
+        xa, ya = np.clip(np.floor(corners.min(0)).astype(int) - (x0, y0), 0, (w, h))
+        xb, yb = np.clip(np.ceil(corners.max(0)).astype(int) - (x0, y0) + 1, 0, (w, h))
+        if xb <= xa or yb <= ya:
+            return
+        lx = (self.cx[ya:yb, xa:xb] + 0.5) * r - 0.5
+        ly = (self.cy[ya:yb, xa:xb] + 0.5) * r - 0.5
+        add = cv2.remap(change.astype(np.float32), lx, ly, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        region = patch[ya:yb, xa:xb].astype(np.float32) + add
+        patch[ya:yb, xa:xb] = np.clip(region + 0.5, 0, 255).astype(np.uint8)
