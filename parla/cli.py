@@ -176,8 +176,15 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     else:
         if not args.portrait:
             raise ParlaError("parla eval gen needs --portrait IMAGE (the photo the video was generated from)")
+        if args.sheet:
+            check_output(args.sheet)
         rep = R.evaluate_generated(
-            args.path, portrait=args.portrait, audio=args.audio, face_index=args.face_index, progress=show
+            args.path,
+            portrait=args.portrait,
+            audio=args.audio,
+            face_index=args.face_index,
+            progress=show,
+            sheet=args.sheet,
         )
     print(R.format_table(rep))
     if args.json:
@@ -372,6 +379,33 @@ def _add_export_parser(sub) -> None:
     s.set_defaults(func=_cmd_export)
 
 
+def _add_eval_parser(sub) -> None:
+    s = sub.add_parser("eval", help="measure talking-face videos: lip sync, mouth activity, blinks, motion")
+    s.add_argument(
+        "mode",
+        choices=["real", "gen", "probe", "reenact"],
+        help="real: a folder of real clips; gen: one generated video; "
+        "probe: fit the lip-sync probe on a folder of training clips; "
+        "reenact: animate each clip's first frame with its audio and compare mouths (LMD)",
+    )
+    s.add_argument("--model", help="reenact: model folder (default: the bundled model)")
+    s.add_argument("--net", choices=["teacher", "student"], default="teacher", help="reenact: which refiner")
+    s.add_argument("path", help="folder of videos (real, probe) or a video file (gen)")
+    s.add_argument("-o", "--output", help="probe: where to write the fitted probe (.npz)")
+    s.add_argument("--json", help="write the report as JSON to this file")
+    s.add_argument("--portrait", help="gen: the photo the video was generated from")
+    s.add_argument("--sheet", help="gen: also write a contact sheet PNG (frames, spike and blink frames, mouths)")
+    s.add_argument("--audio", help="gen: the speech (default: the video's own audio track)")
+    s.add_argument("--face-index", type=int, default=None)
+    s.add_argument(
+        "--control",
+        action="store_true",
+        help="real: also measure a still-frame and a swapped-audio control of every clip",
+    )
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    s.set_defaults(func=_cmd_eval)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="parla", description="One portrait plus speech in, a talking face out.")
     p.add_argument("--version", action="version", version=f"parla {__version__}")
@@ -424,29 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_stream(sub)
     add_bench(sub)
 
-    s = sub.add_parser("eval", help="measure talking-face videos: lip sync, mouth activity, blinks, motion")
-    s.add_argument(
-        "mode",
-        choices=["real", "gen", "probe", "reenact"],
-        help="real: a folder of real clips; gen: one generated video; "
-        "probe: fit the lip-sync probe on a folder of training clips; "
-        "reenact: animate each clip's first frame with its audio and compare mouths (LMD)",
-    )
-    s.add_argument("--model", help="reenact: model folder (default: the bundled model)")
-    s.add_argument("--net", choices=["teacher", "student"], default="teacher", help="reenact: which refiner")
-    s.add_argument("path", help="folder of videos (real, probe) or a video file (gen)")
-    s.add_argument("-o", "--output", help="probe: where to write the fitted probe (.npz)")
-    s.add_argument("--json", help="write the report as JSON to this file")
-    s.add_argument("--portrait", help="gen: the photo the video was generated from")
-    s.add_argument("--audio", help="gen: the speech (default: the video's own audio track)")
-    s.add_argument("--face-index", type=int, default=None)
-    s.add_argument(
-        "--control",
-        action="store_true",
-        help="real: also measure a still-frame and a swapped-audio control of every clip",
-    )
-    s.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    s.set_defaults(func=_cmd_eval)
+    _add_eval_parser(sub)
 
     s = sub.add_parser(
         "verify", help="detect Parla's watermark in a video or image (exit 0: found, 1: not found, 2: error)"
