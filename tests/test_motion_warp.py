@@ -225,3 +225,17 @@ def test_the_guard_unfolds_crossed_control_points(portrait):
     crossed = lm.copy()
     crossed[[36, 45]] = lm[[45, 36]]  # the outer eye corners swapped: no smooth map without a fold
     assert jacobian_min(tps_grid(lm, crossed, 256), 256) >= MIN_JACOBIAN
+
+
+def test_the_mouth_never_opens_wider_than_the_training_speakers():
+    from parla.edge.synth import MAX_COEFF_STD, MotionSettings, MotionSynth
+    from parla.modelfolder import ModelFolder
+
+    settings = MotionSettings.from_folder(ModelFolder())
+    k = settings.basis.n_components
+    synth = MotionSynth(settings, lambda w: np.full((1, k, w.shape[-1]), 50.0, np.float32))  # a wild lips net
+    t = np.arange(16000) / 16000
+    audio = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    fms = synth.push(audio) + synth.flush(len(audio))
+    z = np.stack([f.coeffs / settings.basis.stds for f in fms])
+    assert np.abs(z).max() <= MAX_COEFF_STD + 1e-9 and np.abs(z).max() > MAX_COEFF_STD - 0.5

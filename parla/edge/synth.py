@@ -40,6 +40,7 @@ MIN_PAUSE_FRAMES = 2  # silent frames in a row that make a pause worth closing t
 # Look-ahead (video frames) for audio that exists ahead of playback (a file, a TTS reply): enough to see a pause
 # of MIN_PAUSE_FRAMES coming CLOSE_RAMP frames ahead, so that the lips are closed as it begins.
 FILE_LOOKAHEAD_FRAMES = CLOSE_RAMP + MIN_PAUSE_FRAMES - 1
+MAX_COEFF_STD = 3.0  # lip/jaw coefficients are capped at this many training standard deviations
 VOICED_SMOOTH = 5  # frames (200 ms at 25 fps) of voiced/silent behind the head's innovation scale
 EMOTIONS = ("neutral", "happy", "sad", "surprised")
 
@@ -208,7 +209,9 @@ class MotionSynth:
 
     def _frame(self, h: _Heard) -> FrameMotion:
         s = self.s
-        coeffs = h.z * s.articulation * s.basis.stds
+        # a mouth no wider than the training speakers' (a loud syllable drove the jaw to 4.5 std for two frames:
+        # a stretched-teeth burst, eval p16 x s06 frames 56-57)
+        coeffs = np.clip(h.z * s.articulation, -MAX_COEFF_STD, MAX_COEFF_STD) * s.basis.stds
         # close before a pause that is coming within the look-ahead (a single silent frame inside speech is not a
         # pause), open when the speech resumes
         ahead = [x.silent for x in itertools.islice(self.heard, self.lookahead_frames)]
