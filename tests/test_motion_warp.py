@@ -238,4 +238,4 @@ def test_the_mouth_never_opens_wider_than_the_training_speakers():
     audio = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
     fms = synth.push(audio) + synth.flush(len(audio))
     z = np.stack([f.coeffs / settings.basis.stds for f in fms])
-    assert np.abs(z).max() <= MAX_COEFF_STD + 1e-9 and np.abs(z).max() > MAX_COEFF_STD - 0.5
+    assert np.abs(z).max() <= MAX_COEFF_STD + 1e-5 and np.abs(z).max() > MAX_COEFF_STD - 0.5
