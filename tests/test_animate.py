@@ -27,7 +27,7 @@ def test_demo_renders_a_video(tmp_path, capsys):
     out = tmp_path / "demo.mp4"
     assert main(["demo", "-o", str(out), "-q"]) == 0
     info = probe_video(out)
-    assert info.has_audio and (info.width, info.height) == (320, 320)
+    assert info.has_audio and (info.width, info.height) == (512, 512)  # the photo's own resolution
     d = stream_durations(out)
     assert abs(d["video"] - d["audio"]) <= 1 / 25
 
