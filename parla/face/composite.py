@@ -106,8 +106,8 @@ class NativeCompositor:
         s, p = self.alignment.size, MAP_PAD
         fx, fy = self.pad_x.copy(), self.pad_y.copy()
         fx[p : p + s, p : p + s], fy[p : p + s, p : p + s] = mx, my
-        ix = (inv[0, 0] * fx + inv[0, 1] * fy + inv[0, 2]).astype(np.float32)
-        iy = (inv[1, 0] * fx + inv[1, 1] * fy + inv[1, 2]).astype(np.float32)
+        a, b, c, d, e, f = (float(v) for v in inv.ravel())  # python floats keep the arithmetic in float32
+        ix, iy = a * fx + b * fy + c, d * fx + e * fy + f
         w, h, k = self.size[0], self.size[1], MAP_STEP
         px, py = (
             cv2.resize(
