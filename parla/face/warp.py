@@ -129,8 +129,12 @@ def jacobian_min(mapped: np.ndarray, size: int) -> float:
 
 def warp(image: np.ndarray, src_pts: np.ndarray, dst_pts: np.ndarray) -> np.ndarray:
     """Move the face in ``image`` (square crop) so that its landmarks ``src_pts`` land on ``dst_pts``."""
-    cv2 = require("cv2", "core")
     mx, my = tps_map(src_pts.astype(np.float64), dst_pts.astype(np.float64), image.shape[0])
+    return _remap(image, mx, my)
+
+
+def _remap(image: np.ndarray, mx: np.ndarray, my: np.ndarray) -> np.ndarray:
+    cv2 = require("cv2", "core")
     return cv2.remap(image, mx, my, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
@@ -169,7 +173,6 @@ def warp_inputs(
     """The host warp stage of one frame, shared by the renderer and the training batches: the crop warped onto
     the driving landmarks at full resolution, the same at the refiner's ``res``, the landmark maps, and the
     backward map itself (crop coordinates) for compositing at the photo's resolution."""
-    cv2 = require("cv2", "core")
     mx, my = tps_map(landmarks.astype(np.float64), driving.astype(np.float64), crop.shape[0])
-    w = cv2.remap(crop, mx, my, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    w = _remap(crop, mx, my)
     return w, downsize(w, res), condition_maps(driving, res, crop.shape[0]), (mx, my)

@@ -15,7 +15,7 @@ from parla.audio.mel import log_mel
 from parla.face import landmarks as L
 from parla.media.video import VideoWriter, iter_frames, probe_video
 from parla.metrics import av, frames
-from parla.metrics.tracks import clip_audio, list_videos, sidecar_audio, track_video  # noqa: F401
+from parla.metrics.tracks import clip_audio, list_videos, track_video
 
 CLIP_KEYS = (
     "file",
