@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import time
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +56,14 @@ def lagged_corr(p: np.ndarray, r: np.ndarray, max_lag: int = 6) -> dict[int, flo
     return out
 
 
-def evaluate_clip(run_lips, norm, clip, raw: dict, basis, silence_hold_s: float) -> dict:
+def mouth_width(lms: np.ndarray) -> np.ndarray:
+    """Mouth-corner distance (48-54) in units of the inter-ocular distance."""
+    from parla.face.landmarks import interocular
+
+    return np.linalg.norm(lms[:, 54] - lms[:, 48], axis=-1) / interocular(lms)
+
+
+def evaluate_clip(run_lips, norm, clip, raw: dict, basis, silence_hold_s: float, mc, close_pauses=True) -> dict:
     """Landmark-space evaluation of one held-out clip, its lips driven through the runtime's synthesizer."""
     from dataclasses import replace as dc_replace
 
@@ -71,10 +79,18 @@ def evaluate_clip(run_lips, norm, clip, raw: dict, basis, silence_hold_s: float)
     n = len(lms)
     row = {"clip": clip.name, "frames": n}
     real_open = mouth_opening(lms)
-    pad = np.repeat(clip.mel[-1:], shipped.lookahead + 8 + int(100 / clip.fps), 0)  # the end, as the net pads it
+    pad = np.repeat(clip.mel[-1:], mc.lookahead + 8 + int(100 / clip.fps), 0)  # the end, as the net pads it
     for s in SCALES:
         settings = dc_replace(
-            shipped, mel_mean=norm[0], mel_std=norm[1], articulation=s, silence_hold_s=silence_hold_s, basis=basis
+            shipped,
+            mel_mean=norm[0],
+            mel_std=norm[1],
+            articulation=s,
+            silence_hold_s=silence_hold_s,
+            basis=basis,
+            lookahead=mc.lookahead,
+            close_pauses=close_pauses,
+            receptive_field=mc.receptive_field,
         )
         synth = MotionSynth(settings, run_lips, fps=clip.fps)
         fms = synth.push_mel(np.concatenate([clip.mel, pad]))[first : first + n]
@@ -83,6 +99,11 @@ def evaluate_clip(run_lips, norm, clip, raw: dict, basis, silence_hold_s: float)
         row[f"lmd_x{s:g}"] = mouth_lmd(drv, lms)
         if s == 1.0:
             cs = lagged_corr(mouth_opening(drv), real_open)
+            row["width_corr0"] = lagged_corr(mouth_width(drv), mouth_width(lms), 0).get(0)
+            # the net alone (its standardised output decoded, before the synthesizer's gains, pauses and rest)
+            k = basis.n_components
+            raw = np.stack([basis.drive(lms[0], f.z[:k] * basis.stds, np.zeros(6), 0.0, 0.0) for f in fms])
+            row["net_corr0"] = lagged_corr(mouth_opening(raw), real_open, 0).get(0)
             row["corr0"] = cs.get(0)
             row["best_lag"] = max(cs, key=cs.get) if cs else None
             row["corr_best"] = cs[row["best_lag"]] if cs else None
@@ -96,6 +117,10 @@ def summarize(rows: list[dict]) -> dict:
         "clips": len(rows),
         "lmd_still": still,
         "corr0_median": float(np.nanmedian([np.nan if r["corr0"] is None else r["corr0"] for r in rows])),
+        "net_corr0_median": float(np.nanmedian([np.nan if r["net_corr0"] is None else r["net_corr0"] for r in rows])),
+        "width_corr0_median": float(
+            np.nanmedian([np.nan if r["width_corr0"] is None else r["width_corr0"] for r in rows])
+        ),
         "best_lag_median": float(np.nanmedian([np.nan if r["best_lag"] is None else r["best_lag"] for r in rows])),
     }
     for s in SCALES:
@@ -104,19 +129,43 @@ def summarize(rows: list[dict]) -> dict:
     return out
 
 
-def main() -> None:
+def overrides(pairs: list[str], cls) -> dict:
+    """key=value strings -> the dataclass's field types (bool: true/false; tuples: comma-separated ints)."""
+    out = {}
+    for kv in pairs:
+        k, v = kv.split("=", 1)
+        default = getattr(cls(), k)
+        if isinstance(default, bool):
+            out[k] = v.lower() == "true"
+        elif isinstance(default, tuple):
+            out[k] = tuple(int(x) for x in v.split(",") if x)
+        else:
+            out[k] = type(default)(v)
+    return out
+
+
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="runs/data")
     ap.add_argument("--out", required=True)
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--set", nargs="*", default=[], help="MotionTrainConfig overrides, key=value")
+    ap.add_argument("--net", nargs="*", default=[], help="LipNetConfig overrides, key=value (dilations=1,2,4)")
     ap.add_argument("--silence-hold", type=float, default=1.0)
     ap.add_argument("--lookahead", type=int, default=8, help="mel frames of look-ahead of the net")
+    ap.add_argument(
+        "--eval-phonemes", help="phoneme features of the held-out clips (default: as trained, --set phonemes=...)"
+    )
     ap.add_argument("--phones", help="experiment: a folder of benchmarks/phone_features.py tracks, as extra inputs")
     ap.add_argument("--cmvn", action="store_true", help="experiment: each clip's mel mean removed (offline only)")
+    ap.add_argument("--no-pause-close", action="store_true", help="no lip closure in level-detected pauses")
     ap.add_argument("--no-rest", action="store_true", help="drive the first frame's mouth as it is (no rest_offset)")
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
 
     import torch
 
@@ -128,14 +177,12 @@ def main() -> None:
     torch.set_num_threads(2)
     data, out = Path(args.data), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    types = {f.name: f.type for f in fields(MotionTrainConfig)}
-    over = {}
-    for kv in args.set:
-        k, v = kv.split("=", 1)
-        over[k] = type(getattr(MotionTrainConfig(), k))(v) if types.get(k) != "bool" else v.lower() == "true"
-    tc = replace(MotionTrainConfig(steps=args.steps), **over)
+    tc = replace(MotionTrainConfig(steps=args.steps), **overrides(args.set, MotionTrainConfig))
     basis = ExpressionBasis.load(data / "basis.npz")
-    clips, _ = build(data, basis)
+    clips, _ = build(data, basis, tc.phonemes)
+    eval_mel = {}  # the held-out clips' inputs when they are computed differently from training's
+    if args.eval_phonemes and args.eval_phonemes != tc.phonemes:
+        eval_mel = {c.name: c.mel for c in build(data, basis, args.eval_phonemes)[0]}
     if args.cmvn:
         grand = np.concatenate([c.mel for c in clips]).mean(0)
         for c in clips:
@@ -146,7 +193,14 @@ def main() -> None:
             ph = np.load(Path(args.phones) / f"{c.name}.npy")
             c.mel = np.concatenate([c.mel, ph[: len(c.mel)]], 1)
             extra = ph.shape[1]
-    mc = LipNetConfig(n_mels=80 + extra, n_coeffs=basis.n_components, lookahead=args.lookahead)
+    extra += clips[0].mel.shape[1] - 80 - extra
+    mc = LipNetConfig(
+        n_mels=80 + extra,
+        n_coeffs=basis.n_components,
+        lookahead=args.lookahead,
+        closure=tc.closure,
+        **overrides(args.net, LipNetConfig),
+    )
     raws = {c.name: load_clip(data / "clips" / f"{c.name}.npz") for c in clips}
     rows, t0 = [], time.time()
     for k, held in enumerate(folds(clips, args.folds)):
@@ -169,7 +223,16 @@ def main() -> None:
 
         for i in held:
             c = clips[i]
-            rows.append({"fold": k, **evaluate_clip(run_lips, norm, c, raws[c.name], fold_basis, args.silence_hold)})
+            if c.name in eval_mel:
+                c = dataclasses.replace(c, mel=eval_mel[c.name])
+            rows.append(
+                {
+                    "fold": k,
+                    **evaluate_clip(
+                        run_lips, norm, c, raws[c.name], fold_basis, args.silence_hold, mc, not args.no_pause_close
+                    ),
+                }
+            )
         print(f"fold {k}: {len(held)} clips, inner val {metrics}, {time.time() - t0:.0f} s", flush=True)
     summary = summarize(rows)
     print(json.dumps(summary, indent=1))

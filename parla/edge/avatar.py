@@ -50,6 +50,7 @@ class Avatar:
         self.refiner: Backend
         self.lips: Backend
         self.refiner, self.lips = models or open_models(config, net=net)
+        self._encoder = None  # the phoneme encoder, opened on first use (models with a phoneme front-end)
         try:
             self.settings = MotionSettings.from_folder(ModelFolder(config.model))
             self.emotion = emotion_vector(emotion, self.settings.basis)
@@ -98,7 +99,9 @@ class Avatar:
         return cls.from_image(capture_portrait(cfg.camera), cfg, **kwargs)
 
     # building blocks ------------------------------------------------------------------------------------------
-    def new_motion(self, *, lookahead_frames: int = 0) -> MotionSynth:
+    def new_motion(self, *, lookahead_frames: int = 0, known_audio: np.ndarray | None = None) -> MotionSynth:
+        """The synthesizer for one clip or stream. ``known_audio``: the whole audio when it exists ahead of playback
+        (a file, a TTS reply), which a phoneme front-end then encodes offline, with full context."""
         return MotionSynth(
             self.settings,
             self.lips.run,
@@ -107,18 +110,40 @@ class Avatar:
             pose_scale=self.pose_scale,
             emotion=self.emotion,
             lookahead_frames=lookahead_frames,
+            phonemes=self._phonemes(known_audio),
         )
+
+    def _phonemes(self, known_audio: np.ndarray | None):
+        ph = self.settings.phonemes
+        if ph is None:
+            return None
+        from parla.audio import phonemes
+
+        if self._encoder is None:
+            backend = "openvino" if self.config.backend == "openvino" else "onnxruntime"
+            self._encoder = phonemes.PhonemeEncoder(backend, threads=self.config.threads)
+        if known_audio is not None:
+            feats = phonemes.encode(self._encoder, known_audio)
+            return phonemes.KnownPhonemes(feats, phonemes.silence_features(self._encoder))
+        return phonemes.StreamingPhonemes(self._encoder, past_s=ph["past_s"], future_s=ph["future_s"])
 
     def new_renderer(self, timer: StageTimer | None = None, *, stages: bool = True) -> FrameRenderer:
         return FrameRenderer(self.portrait, self.settings.basis, self.refiner, self.stages if stages else (), timer)
 
     # the three ways to drive it -------------------------------------------------------------------------------
     def stream(
-        self, chunks: Iterable[np.ndarray], *, flush: bool = True, lookahead_frames: int = 0
+        self,
+        chunks: Iterable[np.ndarray],
+        *,
+        flush: bool = True,
+        lookahead_frames: int = 0,
+        known_audio: np.ndarray | None = None,
     ) -> Iterator[np.ndarray]:
-        """Frames for 16 kHz float32 chunks, each frame as soon as its audio (and 80 ms look-ahead) is in.
-        With ``flush`` the end of the input is padded with silence so that the last frames come out too."""
-        motion, renderer = self.new_motion(lookahead_frames=lookahead_frames), self.new_renderer()
+        """Frames for 16 kHz float32 chunks, each frame as soon as its audio (and the model's look-ahead) is in.
+        With ``flush`` the end of the input is padded with silence so that the last frames come out too.
+        ``known_audio``: the whole input, when it exists ahead (see ``new_motion``)."""
+        motion = self.new_motion(lookahead_frames=lookahead_frames, known_audio=known_audio)
+        renderer = self.new_renderer()
         n_samples = 0
         for chunk in chunks:
             n_samples += len(chunk)
@@ -156,7 +181,7 @@ class Avatar:
             VideoWriter(out, self.config.video.fps, audio=samples, metadata=self.metadata) as writer,
             progress(n, "rendering", enabled=show, unit="frame") as bar,
         ):
-            for frame in self.stream(chunks, lookahead_frames=lookahead_frames):
+            for frame in self.stream(chunks, lookahead_frames=lookahead_frames, known_audio=samples):
                 writer.write(frame)
                 bar.update(1)
         return Path(out)
@@ -166,7 +191,8 @@ class Avatar:
         synthesizer looks as far ahead as the source delivers ahead of playback (``source.lead_s``)."""
         from parla.edge.engine import StreamEngine
 
-        motion = self.new_motion(lookahead_frames=round(source.lead_s * self.config.video.fps))
+        known = getattr(source, "audio", None) if source.lead_s > 0 else None  # a source that is ahead of playback
+        motion = self.new_motion(lookahead_frames=round(source.lead_s * self.config.video.fps), known_audio=known)
         engine = StreamEngine(
             source,
             motion,

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from parla.audio.io import SAMPLE_RATE
-from parla.audio.mel import FRAMES_PER_SECOND, HOP, StreamingLogMel, speech_band
+from parla.audio.mel import FRAMES_PER_SECOND, HOP, N_MELS, StreamingLogMel, speech_band
 from parla.face.expression import ExpressionBasis
 from parla.formats import MOTION_WINDOW
 from parla.models.head_blink import BlinkModel, BlinkProcess, HeadModel, HeadProcess
@@ -41,6 +41,8 @@ MIN_PAUSE_FRAMES = 2  # silent frames in a row that make a pause worth closing t
 # of MIN_PAUSE_FRAMES coming CLOSE_RAMP frames ahead, so that the lips are closed as it begins.
 FILE_LOOKAHEAD_FRAMES = CLOSE_RAMP + MIN_PAUSE_FRAMES - 1
 MAX_COEFF_STD = 3.0  # lip/jaw coefficients are capped at this many training standard deviations
+# The closure output's probability from which the lips start to close, and at which they touch
+CLOSURE_P = (0.3, 0.6)
 VOICED_SMOOTH = 5  # frames (200 ms at 25 fps) of voiced/silent behind the head's innovation scale
 EMOTIONS = ("neutral", "happy", "sad", "surprised")
 
@@ -59,6 +61,8 @@ class MotionSettings:
     basis: ExpressionBasis
     lookahead: int  # mel frames of future audio the lips net sees
     receptive_field: int  # mel frames the net's output depends on
+    phonemes: dict | None = None  # the phoneme front-end (config.json "phonemes"): its features follow the mel
+    close_pauses: bool = True  # close the lips in pauses found by the speech level (off: the net's mouth alone)
 
     @classmethod
     def from_folder(cls, folder) -> MotionSettings:
@@ -76,6 +80,8 @@ class MotionSettings:
             folder.basis,
             int(c["motion"].get("lookahead", 8)),
             5 + 2 * sum(dil),
+            c.get("phonemes"),
+            bool(c.get("close_pauses", True)),
         )
 
 
@@ -113,15 +119,27 @@ class MotionSynth:
         pose_scale: float = 1.0,
         emotion: np.ndarray | None = None,
         lookahead_frames: int = 0,
+        phonemes=None,
     ) -> None:
-        """``run_lips``: (1, 80, MOTION_WINDOW) normalised mel -> (1, K, MOTION_WINDOW) standardised coeffs."""
+        """``run_lips``: (1, C, MOTION_WINDOW) normalised inputs -> (1, K, MOTION_WINDOW) standardised coeffs.
+        ``phonemes``: the phoneme front-end when the model has one (``parla.audio.phonemes.StreamingPhonemes``
+        for a live source, ``KnownPhonemes`` for audio that exists ahead), with a ``silence`` feature row."""
         self.s, self.run_lips, self.fps = settings, run_lips, fps
         self.pose_scale, self.emotion, self.lookahead_frames = pose_scale, emotion, int(lookahead_frames)
         rng = np.random.default_rng(seed)
         self.head = HeadProcess(settings.head, rng, scale=pose_scale, silent_scale=settings.head_silent_scale)
         self.blink = BlinkProcess(settings.blink, fps, rng)
         self.mel = StreamingLogMel()
-        silence = ((np.log(1e-5) - settings.mel_mean) / settings.mel_std).astype(np.float32)
+        self.phonemes = phonemes  # None with a phoneme model: the caller pushes joined features (``push_mel``)
+        rest = np.full(N_MELS, np.log(1e-5))  # digital silence (extra input channels: their training mean)
+        extra = settings.mel_mean[N_MELS:]
+        rest = np.concatenate([rest, phonemes.silence if phonemes is not None else extra])
+        if phonemes is not None:
+            self._mel_q = np.zeros((0, N_MELS), np.float32)  # mel frames waiting for their phoneme features
+            self._ph_q = np.zeros((0, phonemes.silence.shape[0]), np.float32)  # phoneme frames from _ph_first on
+            self._ph_first = 0
+            self._n_joined = 0
+        silence = ((rest - settings.mel_mean) / settings.mel_std).astype(np.float32)
         self.window = np.tile(silence[:, None], (1, MOTION_WINDOW))  # starts as digital silence
         self._band = speech_band()
         silent_db = 10 * math.log10(float(self._band.sum()) * 1e-5 + 1e-10)
@@ -140,14 +158,40 @@ class MotionSynth:
     def latency_samples(self) -> int:
         """Audio that must arrive after a frame's instant before that frame can be produced."""
         ahead = (self.s.lookahead + 1) * HOP + 256  # the net's look-ahead + the STFT half-window (N_FFT / 2)
+        if self.phonemes is not None:  # the phoneme frame after the last mel frame the net reads, and its future
+            ahead = max(ahead, (self.s.lookahead + 2) * HOP + self.phonemes.latency_samples + 2 * HOP)
         return ahead + int(math.ceil(self.lookahead_frames / self.fps * SAMPLE_RATE))
 
     def push(self, chunk: np.ndarray) -> list[FrameMotion]:
         t0 = time.perf_counter()
-        mel = self.mel.push(np.asarray(chunk, np.float32))
+        chunk = np.asarray(chunk, np.float32)
+        mel = self.mel.push(chunk)
+        if self.phonemes is not None:
+            mel = self._join(mel, self.phonemes.push(chunk))
         if self.timer is not None:
             self.timer.add("audio_features", (time.perf_counter() - t0) * 1e3)
         return self.push_mel(mel)
+
+    def _join(self, mel: np.ndarray, ph: np.ndarray) -> np.ndarray:
+        """Mel frames (100 Hz) followed by the phoneme features at their instant (50 Hz, interpolated as
+        ``parla.audio.phonemes.to_mel_rate`` does), for every mel frame whose phoneme frames have arrived."""
+        self._mel_q = np.concatenate([self._mel_q, mel])
+        self._ph_q = np.concatenate([self._ph_q, ph])
+        n_ph = self._ph_first + len(self._ph_q)  # phoneme frames arrived
+        m = self._n_joined + np.arange(len(self._mel_q))
+        m = m[(m + 1) // 2 < n_ph]  # frame m needs phoneme frames m // 2 and, when m is odd, m // 2 + 1
+        if not len(m):
+            return np.zeros((0, N_MELS + self._ph_q.shape[1]), np.float32)
+        lo = m // 2 - self._ph_first
+        hi = (m + 1) // 2 - self._ph_first
+        frac = ((m % 2) * 0.5)[:, None].astype(np.float32)
+        feats = self._ph_q[lo] * (1 - frac) + self._ph_q[hi] * frac
+        out = np.concatenate([self._mel_q[: len(m)], feats], 1)
+        self._mel_q = self._mel_q[len(m) :]
+        self._n_joined += len(m)
+        drop = self._n_joined // 2 - self._ph_first  # phoneme frames no later mel frame needs
+        self._ph_q, self._ph_first = self._ph_q[drop:], self._ph_first + drop
+        return out
 
     def push_mel(self, mel: np.ndarray) -> list[FrameMotion]:
         """Log-mel frames (M, n) as ``push`` computes them (the first N_MELS columns are the log-mel; feature
@@ -211,12 +255,13 @@ class MotionSynth:
         s = self.s
         # a mouth no wider than the training speakers' (a loud syllable drove the jaw to 4.5 std for two frames:
         # a stretched-teeth burst, eval p16 x s06 frames 56-57)
-        coeffs = np.clip(h.z * s.articulation, -MAX_COEFF_STD, MAX_COEFF_STD) * s.basis.stds
+        k = s.basis.n_components
+        coeffs = np.clip(h.z[:k] * s.articulation, -MAX_COEFF_STD, MAX_COEFF_STD) * s.basis.stds
         # close before a pause that is coming within the look-ahead (a single silent frame inside speech is not a
         # pause), open when the speech resumes
         ahead = [x.silent for x in itertools.islice(self.heard, self.lookahead_frames)]
         pause_ahead = any(all(ahead[j : j + MIN_PAUSE_FRAMES]) for j in range(len(ahead) - MIN_PAUSE_FRAMES + 1))
-        target = 1.0 if h.silent or pause_ahead else 0.0
+        target = 1.0 if s.close_pauses and (h.silent or pause_ahead) else 0.0
         self.close += float(np.clip(target - self.close, -1 / (CLOSE_RAMP + 1), 1 / (CLOSE_RAMP + 1)))
         self.hold.append(coeffs)
         if s.silence_hold_s > 0:
@@ -228,7 +273,11 @@ class MotionSynth:
         pose = self.head.step(voiced)
         breath = math.sin(2 * math.pi * BREATH_HZ * h.index / self.fps)
         pose[4] += BREATH_PX * breath * (1.0 - voiced) * self.pose_scale  # breathing shows when the face is still
-        return FrameMotion(h.index, coeffs, pose, self.blink.step(), self.close, h.voiced, h.z)
+        close = self.close
+        if len(h.z) > k:  # the net's closure output: the lips touch now (/p b m/, a pause), at once
+            p = 1.0 / (1.0 + math.exp(-float(np.clip(h.z[k], -30, 30))))
+            close = max(close, float(np.clip((p - CLOSURE_P[0]) / (CLOSURE_P[1] - CLOSURE_P[0]), 0.0, 1.0)))
+        return FrameMotion(h.index, coeffs, pose, self.blink.step(), close, h.voiced, h.z)
 
     def _classify(self, energy: float) -> tuple[bool, bool]:
         self.level.append(energy)

@@ -22,6 +22,7 @@ class LipNetConfig:
     dropout: float = 0.2  # between blocks, training only: 52 clips overfit a 128-wide net in 200 steps
     dilations: tuple[int, ...] = (1, 2, 4, 8, 1, 2)
     lookahead: int = 8  # mel frames (80 ms) of future audio each output may see
+    closure: bool = False  # one more output channel: the logit that the lips touch (/p b m/, pauses) at that frame
 
     @property
     def receptive_field(self) -> int:
@@ -60,10 +61,11 @@ class LipNet(nn.Module):
         self.inp = _CausalConv(cfg.n_mels, cfg.width, 5)
         layers = [m for d in cfg.dilations for m in (_Block(cfg.width, d), nn.Dropout(cfg.dropout))]
         self.blocks = nn.Sequential(*layers)
-        self.out = nn.Conv1d(cfg.width, cfg.n_coeffs, 1)
+        self.out = nn.Conv1d(cfg.width, cfg.n_coeffs + int(cfg.closure), 1)
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        """mel: (B, n_mels, M) normalised log-mel -> (B, n_coeffs, M); output t has seen mel frames <= t + lookahead.
+        """mel: (B, n_mels, M) normalised inputs -> (B, n_coeffs (+1: the closure logit), M); output t has seen
+        input frames <= t + lookahead.
 
         The look-ahead is realised by shifting: the network is causal, and output t is read at index t + lookahead
         of a sequence padded at the end with ``lookahead`` frames of the last mel frame.

@@ -61,6 +61,7 @@ def make_bundle(teacher_run: str | Path, motion_run: str | Path, out_dir: str | 
         "head": motion["head"],
         "blink": motion["blink"],
         "articulation_gain": motion.get("articulation_gain", 1.0),
+        **({"phonemes": motion["phonemes"]} if "phonemes" in motion else {}),
         "training": {
             "teacher_steps": state["step"],
             "teacher_train": state["train"],

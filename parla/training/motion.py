@@ -15,12 +15,17 @@ import torch.nn.functional as F
 from parla.audio.mel import FRAMES_PER_SECOND
 from parla.errors import ParlaError
 from parla.face.expression import ExpressionBasis, similarity_fit
+from parla.face.landmarks import mouth_opening
+from parla.files import atomic_output
 from parla.metrics import av
 from parla.models.head_blink import fit_ar2, fit_blinks
 from parla.models.lips import LipNet, LipNetConfig
 from parla.training import checkpoint as ckpt
 from parla.training.basis import clip_offsets, fit_rest, load_clip
 
+# The streaming phoneme encoder's window (the runtime's default for live sources; docs/decisions.md)
+STREAM_PAST_S, STREAM_FUTURE_S = 2.0, 0.3
+CLOSED_IOD = 0.025  # inner-lip gap (in inter-ocular distances) at or under which the lips count as touching
 N_MELS = 80  # spectrum channels of the net's input; any further channels (experiments) are not augmented
 POSE_FPS = 25.0  # the head model runs at this rate; tracks are resampled to it
 
@@ -39,6 +44,10 @@ class MotionTrainConfig:
     noise: float = 0.3  # augmentation: a random offset per mel band (microphone/room colouring), normalised units
     warp: float = 0.0  # augmentation: random frequency warp of the mel bins by up to this fraction (VTLP; 0: off,
     # measured no better across sources at 0.12, docs/training.md)
+    closure: bool = False  # the net also predicts whether the lips touch (a closure output)
+    w_close: float = 0.5  # weight of that output's loss
+    phonemes: str = ""  # the phoneme encoder's features as extra inputs: "" (log-mel only), "offline" (whole-clip
+    # windows) or "stream:PAST:FUTURE" (as the streaming encoder computes them; seconds), see parla.audio.phonemes
 
 
 @dataclass
@@ -48,6 +57,7 @@ class MotionClip:
     coeffs: np.ndarray  # (T, K) standardised expression coefficients, NaN where no face
     mel_index: np.ndarray  # (T,) the mel frame of each video frame
     fps: float
+    closed: np.ndarray  # (T,) 1 where the real lips touch (inner-lip gap ≤ CLOSED_IOD), 0 apart, NaN: no face
 
 
 def _pose_track(clip: dict, fps: float) -> np.ndarray | None:
@@ -73,9 +83,58 @@ def _pose_track(clip: dict, fps: float) -> np.ndarray | None:
     return None if np.isnan(out).any() else out
 
 
-def build(data_dir: Path, basis: ExpressionBasis) -> tuple[list[MotionClip], dict]:
+def phoneme_track(audio: np.ndarray, n_mel: int, spec: str, encoder=None) -> np.ndarray:
+    """(n_mel, 256) phoneme-encoder features at the mel frame rate, computed as ``spec`` says: "offline" (30 s
+    windows) or "stream:PAST:FUTURE" (the streaming encoder fed 40 ms chunks, as a live source feeds it)."""
+    from parla.audio import phonemes as ph
+
+    encoder = encoder or ph.PhonemeEncoder()
+    if spec == "offline":
+        feats = ph.encode(encoder, audio)
+    elif spec.startswith("stream:"):
+        _, past, future = spec.split(":")
+        st = ph.StreamingPhonemes(encoder, past_s=float(past), future_s=float(future))
+        chunk = ph.SAMPLE_RATE // 25
+        feats = np.concatenate([st.push(audio[i : i + chunk]) for i in range(0, len(audio), chunk)] + [st.flush()])
+    else:
+        raise ParlaError(f"phoneme features: {spec!r} is not 'offline' or 'stream:PAST:FUTURE'")
+    return ph.to_mel_rate(feats, n_mel)
+
+
+def phoneme_settings(spec: str) -> dict:
+    """What config.json records about the phoneme front-end a motion model was trained with."""
+    from parla.audio import phonemes as ph
+
+    return {
+        "encoder": f"{ph.PACKAGE}=={ph.PACKAGE_VERSION}:{ph.ASSET}",
+        "sha256": ph.SHA256,
+        "output": ph.HIDDEN,
+        "train_features": spec,
+        "past_s": STREAM_PAST_S,
+        "future_s": STREAM_FUTURE_S,
+    }
+
+
+def _cached_track(data_dir: Path, name: str, audio: np.ndarray, n_mel: int, spec: str, encoder) -> np.ndarray:
+    path = data_dir / "phonemes" / spec.replace(":", "_") / f"{name}.npy"
+    if path.is_file():
+        return np.load(path)
+    track = phoneme_track(audio, n_mel, spec, encoder).astype(np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, track)
+    return track
+
+
+def build(data_dir: Path, basis: ExpressionBasis, phonemes: str = "") -> tuple[list[MotionClip], dict]:
     """The clips with speech, and the fitted head, blink and mouth-rest models (``"rest"``: for the basis's meta,
-    fitted on every face track)."""
+    fitted on every face track). With ``phonemes`` (see MotionTrainConfig) each clip's input is its log-mel
+    followed by the phoneme encoder's features (cached under DATA/phonemes/)."""
+    encoder = None
+    if phonemes:
+        from parla.audio.phonemes import PhonemeEncoder
+
+        encoder = PhonemeEncoder()
     clips, poses, voiced, intervals, tracks = [], [], [], [], []
     for path in sorted((data_dir / "clips").glob("*.npz")):
         c = load_clip(path)
@@ -100,7 +159,15 @@ def build(data_dir: Path, basis: ExpressionBasis) -> tuple[list[MotionClip], dic
         _, offsets = clip_offsets(c["landmarks"][c["valid"]], basis.mean_shape.astype(np.float64))
         coeffs[c["valid"]] = basis.encode(offsets) / basis.stds
         mel_index = np.round(np.arange(len(coeffs)) / fps * FRAMES_PER_SECOND).astype(int)
-        clips.append(MotionClip(path.stem, c["mel"], coeffs, np.clip(mel_index, 0, len(c["mel"]) - 1), fps))
+        mel = c["mel"]
+        if phonemes:
+            if "audio" not in c:
+                raise ParlaError(f"{path}: prepared without its audio; run `parla prepare` again for phoneme features")
+            audio = c["audio"].astype(np.float32) / 32767
+            mel = np.concatenate([mel, _cached_track(data_dir, path.stem, audio, len(mel), phonemes, encoder)], 1)
+        closed = np.full(len(coeffs), np.nan, np.float32)
+        closed[c["valid"]] = mouth_opening(c["landmarks"][c["valid"]].astype(np.float64)) <= CLOSED_IOD
+        clips.append(MotionClip(path.stem, mel, coeffs, np.clip(mel_index, 0, len(mel) - 1), fps, closed))
     if not clips:
         raise ParlaError(f"{data_dir}: no prepared clip has speech; cannot train the motion model")
     stochastic = {
@@ -123,7 +190,7 @@ def _window(clip: MotionClip, mc: LipNetConfig, tc: MotionTrainConfig, rng: np.r
     frames = np.flatnonzero(
         (clip.mel_index >= start) & (clip.mel_index < start + tc.window) & ~np.isnan(clip.coeffs[:, 0])
     )
-    return mel, clip.mel_index[frames] - start + ctx, clip.coeffs[frames]
+    return mel, clip.mel_index[frames] - start + ctx, clip.coeffs[frames], clip.closed[frames]
 
 
 def _warp_bins(mels: np.ndarray, factors: np.ndarray) -> np.ndarray:
@@ -157,10 +224,13 @@ def _loss(
     x[:, :N_MELS] += tc.noise * rng.standard_normal((len(windows), N_MELS, 1))
     out = net(torch.from_numpy(x.astype(np.float32)))
     total = torch.zeros(())
-    for k, (_, idx, target) in enumerate(windows):
+    n = mc.n_coeffs
+    for k, (_, idx, target, closed) in enumerate(windows):
         pred = out[k, :, torch.from_numpy(idx)].T
         y = torch.from_numpy(target)
-        total = total + F.l1_loss(pred, y) + tc.w_vel * F.l1_loss(pred[1:] - pred[:-1], y[1:] - y[:-1])
+        total = total + F.l1_loss(pred[:, :n], y) + tc.w_vel * F.l1_loss(pred[1:, :n] - pred[:-1, :n], y[1:] - y[:-1])
+        if mc.closure:
+            total = total + tc.w_close * F.binary_cross_entropy_with_logits(pred[:, n], torch.from_numpy(closed))
     return total / max(len(windows), 1)
 
 
@@ -172,7 +242,7 @@ def _validate(net: LipNet, clips: list[MotionClip], norm, basis: ExpressionBasis
     with torch.no_grad():
         for c in clips:
             x = torch.from_numpy(((c.mel - norm[0]) / norm[1]).T[None].astype(np.float32))
-            pred = net(x)[0].numpy().T[c.mel_index]
+            pred = net(x)[0].numpy().T[c.mel_index][:, : net.cfg.n_coeffs]
             ok = ~np.isnan(c.coeffs[:, 0])
             l1s.append(float(np.abs(pred[ok] - c.coeffs[ok]).mean()))
             shape = basis.mean_shape[None].astype(np.float64)
@@ -198,7 +268,7 @@ def articulation_gain(net: LipNet, clips: list[MotionClip], norm, basis: Express
         for c in clips:
             x = torch.from_numpy(((c.mel - norm[0]) / norm[1]).T[None].astype(np.float32))
             ok = ~np.isnan(c.coeffs[:, 0])
-            preds.append(net(x)[0].numpy().T[c.mel_index][ok])
+            preds.append(net(x)[0].numpy().T[c.mel_index][ok][:, : net.cfg.n_coeffs])
             trues.append(c.coeffs[ok])
     shape = basis.mean_shape[None].astype(np.float64)
     p = mouth_opening(shape + basis.decode(np.concatenate(preds) * basis.stds))
@@ -224,7 +294,7 @@ def fit(
     rng = rng or np.random.default_rng(tc.seed)
     allmel = np.concatenate([c.mel for c in trn])
     norm = (allmel.mean(0).astype(np.float32), (allmel.std(0) + 1e-3).astype(np.float32))
-    mc = mc or LipNetConfig(n_coeffs=basis.n_components)
+    mc = mc or LipNetConfig(n_mels=trn[0].mel.shape[1], n_coeffs=basis.n_components, closure=tc.closure)
     torch.manual_seed(tc.seed)
     net = LipNet(mc)
     opt = torch.optim.AdamW(net.parameters(), lr=tc.lr, weight_decay=1e-2)
@@ -269,7 +339,7 @@ def train_motion(
     tc = train or MotionTrainConfig()
     data, run = Path(data_dir), Path(run_dir)
     basis = ExpressionBasis.load(data / "basis.npz")
-    clips, stochastic = build(data, basis)
+    clips, stochastic = build(data, basis, tc.phonemes)
     rng = np.random.default_rng(tc.seed)
     order = rng.permutation(len(clips))
     n_val = max(1, int(round(tc.val_fraction * len(clips))))
@@ -290,6 +360,7 @@ def train_motion(
         "data": str(data),
         "mel_mean": norm[0].tolist(),
         "mel_std": norm[1].tolist(),
+        **({"phonemes": phoneme_settings(tc.phonemes)} if tc.phonemes else {}),
         "val_clips": [c.name for c in val],
         "final": metrics,
         **stochastic,

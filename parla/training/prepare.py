@@ -2,7 +2,7 @@
 
 Layout of DATASET_DIR:
   clips/<stem>.crops.npy   (T, 256, 256, 3) uint8 aligned crops, memory-mappable
-  clips/<stem>.npz         landmarks in crop pixels, validity, pose, eye aspect ratio, log-mel, fps, ...
+  clips/<stem>.npz         landmarks in crop pixels, validity, pose, eye aspect ratio, log-mel, 16 kHz audio, fps
   basis.npz                the expression PCA basis (fitted on all prepared clips)
   report.json              per clip: "ok" or the reason it was skipped
 
@@ -88,6 +88,8 @@ def prepare_clip(video: Path, out_dir: Path) -> str:
         "matrices": np.stack([a.matrix for a in aligns]).astype(np.float32),
         "has_audio": np.bool_(has_audio),
         "mel": log_mel(audio) if has_audio else np.zeros((0, 80), np.float32),
+        # the speech itself (16 kHz, 16-bit): front-ends that need the waveform (the phoneme encoder) read it
+        "audio": (np.clip(audio, -1, 1) * 32767).astype(np.int16) if has_audio else np.zeros(0, np.int16),
     }
     with atomic_output(out_dir / f"{video.stem}.npz") as tmp, open(tmp, "wb") as f:
         np.savez(f, **meta)

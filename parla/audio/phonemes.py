@@ -1,0 +1,212 @@
+"""The phoneme encoder: a pretrained speech front-end for the lips (issue 14).
+
+``hama==1.3.13`` (PyPI, Apache-2.0) ships a CTC phoneme recogniser, ``hama/assets/asr_waveform_fp16.onnx``
+(2.3 M parameters): raw 16 kHz audio in, per 20 ms frame log-probabilities over 191 IPA classes out. Parla reads
+its 256-d hidden state (the last attention layer's output, exposed as an extra graph output at load time): trained
+on many speakers, it carries what the mouth does for voices our 52 training clips never had (docs/decisions.md).
+
+- The model is read from the installed package's files and sha256-checked, never downloaded.
+- It runs on onnxruntime (always installed with hama) or OpenVINO (the x86 default), both giving the same
+  features to within float16 rounding. Targets whose networks run on TFLite run the encoder on onnxruntime.
+- The encoder attends over its whole input (it is not causal), so a frame's features depend on the window around
+  it. Offline (``encode``) windows are 30 s (the model's cap) with 4 s of overlap, each frame taken from the window
+  in which it lies farthest from an edge. Streaming (``StreamingPhonemes``) re-encodes a sliding window and emits
+  a frame once ``future_s`` of audio after it has arrived: the look-ahead the source can afford.
+
+Frame k is centred on sample 320 k; a clip of n samples has n // 320 + 1 frames.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+
+import numpy as np
+
+from parla.errors import ParlaError, require
+
+PACKAGE, PACKAGE_VERSION = "hama", "1.3.13"
+ASSET = "assets/asr_waveform_fp16.onnx"
+SHA256 = "a884b5ac55f8bbc00673e8cf6d2dd601aa76e5031dd85cf3de2f25b5987cd59a"
+HIDDEN = "/acoustic_model/export_attn_layers.1/Add_4_output_0"
+DIM = 256
+SAMPLE_RATE = 16_000
+HOP = 320  # samples per encoder frame (20 ms)
+FRAMES_PER_SECOND = SAMPLE_RATE // HOP
+MAX_SECONDS = 30.0  # the model's input cap (1,500 frames)
+OVERLAP_S = 4.0  # offline windows overlap by this much; each frame comes from the window it is central in
+BACKENDS = ("onnxruntime", "openvino")
+
+
+def n_frames(n_samples: int) -> int:
+    return n_samples // HOP + 1
+
+
+def model_bytes() -> bytes:
+    """The encoder's ONNX file from the installed hama package, verified."""
+    try:
+        path = importlib.resources.files(PACKAGE).joinpath(ASSET)
+        data = path.read_bytes()
+    except (ModuleNotFoundError, FileNotFoundError, OSError) as e:
+        raise ParlaError(
+            f"the phoneme encoder needs the {PACKAGE} package's model file ({ASSET}): "
+            f"pip install {PACKAGE}=={PACKAGE_VERSION}"
+        ) from e
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != SHA256:
+        raise ParlaError(
+            f"{PACKAGE}/{ASSET}: sha256 {digest[:12]}… is not the verified {SHA256[:12]}… (a modified file or another "
+            f"{PACKAGE} version): pip install --force-reinstall {PACKAGE}=={PACKAGE_VERSION}"
+        )
+    return data
+
+
+class PhonemeEncoder:
+    """One window of audio (≤ 30 s, 16 kHz float) -> (n_frames, 256) float32 hidden features."""
+
+    def __init__(self, backend: str = "onnxruntime", threads: int | None = 1) -> None:
+        if backend not in BACKENDS:
+            raise ParlaError(f"phoneme encoder: backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+        self.backend = backend
+        data = model_bytes()
+        if backend == "onnxruntime":
+            ort = require("onnxruntime", "onnx")
+            onnx = require("onnx", "onnx")
+            model = onnx.load_from_string(data)
+            model.graph.output.append(onnx.ValueInfoProto(name=HIDDEN))
+            opts = ort.SessionOptions()
+            if threads:
+                opts.intra_op_num_threads = threads
+            opts.log_severity_level = 3
+            self.session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+            self._run = self._run_ort
+        else:
+            ov = require("openvino", "openvino")
+            core = ov.Core()
+            model = core.read_model(model=data)
+            model.add_outputs([HIDDEN])
+            config: dict = {"INFERENCE_PRECISION_HINT": "f32"}  # not bf16: the features must match onnxruntime's
+            if threads:
+                config["INFERENCE_NUM_THREADS"] = threads
+            self.request = core.compile_model(model, "CPU", config).create_infer_request()
+            self._run = self._run_ov
+
+    def _run_ort(self, wav: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        return self.session.run([HIDDEN], {"waveform": wav, "waveform_lengths": lengths})[0]
+
+    def _run_ov(self, wav: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        out = self.request.infer({"waveform": wav, "waveform_lengths": lengths})
+        return next(v for k, v in out.items() if HIDDEN in k.get_names())
+
+    def __call__(self, audio: np.ndarray) -> np.ndarray:
+        audio = np.asarray(audio, np.float32).reshape(-1)
+        if len(audio) > MAX_SECONDS * SAMPLE_RATE:
+            raise ParlaError(f"phoneme encoder: a window is at most {MAX_SECONDS:g} s, got {len(audio) / 16e3:.1f} s")
+        if len(audio) < HOP:
+            audio = np.pad(audio, (0, HOP - len(audio)))
+        h = self._run(audio[None], np.array([len(audio)], np.int64))[0]
+        return np.asarray(h, np.float32)[: n_frames(len(audio))]
+
+
+def encode(encoder: PhonemeEncoder, audio: np.ndarray) -> np.ndarray:
+    """Features of a whole clip of any length: 30 s windows overlapping by 4 s, each frame taken from the window
+    it is farthest inside (so every frame has ≥ 2 s of context on both sides where the clip has it)."""
+    audio = np.asarray(audio, np.float32).reshape(-1)
+    total = n_frames(len(audio))
+    win = int(MAX_SECONDS * FRAMES_PER_SECOND) - 1  # frames per window (a window of win * HOP samples)
+    if total <= win + 1:
+        return encoder(audio)
+    hop = win - int(OVERLAP_S * FRAMES_PER_SECOND)
+    out = np.empty((total, DIM), np.float32)
+    start = 0
+    while True:
+        last = start + win >= total
+        h = encoder(audio[start * HOP : (start + win) * HOP])
+        lo = 0 if start == 0 else int(OVERLAP_S * FRAMES_PER_SECOND) // 2
+        hi = len(h) if last else len(h) - int(OVERLAP_S * FRAMES_PER_SECOND) // 2
+        out[start + lo : start + hi] = h[lo:hi]
+        if last:
+            return out
+        start += hop
+
+
+class StreamingPhonemes:
+    """Push audio chunks, get the features of every frame that has ``future_s`` of audio after it in the encoder's
+    window (and up to ``past_s`` before it): a live source's front-end. Frames are computed in fixed blocks of
+    ``every`` (one encoder run each, on the window from ``past_s`` before the block to ``future_s`` after it), so
+    the output does not depend on how the audio is chunked. Bounded: about ``past_s + future_s`` of audio is kept."""
+
+    def __init__(self, encoder: PhonemeEncoder, *, past_s: float = 2.0, future_s: float = 0.3, every: int = 2):
+        if not 0 <= future_s <= MAX_SECONDS / 2 or not 0 < past_s <= MAX_SECONDS - future_s - 1:
+            raise ParlaError("phoneme stream: need 0 ≤ future_s ≤ 15 s and 0 < past_s + future_s ≤ 29 s")
+        self.encoder, self.every = encoder, max(1, int(every))
+        self.future = int(round(future_s * FRAMES_PER_SECOND))
+        self.past = int(round(past_s * FRAMES_PER_SECOND))
+        self.buf = np.zeros(0, np.float32)  # audio from sample self.offset on
+        self.offset = 0  # absolute sample index of buf[0]
+        self.emitted = 0  # frames emitted so far
+        self.silence = silence_features(encoder)
+
+    @property
+    def latency_samples(self) -> int:
+        """Audio that must arrive after a frame's centre before that frame is emitted (at most)."""
+        return (self.future + self.every + 1) * HOP
+
+    def push(self, chunk: np.ndarray) -> np.ndarray:
+        self.buf = np.concatenate([self.buf, np.asarray(chunk, np.float32).reshape(-1)])
+        heard = self.offset + len(self.buf)
+        ready = heard // HOP - self.future  # frames whose window (to future_s after them) has fully arrived
+        out = []
+        while ready - self.emitted >= self.every:
+            out.append(self._block(self.emitted + self.every))
+        return np.concatenate(out) if out else np.zeros((0, DIM), np.float32)
+
+    def _block(self, upto: int) -> np.ndarray:
+        first = max(0, self.emitted - self.past)
+        win = self.buf[first * HOP - self.offset : (upto + self.future) * HOP - self.offset]
+        new = self.encoder(win)[self.emitted - first : upto - first]
+        self.emitted = upto
+        keep = max(0, (self.emitted - self.past) * HOP)  # the next window starts past_s before the next block
+        if keep > self.offset:
+            self.buf = self.buf[keep - self.offset :]
+            self.offset = keep
+        return new
+
+
+class KnownPhonemes:
+    """The front-end of audio that exists ahead of playback (a file, a TTS reply): the features of the whole clip,
+    computed offline (``encode``), handed out as the audio is pushed, so that a file streamed in real time gets
+    exactly the offline features. Past the clip's end the last frame repeats (the tail flushed after it)."""
+
+    every = 1
+
+    def __init__(self, features: np.ndarray, silence: np.ndarray) -> None:
+        self.features, self.silence = np.asarray(features, np.float32), silence
+        self.heard = 0
+        self.emitted = 0
+
+    @property
+    def latency_samples(self) -> int:
+        return HOP
+
+    def push(self, chunk: np.ndarray) -> np.ndarray:
+        self.heard += len(chunk)
+        ready = max(0, (self.heard - HOP // 2) // HOP + 1)
+        idx = np.minimum(np.arange(self.emitted, ready), len(self.features) - 1)
+        self.emitted = max(self.emitted, ready)
+        return self.features[idx]
+
+
+def silence_features(encoder: PhonemeEncoder) -> np.ndarray:
+    """(256,) the features of digital silence (what a stream starts from)."""
+    return encoder(np.zeros(SAMPLE_RATE, np.float32))[FRAMES_PER_SECOND // 2]
+
+
+def to_mel_rate(features: np.ndarray, n_mel: int) -> np.ndarray:
+    """Encoder frames (50 Hz, frame k centred on sample 320 k) at the mel frame rate (100 Hz, frame m centred on
+    sample 160 m): linear interpolation, clamped at the ends."""
+    pos = np.arange(n_mel) / 2.0
+    lo = np.minimum(np.floor(pos).astype(int), len(features) - 1)
+    hi = np.minimum(lo + 1, len(features) - 1)
+    frac = (pos - lo)[:, None].astype(np.float32)
+    return features[lo] * (1 - frac) + features[hi] * frac

@@ -1,0 +1,143 @@
+"""The phoneme encoder front-end (issue 14): verified loading, offline windows, streaming blocks, and the join
+of its 50 Hz features with the 100 Hz log-mel inside the synthesizer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("hama")
+pytest.importorskip("onnxruntime")
+
+from parla.audio import phonemes as ph  # noqa: E402
+from parla.errors import ParlaError  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return ph.PhonemeEncoder()
+
+
+def _fake_package(tmp_path: Path, monkeypatch, mutate=None) -> None:
+    """Point the loader at a copy of hama's asset folder (optionally modified)."""
+    import importlib.resources
+
+    src = importlib.resources.files(ph.PACKAGE).joinpath(ph.ASSET)
+    dst = tmp_path / ph.ASSET
+    dst.parent.mkdir(parents=True)
+    if mutate is not None:
+        data = bytearray(src.read_bytes())
+        mutate(data)
+        dst.write_bytes(bytes(data))
+    monkeypatch.setattr(ph.importlib.resources, "files", lambda pkg: tmp_path)
+
+
+def test_tampered_model_is_refused(tmp_path, monkeypatch):
+    def flip(data: bytearray) -> None:
+        data[len(data) // 2] ^= 0x01
+
+    _fake_package(tmp_path, monkeypatch, flip)
+    with pytest.raises(ParlaError, match=r"sha256 .* is not the verified .*force-reinstall hama==1\.3\.13"):
+        ph.PhonemeEncoder()
+
+
+def test_missing_model_says_what_to_install(tmp_path, monkeypatch):
+    _fake_package(tmp_path, monkeypatch)  # the folder exists, the file does not
+    with pytest.raises(ParlaError, match=r"pip install hama==1\.3\.13"):
+        ph.model_bytes()
+
+
+def test_encoder_frames_and_backends_agree(encoder, speech):
+    x = speech[: 3 * ph.SAMPLE_RATE]
+    h = encoder(x)
+    assert h.shape == (ph.n_frames(len(x)), ph.DIM) and h.dtype == np.float32
+    assert np.isfinite(h).all() and h.std() > 0.1
+    pytest.importorskip("openvino")
+    h_ov = ph.PhonemeEncoder("openvino")(x)
+    assert np.abs(h_ov - h).max() < 0.05 * np.abs(h).max()  # float16 weights, f32 inference on both
+
+
+def test_offline_windows_cover_long_audio(encoder, speech):
+    """Beyond 30 s the clip is encoded in overlapping windows; every frame comes from a window that holds at least
+    2 s on both sides of it, so the first window's frames far from its end are exactly the single-window ones."""
+    long = np.tile(speech, 6)[: 40 * ph.SAMPLE_RATE]  # 40 s
+    feats = ph.encode(encoder, long)
+    assert feats.shape == (ph.n_frames(len(long)), ph.DIM) and np.isfinite(feats).all()
+    first = encoder(long[: 1499 * ph.HOP])
+    np.testing.assert_array_equal(feats[:1000], first[:1000])
+    with pytest.raises(ParlaError, match="at most 30 s"):
+        encoder(long)
+
+
+def test_streaming_does_not_depend_on_chunking_and_follows_offline(encoder, speech):
+    outs = []
+    for chunk in (640, 1000, 4000):
+        st = ph.StreamingPhonemes(encoder, past_s=2.0, future_s=0.5)
+        outs.append(np.concatenate([st.push(speech[i : i + chunk]) for i in range(0, len(speech), chunk)]))
+    n = min(len(o) for o in outs)
+    assert n >= ph.n_frames(len(speech)) - 30  # all but the last future_s (+ a block)
+    for o in outs[1:]:
+        np.testing.assert_array_equal(o[:n], outs[0][:n])
+    # with 2 s of past and 0.5 s of future the features follow the whole-clip ones closely
+    off = ph.encode(encoder, speech)[:n]
+    corr = np.mean([np.corrcoef(outs[0][:n, j], off[:, j])[0, 1] for j in range(ph.DIM) if off[:, j].std() > 0])
+    assert corr > 0.7, corr  # measured 0.78 on the fixture
+    # where the contexts agree (past_s reaches the clip's start, so a block's window is the clip up to future_s
+    # after the block), each block's features are the encoder's on that window
+    st = ph.StreamingPhonemes(encoder, past_s=20.0, future_s=1.0, every=2)
+    got = st.push(speech[: 3 * ph.SAMPLE_RATE])
+    for b in (0, len(got) // 2 - 1):
+        np.testing.assert_array_equal(
+            got[2 * b : 2 * b + 2], encoder(speech[: (2 * b + 52) * ph.HOP])[2 * b : 2 * b + 2]
+        )
+
+
+def test_stream_memory_is_bounded(encoder):
+    st = ph.StreamingPhonemes(encoder, past_s=1.0, future_s=0.2)
+    rng = np.random.default_rng(0)
+    for _ in range(100):  # 10 s
+        st.push(rng.standard_normal(1600).astype(np.float32) * 0.01)
+    assert len(st.buf) <= (1.0 + 0.2 + 0.2) * ph.SAMPLE_RATE
+
+
+def test_synth_join_equals_offline_interpolation(encoder, speech):
+    """Known audio pushed through the synthesizer in chunks gives exactly the log-mel followed by ``to_mel_rate``
+    of the offline features: what the motion model was trained on."""
+    from dataclasses import replace
+
+    from parla.audio.mel import log_mel
+    from parla.edge.synth import MotionSettings, MotionSynth
+    from parla.modelfolder import ModelFolder
+
+    feats = ph.encode(encoder, speech)
+    mel = log_mel(speech)
+    want = np.concatenate([mel, ph.to_mel_rate(feats, len(mel))], 1)
+    shipped = MotionSettings.from_folder(ModelFolder())
+    settings = replace(
+        shipped,
+        mel_mean=np.zeros(want.shape[1], np.float32),
+        mel_std=np.ones(want.shape[1], np.float32),
+        phonemes={"past_s": 2.0, "future_s": 0.3},
+    )
+    synth = MotionSynth(settings, lambda w: np.zeros((1, 12, w.shape[-1]), np.float32),
+                        phonemes=ph.KnownPhonemes(feats, ph.silence_features(encoder)))  # fmt: skip
+    joined = []
+    synth.push_mel = joined.append  # capture what the join hands to the net's window
+    for chunk in np.array_split(speech, 37):
+        synth.push(chunk)
+    synth.push(np.zeros(4 * ph.HOP, np.float32))  # the tail: the last mel frames' phoneme frames
+    out = np.concatenate(joined)[: len(want)]
+    assert len(out) == len(want)
+    np.testing.assert_array_equal(out[:, :80], want[:, :80])
+    np.testing.assert_allclose(out[:, 80:], want[:, 80:], rtol=0, atol=1e-6)
+
+
+def test_missing_hama_is_one_clear_error(monkeypatch):
+    def missing(pkg):
+        raise ModuleNotFoundError(f"No module named {pkg!r}")
+
+    monkeypatch.setattr(ph.importlib.resources, "files", missing)
+    with pytest.raises(ParlaError, match="needs the hama package"):
+        ph.model_bytes()
