@@ -1,6 +1,7 @@
 """Issue 14 (acceptance 5): does the mouth close for /p b m/? Speech with known phoneme timing (eSpeak NG's own
 phoneme events, `pip install 'parla[tts]'`) drives the shipped motion model on a portrait's landmarks, exactly
-as `parla animate` would (the whole clip known ahead); for each /p b m/ the lips count as closed if some video
+as `parla animate` would (the whole clip known ahead; with --tts-timing also the TTS's phoneme timing, as
+`parla animate --text` does); for each /p b m/ the lips count as closed if some video
 frame within ±40 ms of the phoneme's interval has an inner-lip gap ≤ CLOSED_IOD.
 
     python benchmarks/bilabial_closure.py --out benchmarks/results/bilabial_closure
@@ -29,11 +30,12 @@ SENTENCES = (
 VOICES = ("en-us", "en-gb-x-rp", "fr", "de", "es")
 
 
-def closures(avatar, speech, fps: float) -> list[dict]:
+def closures(avatar, speech, fps: float, use_timing: bool) -> list[dict]:
     from parla.face.landmarks import mouth_opening
 
     p = avatar.portrait
-    motion = avatar.new_motion(known_audio=speech.audio)
+    timing = [(ph.start_s, ph.end_s) for ph in speech.phonemes if ph.bilabial] if use_timing else None
+    motion = avatar.new_motion(known_audio=speech.audio, closures=timing)
     n = int(round(len(speech.audio) / 16_000 * fps))
     fms = motion.push(speech.audio) + motion.flush(len(speech.audio))
     fms = [f for f in fms if f.index < n]
@@ -54,8 +56,14 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--portrait", help="default: the bundled demo portrait")
     ap.add_argument("--config", default="x86-cpu")
+    ap.add_argument("--model", help="a model folder (default: the config's); runs it on torch")
     ap.add_argument("--fps", type=float, default=25.0)
     ap.add_argument("--voices", nargs="*", default=list(VOICES))
+    ap.add_argument(
+        "--tts-timing",
+        action="store_true",
+        help="close the lips from the TTS's phoneme events (as `parla animate --text` does), not from audio alone",
+    )
     ap.add_argument("--out", default="benchmarks/results/bilabial_closure")
     args = ap.parse_args()
 
@@ -64,12 +72,15 @@ def main() -> int:
     from parla.edge.avatar import Avatar
     from parla.edge.config import load_config
 
-    cfg = load_config(args.config, {"video.fps": args.fps})
+    over = {"video.fps": args.fps}
+    if args.model:
+        over.update(model=args.model, backend="torch", device="cpu", precision="fp32")
+    cfg = load_config(args.config, over)
     rows = []
     with Avatar.from_image(args.portrait or demo_file("portrait.jpg"), cfg) as av:
         for voice in args.voices:
             for text in SENTENCES:
-                events = closures(av, speak(text, voice=voice), args.fps)
+                events = closures(av, speak(text, voice=voice), args.fps, args.tts_timing)
                 closed = sum(e["gap"] <= CLOSED_IOD for e in events)
                 rows.append(
                     {"voice": voice, "text": text, "bilabials": len(events), "closed": closed, "events": events}

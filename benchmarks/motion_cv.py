@@ -155,7 +155,11 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--silence-hold", type=float, default=1.0)
     ap.add_argument("--lookahead", type=int, default=8, help="mel frames of look-ahead of the net")
     ap.add_argument(
-        "--eval-phonemes", help="phoneme features of the held-out clips (default: as trained, --set phonemes=...)"
+        "--eval-phonemes",
+        nargs="*",
+        default=[],
+        help="phoneme features of the held-out clips, one evaluation each (default: the first trained on); the "
+        "summary is the first's, by_features has them all",
     )
     ap.add_argument("--phones", help="experiment: a folder of benchmarks/phone_features.py tracks, as extra inputs")
     ap.add_argument("--cmvn", action="store_true", help="experiment: each clip's mel mean removed (offline only)")
@@ -180,9 +184,12 @@ def main() -> None:
     tc = replace(MotionTrainConfig(steps=args.steps), **overrides(args.set, MotionTrainConfig))
     basis = ExpressionBasis.load(data / "basis.npz")
     clips, _ = build(data, basis, tc.phonemes)
-    eval_mel = {}  # the held-out clips' inputs when they are computed differently from training's
-    if args.eval_phonemes and args.eval_phonemes != tc.phonemes:
-        eval_mel = {c.name: c.mel for c in build(data, basis, args.eval_phonemes)[0]}
+    specs = args.eval_phonemes or [tc.phonemes.split("+")[0]]
+    trained = dict(zip(tc.phonemes.split("+"), zip(*[c.variants for c in clips], strict=True), strict=True))
+    eval_mels = {  # per evaluated front-end: the held-out clips' inputs
+        spec: [v for v in trained[spec]] if spec in trained else [c.mel for c in build(data, basis, spec)[0]]
+        for spec in specs
+    }
     if args.cmvn:
         grand = np.concatenate([c.mel for c in clips]).mean(0)
         for c in clips:
@@ -222,21 +229,18 @@ def main() -> None:
                 return net(torch.from_numpy(window)).numpy()
 
         for i in held:
-            c = clips[i]
-            if c.name in eval_mel:
-                c = dataclasses.replace(c, mel=eval_mel[c.name])
-            rows.append(
-                {
-                    "fold": k,
-                    **evaluate_clip(
-                        run_lips, norm, c, raws[c.name], fold_basis, args.silence_hold, mc, not args.no_pause_close
-                    ),
-                }
-            )
+            for spec, mels in eval_mels.items():
+                c = dataclasses.replace(clips[i], mel=mels[i])
+                row = evaluate_clip(
+                    run_lips, norm, c, raws[c.name], fold_basis, args.silence_hold, mc, not args.no_pause_close
+                )
+                rows.append({"fold": k, "features": spec, **row})
         print(f"fold {k}: {len(held)} clips, inner val {metrics}, {time.time() - t0:.0f} s", flush=True)
-    summary = summarize(rows)
-    print(json.dumps(summary, indent=1))
-    (out / "cv.json").write_text(json.dumps({"train": asdict(tc), "summary": summary, "clips": rows}, indent=1))
+    by = {spec: summarize([r for r in rows if r["features"] == spec]) for spec in specs}
+    summary = by[specs[0]]
+    print(json.dumps(by, indent=1))
+    result = {"train": asdict(tc), "summary": summary, "by_features": by, "clips": rows}
+    (out / "cv.json").write_text(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":

@@ -50,7 +50,13 @@ def synthesize(settings, lips, audio: np.ndarray, fps: float, n: int) -> list:
     """The runtime's synthesizer over a whole clip (what ``parla animate`` drives the face with)."""
     from parla.edge.synth import MotionSynth
 
-    synth = MotionSynth(settings, lips.run, fps=fps, seed=0)
+    phonemes = None
+    if settings.phonemes:  # a phoneme front-end: the whole clip is known, as for `parla animate`
+        from parla.audio import phonemes as ph
+
+        enc = ph.PhonemeEncoder()
+        phonemes = ph.KnownPhonemes(ph.encode(enc, audio), ph.silence_features(enc))
+    synth = MotionSynth(settings, lips.run, fps=fps, seed=0, phonemes=phonemes)
     return (synth.push(audio) + synth.flush(len(audio)))[:n]
 
 

@@ -26,6 +26,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         watermark=not args.no_watermark,
         badge=args.badge,
         show=not args.quiet,
+        text=args.text,
+        voice=args.voice,
     )
     print(f"wrote {out}")
     return 0
@@ -49,6 +51,8 @@ def _cmd_animate(args: argparse.Namespace) -> int:
         watermark=not args.no_watermark,
         badge=args.badge,
         show=not args.quiet,
+        text=args.text,
+        voice=args.voice,
     )
     print(f"wrote {out}")
     return 0
@@ -66,6 +70,34 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_bundle(args) -> int:
+    """parla train bundle: a new model folder (--teacher + --motion) or parts put into an existing one."""
+    from parla.training.bundle import add_edge, add_motion, add_student, make_bundle
+
+    if not (args.teacher or args.motion or args.student or args.edge):
+        raise ParlaError(
+            "parla train bundle needs --teacher RUN and --motion RUN (or any of --motion RUN, --student RUN, "
+            "--edge EXPORT_DIR to put into an existing model folder)"
+        )
+    if args.teacher and not args.motion:
+        raise ParlaError("parla train bundle: --teacher needs --motion (a new folder is made from both)")
+    if args.teacher:
+        make_bundle(args.teacher, args.motion, args.output)
+    elif args.motion:
+        add_motion(args.output, args.motion)
+    if args.student:
+        add_student(args.output, args.student)
+    if args.edge:
+        from parla.formats import EXPORTABLE, FORMATS, model_filename
+
+        names = [model_filename(f, str(FORMATS[f].best)) for f in EXPORTABLE] + [
+            model_filename(f, "fp32", "motion") for f in EXPORTABLE
+        ]
+        add_edge(args.output, args.edge, names)
+    print(f"model bundle written to {args.output}")
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from parla.errors import require
 
@@ -73,26 +105,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     if args.what == "bundle":
-        from parla.training.bundle import add_edge, add_student, make_bundle
-
-        if not (args.teacher and args.motion) and not (args.student or args.edge):
-            raise ParlaError(
-                "parla train bundle needs --teacher RUN and --motion RUN (and/or --student RUN, "
-                "--edge EXPORT_DIR to add to an existing model folder)"
-            )
-        if args.teacher and args.motion:
-            make_bundle(args.teacher, args.motion, args.output)
-        if args.student:
-            add_student(args.output, args.student)
-        if args.edge:
-            from parla.formats import EXPORTABLE, FORMATS, model_filename
-
-            names = [model_filename(f, str(FORMATS[f].best)) for f in EXPORTABLE] + [
-                model_filename(f, "fp32", "motion") for f in EXPORTABLE
-            ]
-            add_edge(args.output, args.edge, names)
-        print(f"model bundle written to {args.output}")
-        return 0
+        return _train_bundle(args)
     if not args.data:
         raise ParlaError(f"parla train {args.what} needs --data DATASET (from 'parla prepare')")
     if args.what == "teacher":
@@ -124,6 +137,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         tc = MotionTrainConfig()
         if args.steps:
             tc = replace(tc, steps=args.steps)
+        if args.phonemes is not None:
+            tc = replace(tc, phonemes="" if args.phonemes == "none" else args.phonemes)
+        if args.closure is not None:
+            tc = replace(tc, closure=args.closure == "on")
         run = train_motion(args.data, args.output, device=args.device, train=tc, show=not args.quiet)
     print(f"trained; checkpoint in {run}")
     return 0
@@ -233,6 +250,13 @@ def _add_train_parser(sub) -> None:
         help="teacher: processes drawing training pairs (0: in this process, deterministic)",
     )
     s.add_argument("--channels", default=None, help="teacher: U-Net widths, e.g. 32,64,128,256")
+    s.add_argument(
+        "--phonemes",
+        default=None,
+        help="motion: the phoneme front-end's training features ('offline', 'stream:PAST:FUTURE', joined by '+'; "
+        "'none': log-mel only); default: the shipped recipe",
+    )
+    s.add_argument("--closure", choices=["on", "off"], default=None, help="motion: the lips-closed output")
     s.add_argument("--res", type=int, default=None, help="teacher: the refiner's working resolution")
     s.add_argument(
         "--mode", choices=["residual_mask", "full"], default=None, help="teacher: how the output is composed"
@@ -422,7 +446,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("animate", help="animate a portrait with a speech file (PyTorch reference path)")
     s.add_argument("portrait")
-    s.add_argument("audio")
+    s.add_argument("audio", nargs="?", help="speech file (or --text)")
+    s.add_argument("--text", help="speak this text with the offline TTS (pip install 'parla[tts]') instead")
+    s.add_argument("--voice", default="en-us", help="TTS voice (eSpeak NG: en-us, en-gb-x-rp, fr, de, es, ...)")
     s.add_argument("-o", "--output", required=True)
     s.add_argument("--model", default=None, help="model folder (default: the bundled model)")
     s.add_argument(

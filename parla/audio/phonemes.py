@@ -210,3 +210,9 @@ def to_mel_rate(features: np.ndarray, n_mel: int) -> np.ndarray:
     hi = np.minimum(lo + 1, len(features) - 1)
     frac = (pos - lo)[:, None].astype(np.float32)
     return features[lo] * (1 - frac) + features[hi] * frac
+
+
+def joined_features(audio: np.ndarray, mel: np.ndarray, encoder: PhonemeEncoder) -> np.ndarray:
+    """(M, n_mels + 256): a whole clip's log-mel followed by its offline phoneme features at the mel rate (the
+    input of a motion net with a phoneme front-end, as the synthesizer joins them for audio known ahead)."""
+    return np.concatenate([mel, to_mel_rate(encode(encoder, audio), len(mel))], 1).astype(np.float32)

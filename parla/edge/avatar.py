@@ -99,9 +99,16 @@ class Avatar:
         return cls.from_image(capture_portrait(cfg.camera), cfg, **kwargs)
 
     # building blocks ------------------------------------------------------------------------------------------
-    def new_motion(self, *, lookahead_frames: int = 0, known_audio: np.ndarray | None = None) -> MotionSynth:
+    def new_motion(
+        self,
+        *,
+        lookahead_frames: int = 0,
+        known_audio: np.ndarray | None = None,
+        closures: list[tuple[float, float]] | None = None,
+    ) -> MotionSynth:
         """The synthesizer for one clip or stream. ``known_audio``: the whole audio when it exists ahead of playback
-        (a file, a TTS reply), which a phoneme front-end then encodes offline, with full context."""
+        (a file, a TTS reply), which a phoneme front-end then encodes offline, with full context; ``closures``:
+        where the lips must touch, when the phoneme timing is known (a TTS's /p b m/)."""
         return MotionSynth(
             self.settings,
             self.lips.run,
@@ -111,6 +118,7 @@ class Avatar:
             emotion=self.emotion,
             lookahead_frames=lookahead_frames,
             phonemes=self._phonemes(known_audio),
+            closures=closures,
         )
 
     def _phonemes(self, known_audio: np.ndarray | None):
@@ -138,11 +146,12 @@ class Avatar:
         flush: bool = True,
         lookahead_frames: int = 0,
         known_audio: np.ndarray | None = None,
+        closures: list[tuple[float, float]] | None = None,
     ) -> Iterator[np.ndarray]:
         """Frames for 16 kHz float32 chunks, each frame as soon as its audio (and the model's look-ahead) is in.
         With ``flush`` the end of the input is padded with silence so that the last frames come out too.
         ``known_audio``: the whole input, when it exists ahead (see ``new_motion``)."""
-        motion = self.new_motion(lookahead_frames=lookahead_frames, known_audio=known_audio)
+        motion = self.new_motion(lookahead_frames=lookahead_frames, known_audio=known_audio, closures=closures)
         renderer = self.new_renderer()
         n_samples = 0
         for chunk in chunks:
@@ -160,9 +169,11 @@ class Avatar:
         *,
         show: bool = False,
         lookahead_frames: int = FILE_LOOKAHEAD_FRAMES,
+        closures: list[tuple[float, float]] | None = None,
     ) -> Path:
         """A whole audio file (or 16 kHz array) to an mp4 with the audio muxed, as fast as the device goes; the
-        whole file exists ahead of playback, so the synthesizer looks ``lookahead_frames`` ahead."""
+        whole file exists ahead of playback, so the synthesizer looks ``lookahead_frames`` ahead. ``closures``:
+        see ``new_motion``."""
         from parla.audio import load_audio
         from parla.files import check_output
         from parla.media.video import VideoWriter
@@ -181,7 +192,8 @@ class Avatar:
             VideoWriter(out, self.config.video.fps, audio=samples, metadata=self.metadata) as writer,
             progress(n, "rendering", enabled=show, unit="frame") as bar,
         ):
-            for frame in self.stream(chunks, lookahead_frames=lookahead_frames, known_audio=samples):
+            frames = self.stream(chunks, lookahead_frames=lookahead_frames, known_audio=samples, closures=closures)
+            for frame in frames:
                 writer.write(frame)
                 bar.update(1)
         return Path(out)
@@ -217,7 +229,7 @@ class Avatar:
 
 def animate(
     portrait: str | os.PathLike,
-    audio: str | os.PathLike,
+    audio: str | os.PathLike | np.ndarray | None,
     output: str | os.PathLike,
     *,
     model: str | os.PathLike | None = None,
@@ -232,13 +244,26 @@ def animate(
     badge: bool = False,
     show: bool = True,
     lookahead_frames: int = FILE_LOOKAHEAD_FRAMES,
+    text: str | None = None,
+    voice: str = "en-us",
 ) -> Path:
     """``parla animate``: the engine on the torch backend (FP32 reference; CUDA when available), as fast as it
-    goes, into an mp4 at the photo's resolution with the speech muxed. Same seed -> same video."""
-    from parla.errors import require
+    goes, into an mp4 at the photo's resolution with the speech muxed. Same seed -> same video. With ``text``
+    instead of ``audio`` the speech comes from the offline TTS (``voice``), whose own phoneme timing closes the
+    lips on every /p b m/."""
+    from parla.errors import ParlaError, require
     from parla.files import check_output
 
+    if (audio is None) == (text is None):
+        raise ParlaError("animate: give either a speech file or --text")
     check_output(output)
+    closures = None
+    if text is not None:
+        from parla.audio.tts import speak
+
+        speech = speak(text, voice=voice)
+        audio = speech.audio
+        closures = [(p.start_s, p.end_s) for p in speech.phonemes if p.bilabial]
     if device is None:
         device = "cuda" if require("torch", "train").cuda.is_available() else "cpu"
     cfg = load_config(
@@ -256,4 +281,4 @@ def animate(
         badge=badge,
         net=net,
     ) as avatar:
-        return avatar.render(audio, output, show=show, lookahead_frames=lookahead_frames)
+        return avatar.render(audio, output, show=show, lookahead_frames=lookahead_frames, closures=closures)

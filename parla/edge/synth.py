@@ -120,16 +120,20 @@ class MotionSynth:
         emotion: np.ndarray | None = None,
         lookahead_frames: int = 0,
         phonemes=None,
+        closures: list[tuple[float, float]] | None = None,
     ) -> None:
         """``run_lips``: (1, C, MOTION_WINDOW) normalised inputs -> (1, K, MOTION_WINDOW) standardised coeffs.
         ``phonemes``: the phoneme front-end when the model has one (``parla.audio.phonemes.StreamingPhonemes``
-        for a live source, ``KnownPhonemes`` for audio that exists ahead), with a ``silence`` feature row."""
+        for a live source, ``KnownPhonemes`` for audio that exists ahead), with a ``silence`` feature row.
+        ``closures``: (start, end) seconds where the lips must touch, when the speech's phoneme timing is known
+        (a TTS's /p b m/): those frames close the lips whatever the net says."""
         self.s, self.run_lips, self.fps = settings, run_lips, fps
         self.pose_scale, self.emotion, self.lookahead_frames = pose_scale, emotion, int(lookahead_frames)
         rng = np.random.default_rng(seed)
         self.head = HeadProcess(settings.head, rng, scale=pose_scale, silent_scale=settings.head_silent_scale)
         self.blink = BlinkProcess(settings.blink, fps, rng)
         self.mel = StreamingLogMel()
+        self.closures = sorted(closures or [])
         self.phonemes = phonemes  # None with a phoneme model: the caller pushes joined features (``push_mel``)
         rest = np.full(N_MELS, np.log(1e-5))  # digital silence (extra input channels: their training mean)
         extra = settings.mel_mean[N_MELS:]
@@ -274,10 +278,19 @@ class MotionSynth:
         breath = math.sin(2 * math.pi * BREATH_HZ * h.index / self.fps)
         pose[4] += BREATH_PX * breath * (1.0 - voiced) * self.pose_scale  # breathing shows when the face is still
         close = self.close
-        if len(h.z) > k:  # the net's closure output: the lips touch now (/p b m/, a pause), at once
+        if self._touching(h.index / self.fps):
+            close = 1.0
+        elif len(h.z) > k:  # the net's closure output: the lips touch now (/p b m/, a pause), at once
             p = 1.0 / (1.0 + math.exp(-float(np.clip(h.z[k], -30, 30))))
             close = max(close, float(np.clip((p - CLOSURE_P[0]) / (CLOSURE_P[1] - CLOSURE_P[0]), 0.0, 1.0)))
         return FrameMotion(h.index, coeffs, pose, self.blink.step(), close, h.voiced, h.z)
+
+    def _touching(self, t: float) -> bool:
+        """A known closure covers this frame (its interval, widened by half a frame on each side)."""
+        half = 0.5 / self.fps
+        while self.closures and self.closures[0][1] + half < t:  # frames come in order: drop what is past
+            self.closures.pop(0)
+        return any(a - half <= t <= b + half for a, b in self.closures[:4])
 
     def _classify(self, energy: float) -> tuple[bool, bool]:
         self.level.append(energy)

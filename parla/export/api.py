@@ -205,7 +205,13 @@ def _motion_exports(ck: Checkpoint, fmts: list[str], out: Path) -> list[dict]:
 
     assert ck.motion is not None  # called only for model folders, which carry the lips net
     net, cfg, norm, version = ck.motion
-    mel = (log_mel(load_audio(demo_file("speech.wav"))) - norm[0]) / norm[1]
+    speech = load_audio(demo_file("speech.wav"))
+    mel = log_mel(speech)
+    if cfg.n_mels > mel.shape[1]:  # a phoneme front-end: its features follow the log-mel
+        from parla.audio.phonemes import PhonemeEncoder, joined_features
+
+        mel = joined_features(speech, mel, PhonemeEncoder())
+    mel = (mel - norm[0]) / norm[1]
     wins = np.stack([mel[i : i + MOTION_WINDOW].T for i in range(0, len(mel) - MOTION_WINDOW, MOTION_WINDOW)][:8])
     wins = wins.astype(np.float32)
     with torch.no_grad():

@@ -23,9 +23,18 @@ SYNTHESIS = {
 BLINK_MEAN_INTERVAL_S = 5.0
 
 
+# A motion net with a closure output (issue 14) closes the lips itself, in pauses and on /p b m/; the level-driven
+# pause closing and the 1 s hold cost it held-out mouth correlation (benchmarks/motion_cv.py: docs/training.md).
+SYNTHESIS_CLOSURE = {"silence_hold_s": 0.0, "close_pauses": False}
+
+
 def apply_synthesis(config: dict) -> dict:
     """The calibrated synthesis settings on a model config (make_bundle applies them; idempotent)."""
     out = dict(config, **SYNTHESIS)
+    if config["motion"].get("closure"):
+        out.update(SYNTHESIS_CLOSURE)
+    else:
+        out.pop("close_pauses", None)
     out.setdefault("blink_fitted_interval_s", config["blink"]["mean_interval_s"])
     out["blink"] = {**config["blink"], "mean_interval_s": BLINK_MEAN_INTERVAL_S}
     return out
@@ -80,6 +89,35 @@ def make_bundle(teacher_run: str | Path, motion_run: str | Path, out_dir: str | 
         config["sha256"]["student.safetensors"] = old["sha256"]["student.safetensors"]
     write_text_atomic(out / "config.json", json.dumps(apply_synthesis(config), indent=2) + "\n")
     return out
+
+
+MOTION_KEYS = ("motion", "mel_mean", "mel_std", "head", "blink", "articulation_gain", "phonemes")
+
+
+def add_motion(model_dir: str | Path, motion_run: str | Path) -> Path:
+    """Replace a model folder's motion model (``parla train motion`` run: net, basis, head and blink models),
+    keeping its refiners; the edge folder's motion exports are dropped (re-export them)."""
+    folder, run = Path(model_dir), Path(motion_run)
+    for f in (folder / "config.json", run / "config.json", run / "motion.safetensors", run / "basis.npz"):
+        if not f.is_file():
+            raise ModelNotFoundError(
+                f"{f}: missing (a model folder and a finished 'parla train motion' run are needed)"
+            )
+    config = json.loads((folder / "config.json").read_text())
+    motion = json.loads((run / "config.json").read_text())
+    for name in ("motion.safetensors", "basis.npz"):
+        shutil.copyfile(run / name, folder / name)
+        config["sha256"][name] = sha256(folder / name)
+    for key in MOTION_KEYS:
+        config.pop(key, None)
+        if key in motion:
+            config[key] = motion[key]
+    config["training"].update(
+        motion_train=motion["train"], motion_final=motion.get("final"), motion_data=motion["data"]
+    )
+    config["edge"] = {k: v for k, v in config.get("edge", {}).items() if not k.startswith("motion_")}
+    write_text_atomic(folder / "config.json", json.dumps(apply_synthesis(config), indent=2) + "\n")
+    return folder
 
 
 def add_student(model_dir: str | Path, student_run: str | Path) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +47,9 @@ class MotionTrainConfig:
     closure: bool = False  # the net also predicts whether the lips touch (a closure output)
     w_close: float = 0.5  # weight of that output's loss
     phonemes: str = ""  # the phoneme encoder's features as extra inputs: "" (log-mel only), "offline" (whole-clip
-    # windows) or "stream:PAST:FUTURE" (as the streaming encoder computes them; seconds), see parla.audio.phonemes
+    # windows) or "stream:PAST:FUTURE" (as the streaming encoder computes them; seconds), see parla.audio.phonemes;
+    # several joined by "+" (e.g. "offline+stream:2:0.3"): each training window draws one, so that one net serves
+    # audio known ahead and live audio; validation uses the first
 
 
 @dataclass
@@ -58,6 +60,7 @@ class MotionClip:
     mel_index: np.ndarray  # (T,) the mel frame of each video frame
     fps: float
     closed: np.ndarray  # (T,) 1 where the real lips touch (inner-lip gap ≤ CLOSED_IOD), 0 apart, NaN: no face
+    variants: list[np.ndarray] = field(default_factory=list)  # other inputs of the same audio (training draws one)
 
 
 def _pose_track(clip: dict, fps: float) -> np.ndarray | None:
@@ -95,7 +98,10 @@ def phoneme_track(audio: np.ndarray, n_mel: int, spec: str, encoder=None) -> np.
         _, past, future = spec.split(":")
         st = ph.StreamingPhonemes(encoder, past_s=float(past), future_s=float(future))
         chunk = ph.SAMPLE_RATE // 25
-        feats = np.concatenate([st.push(audio[i : i + chunk]) for i in range(0, len(audio), chunk)] + [st.flush()])
+        tail = np.zeros(st.latency_samples, np.float32)  # the end of a stream: silence after it, as the synth pads
+        padded = np.concatenate([audio, tail])
+        feats = np.concatenate([st.push(padded[i : i + chunk]) for i in range(0, len(padded), chunk)])
+        feats = feats[: ph.n_frames(len(audio))]
     else:
         raise ParlaError(f"phoneme features: {spec!r} is not 'offline' or 'stream:PAST:FUTURE'")
     return ph.to_mel_rate(feats, n_mel)
@@ -109,7 +115,7 @@ def phoneme_settings(spec: str) -> dict:
         "encoder": f"{ph.PACKAGE}=={ph.PACKAGE_VERSION}:{ph.ASSET}",
         "sha256": ph.SHA256,
         "output": ph.HIDDEN,
-        "train_features": spec,
+        "train_features": spec.split("+"),
         "past_s": STREAM_PAST_S,
         "future_s": STREAM_FUTURE_S,
     }
@@ -159,15 +165,20 @@ def build(data_dir: Path, basis: ExpressionBasis, phonemes: str = "") -> tuple[l
         _, offsets = clip_offsets(c["landmarks"][c["valid"]], basis.mean_shape.astype(np.float64))
         coeffs[c["valid"]] = basis.encode(offsets) / basis.stds
         mel_index = np.round(np.arange(len(coeffs)) / fps * FRAMES_PER_SECOND).astype(int)
-        mel = c["mel"]
+        mels = [c["mel"]]
         if phonemes:
             if "audio" not in c:
                 raise ParlaError(f"{path}: prepared without its audio; run `parla prepare` again for phoneme features")
             audio = c["audio"].astype(np.float32) / 32767
-            mel = np.concatenate([mel, _cached_track(data_dir, path.stem, audio, len(mel), phonemes, encoder)], 1)
+            n = len(c["mel"])
+            mels = [
+                np.concatenate([c["mel"], _cached_track(data_dir, path.stem, audio, n, spec, encoder)], 1)
+                for spec in phonemes.split("+")
+            ]
         closed = np.full(len(coeffs), np.nan, np.float32)
         closed[c["valid"]] = mouth_opening(c["landmarks"][c["valid"]].astype(np.float64)) <= CLOSED_IOD
-        clips.append(MotionClip(path.stem, mel, coeffs, np.clip(mel_index, 0, len(mel) - 1), fps, closed))
+        index = np.clip(mel_index, 0, len(mels[0]) - 1)
+        clips.append(MotionClip(path.stem, mels[0], coeffs, index, fps, closed, mels))
     if not clips:
         raise ParlaError(f"{data_dir}: no prepared clip has speech; cannot train the motion model")
     stochastic = {
@@ -185,7 +196,8 @@ def _window(clip: MotionClip, mc: LipNetConfig, tc: MotionTrainConfig, rng: np.r
     video frames inside it, and their target coefficients."""
     ctx = mc.receptive_field
     start = int(rng.integers(0, max(1, len(clip.mel) - tc.window)))
-    padded = np.concatenate([np.repeat(clip.mel[:1], ctx, 0), clip.mel, np.repeat(clip.mel[-1:], tc.window, 0)])
+    src = clip.variants[int(rng.integers(len(clip.variants)))] if len(clip.variants) > 1 else clip.mel
+    padded = np.concatenate([np.repeat(src[:1], ctx, 0), src, np.repeat(src[-1:], tc.window, 0)])
     mel = padded[start : start + ctx + tc.window]  # padded index start + ctx is mel frame `start`
     frames = np.flatnonzero(
         (clip.mel_index >= start) & (clip.mel_index < start + tc.window) & ~np.isnan(clip.coeffs[:, 0])

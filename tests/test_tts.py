@@ -1,0 +1,61 @@
+"""Offline TTS with phoneme timing (eSpeak NG through espeakng-loader) and the lip closures it drives."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("espeakng_loader")
+
+from parla.audio.tts import speak  # noqa: E402
+from parla.errors import ParlaError  # noqa: E402
+
+
+def test_speech_and_phoneme_timing():
+    s = speak("Bob put a map by the pump.")
+    assert s.audio.dtype == np.float32 and 1.0 < len(s.audio) / 16_000 < 4.0
+    assert np.abs(s.audio).max() > 0.05
+    bil = [p for p in s.phonemes if p.bilabial]
+    assert [p.symbol.strip("ˈˌːʰ") for p in bil] == ["b", "b", "p", "m", "p", "b", "p", "m", "p"]
+    starts = [p.start_s for p in s.phonemes]
+    assert starts == sorted(starts) and all(p.end_s >= p.start_s for p in s.phonemes)
+    assert s.phonemes[-1].end_s <= len(s.audio) / 16_000 + 1e-6
+
+
+@pytest.mark.parametrize(
+    "text, kwargs, message",
+    [
+        ("   ", {}, "no text"),
+        ("a" * 5001, {}, "at most 5000 characters"),
+        ("hello", {"voice": "xx-nonexistent"}, "no eSpeak NG voice"),
+        ("hello", {"words_per_minute": 10}, "words_per_minute"),
+    ],
+)
+def test_bad_input_is_one_clear_error(text, kwargs, message):
+    with pytest.raises(ParlaError, match=message):
+        speak(text, **kwargs)
+
+
+def test_known_closures_close_the_lips():
+    """Frames inside a known /p b m/ interval (± half a frame) get mouth_close 1; frames far from any do not."""
+    from parla.edge.synth import MotionSettings, MotionSynth
+    from parla.modelfolder import ModelFolder
+
+    settings = MotionSettings.from_folder(ModelFolder())
+    fps = 25.0
+    closures = [(0.50, 0.56), (1.20, 1.30)]
+
+    def run(closures):
+        synth = MotionSynth(
+            settings, lambda w: np.zeros((1, settings.basis.n_components, w.shape[-1]), np.float32), fps=fps,
+            closures=closures,
+        )  # fmt: skip
+        loud = (np.random.default_rng(0).standard_normal(32_000) * 0.3).astype(np.float32)  # speech-level noise
+        return {f.index: f.mouth_close for f in synth.push(loud) + synth.flush(len(loud))}
+
+    with_c, without = run(closures), run(None)
+    for a, b in closures:
+        for i in range(int(np.ceil((a - 0.02) * fps)), int(np.floor((b + 0.02) * fps)) + 1):
+            assert with_c[i] == 1.0, i
+    far = [i for i in with_c if all(not (a - 0.1 <= i / fps <= b + 0.1) for a, b in closures)]
+    assert far and all(with_c[i] == without[i] for i in far)
