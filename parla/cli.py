@@ -26,8 +26,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         watermark=not args.no_watermark,
         badge=args.badge,
         show=not args.quiet,
-        text=args.text,
-        voice=args.voice,
     )
     print(f"wrote {out}")
     return 0

@@ -147,3 +147,43 @@ def test_teacher_trains_under_torchrun(tmp_path, prepared):
     assert r.returncode == 0, r.stderr[-2000:]
     state = json.loads((tmp_path / "ddp" / "state.json").read_text())
     assert state["step"] == 2 and state["world"] == 2
+
+
+def test_phoneme_motion_model_end_to_end(tmp_path, prepared, face_path, speech_path):
+    """A motion net on log-mel + phoneme features with a closure output: trained, put into a copy of the default
+    folder (add_motion), then driven offline (known audio) and live (the streaming encoder) on torch."""
+    pytest.importorskip("hama")
+    import shutil
+
+    from parla.edge.avatar import Avatar, animate
+    from parla.edge.config import load_config
+    from parla.modelfolder import bundled_path
+    from parla.training.bundle import add_motion
+    from parla.training.motion import MotionTrainConfig, train_motion
+
+    data, _ = prepared
+    tc = MotionTrainConfig(steps=3, batch=2, log_every=3, phonemes="offline+stream:1:0.2", closure=True)
+    motion = train_motion(data, tmp_path / "motion", train=tc, show=False)
+    cfg = json.loads((motion / "config.json").read_text())
+    assert cfg["motion"]["n_mels"] == 80 + 256 and cfg["motion"]["closure"]
+    assert cfg["phonemes"]["train_features"] == ["offline", "stream:1:0.2"]
+    folder = tmp_path / "model"
+    shutil.copytree(bundled_path(), folder)
+    add_motion(folder, motion)
+    model = json.loads((folder / "config.json").read_text())
+    assert model["close_pauses"] is False and model["silence_hold_s"] == 0.0
+    assert not any(k.startswith("motion_") for k in model["edge"])  # stale exports dropped
+
+    out = animate(face_path, speech_path, tmp_path / "out.mp4", model=folder, net="student", device="cpu", show=False)
+    assert out.is_file()
+    rt = load_config("x86-cpu", {"backend": "torch", "device": "cpu", "precision": "fp32", "model": str(folder)})
+    from parla.audio import load_audio
+
+    speech = load_audio(speech_path)
+    with Avatar.from_image(face_path, rt) as av:
+        live = av.new_motion()  # no audio ahead: the streaming encoder
+        fms = [f for i in range(0, len(speech), 640) for f in live.push(speech[i : i + 640])]
+        fms += live.flush(len(speech))
+        n = int(round(len(speech) / 16000 * 25))
+        assert [f.index for f in fms[:n]] == list(range(n))
+        assert all(np.isfinite(f.coeffs).all() and 0.0 <= f.mouth_close <= 1.0 for f in fms)
