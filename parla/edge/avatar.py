@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,6 +25,9 @@ from parla.edge.backends.base import Backend
 from parla.edge.config import RuntimeConfig, load_config
 from parla.edge.render import FrameRenderer, Portrait, StageTimer, provenance
 from parla.edge.synth import FILE_LOOKAHEAD_FRAMES, MotionSettings, MotionSynth, emotion_vector
+
+if TYPE_CHECKING:
+    from parla.audio.phonemes import PhonemeEncoder
 
 
 class Avatar:
@@ -50,7 +54,7 @@ class Avatar:
         self.refiner: Backend
         self.lips: Backend
         self.refiner, self.lips = models or open_models(config, net=net)
-        self._encoder = None  # the phoneme encoder, opened on first use (models with a phoneme front-end)
+        self._encoder: PhonemeEncoder | None = None  # opened on first use (models with a phoneme front-end)
         try:
             self.settings = MotionSettings.from_folder(ModelFolder(config.model))
             self.emotion = emotion_vector(emotion, self.settings.basis)
@@ -130,10 +134,11 @@ class Avatar:
         if self._encoder is None:
             backend = "openvino" if self.config.backend == "openvino" else "onnxruntime"
             self._encoder = phonemes.PhonemeEncoder(backend, threads=self.config.threads)
+        encoder = self._encoder
         if known_audio is not None:
-            feats = phonemes.encode(self._encoder, known_audio)
-            return phonemes.KnownPhonemes(feats, phonemes.silence_features(self._encoder))
-        return phonemes.StreamingPhonemes(self._encoder, past_s=ph["past_s"], future_s=ph["future_s"])
+            feats = phonemes.encode(encoder, known_audio)
+            return phonemes.KnownPhonemes(feats, phonemes.silence_features(encoder))
+        return phonemes.StreamingPhonemes(encoder, past_s=ph["past_s"], future_s=ph["future_s"])
 
     def new_renderer(self, timer: StageTimer | None = None, *, stages: bool = True) -> FrameRenderer:
         return FrameRenderer(self.portrait, self.settings.basis, self.refiner, self.stages if stages else (), timer)
@@ -281,4 +286,5 @@ def animate(
         badge=badge,
         net=net,
     ) as avatar:
+        assert audio is not None  # given, or spoken from the text above
         return avatar.render(audio, output, show=show, lookahead_frames=lookahead_frames, closures=closures)
