@@ -28,7 +28,19 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from quality_eval import DEFAULT_SPEECH, EVAL, pick  # noqa: E402
 
-KEYS = ("sync_confidence", "sync_offset_frames", "mouth_activity_ratio", "identity_distance", "blink_per_min")
+KEYS = (
+    "sync_confidence",
+    "sync_offset_frames",
+    "mouth_activity_ratio",
+    "identity_distance",
+    "blink_per_min",
+    "spikes",
+    "spike_frames",
+    "detail_median",
+    "detail_min",
+    "delta_e_median",
+    "mouth_chroma_excess_p95",
+)
 
 
 def main() -> int:
@@ -56,7 +68,12 @@ def main() -> int:
         return round(float(np.median(v)), 4) if v else None
 
     sides = ["stream", *refs]
-    summary = {side: {k: med(side, k) for k in KEYS} for side in sides}
+    summary = {side: {k: med(side, k) for k in KEYS if k != "spike_frames"} for side in sides}
+    summary["spikes_total"] = {side: sum(r[side]["spikes"] or 0 for r in rows) for side in sides}
+    summary["detail_clip_min"] = {
+        side: min((r[side]["detail_median"] for r in rows if r[side]["detail_median"] is not None), default=None)
+        for side in sides
+    }
     summary["abs_offset_max"] = {side: max(abs(r[side]["sync_offset_frames"] or 0) for r in rows) for side in sides}
     summary["dropped_total"] = sum(r["dropped"] for r in rows)
     summary["wall_over_audio"] = round(sum(r["wall_s"] for r in rows) / sum(r["audio_s"] for r in rows), 3)

@@ -168,3 +168,21 @@ def test_strided_frames_are_accepted(face_path):
     assert not view.flags.c_contiguous
     face = select_face(detect_faces(view))
     assert face_embedding(view, face.landmarks).shape == (128,)
+
+
+def test_a_black_and_white_photo_stays_grey(face_path):
+    """The refiner was trained on colour video: on a grey photo its change is added as grey, so no tint appears
+    (eval p05: green and purple lip corners before); a colour photo keeps the change's colour."""
+    colour = load_image(face_path)
+    grey = np.repeat(colour.mean(axis=2, keepdims=True).astype(np.uint8), 3, axis=2)
+    grid = np.meshgrid(np.arange(CROP_SIZE, dtype=np.float32), np.arange(CROP_SIZE, dtype=np.float32))
+    tint = np.zeros((128, 128, 3))
+    tint[60:100, 40:90] = (40.0, -20.0, -20.0)  # a reddish mouth patch
+    for image, want_grey in ((grey, True), (colour, False)):
+        face = select_face(detect_faces(image))
+        _, a = align_face(image, face.landmarks)
+        comp = NativeCompositor(image, a)
+        assert comp.grey == want_grey
+        out = comp(*grid, tint).astype(int)
+        spread = np.ptp(out, axis=2).max()
+        assert (spread <= 1) if want_grey else (spread > 30)

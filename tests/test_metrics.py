@@ -195,6 +195,15 @@ def test_spikes_detail_and_colour_see_a_broken_blurred_or_tinted_video(tmp_path,
     tinted = np.clip(image.astype(int) + (12, -6, -6), 0, 255).astype(np.uint8)
     assert video("tinted", lambda i: tinted)["delta_e_median"] > 3
 
+    # colour painted into the mouth only: ΔE (upper face) does not see it, the mouth chroma does
+    assert still["mouth_chroma_excess_p95"] < 2
+    mouth = image.copy()
+    mx0, my0 = lm[48:68].min(0).astype(int)
+    mx1, my1 = lm[48:68].max(0).astype(int)
+    mouth[my0:my1, mx0:mx1] = np.clip(mouth[my0:my1, mx0:mx1].astype(int) + (-30, 30, -30), 0, 255)
+    green = video("green_mouth", lambda i: mouth)
+    assert green["mouth_chroma_excess_p95"] > 8 and green["delta_e_median"] < 1.0
+
 
 def test_contact_sheet_shows_strip_spikes_and_mouths(tmp_path, face_path):
     from parla.face.detect import detect_faces, select_face

@@ -43,6 +43,7 @@ MAP_PAD = 64  # crop px: the map extended beyond the crop (as the identity, whic
 # Resampling of the photo by footprint size: small faces keep their detail at the pixel level, so Lanczos; large
 # ones are seen downscaled, so bilinear loses little (p10, 1.2 MP: detail 1.02 bicubic, 0.90 bilinear) and a
 # 30 fps stream needs the time (1.2 MP on 2 cores: Lanczos 49 ms, bicubic 9 ms, bilinear 3 ms).
+GREY_SPREAD = 12  # grey levels between a pixel's channels below which (99 % of the face) a photo is grey
 LANCZOS_MAX_PX = 512 * 512
 CUBIC_MAX_PX = 800 * 800
 
@@ -81,6 +82,8 @@ class NativeCompositor:
         )
         self.alpha, self.beta = alpha.astype(np.float32), (1.0 - alpha).astype(np.float32)
         self.bg = np.ascontiguousarray(image[y0:y1, x0:x1])
+        # A black-and-white photo gets a grey change: the refiner (trained on colour video) would tint its mouth
+        self.grey = bool(np.percentile(np.ptp(self.bg[::4, ::4].astype(np.int16), axis=2), 99) <= GREY_SPREAD)
         px = w * h
         self.interp = (
             cv2.INTER_LANCZOS4 if px <= LANCZOS_MAX_PX else cv2.INTER_CUBIC if px <= CUBIC_MAX_PX else cv2.INTER_LINEAR
@@ -119,6 +122,8 @@ class NativeCompositor:
         )
         patch = cv2.remap(self.image, px, py, self.interp, borderMode=cv2.BORDER_REPLICATE)
         if change is not None:
+            if self.grey:
+                change = np.repeat(change.mean(axis=2, keepdims=True), 3, axis=2)
             self._add(patch, change)
         x0, y0, x1, y1 = self.box
         out[y0:y1, x0:x1] = cv2.blendLinear(patch, self.bg, self.alpha, self.beta)

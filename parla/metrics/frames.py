@@ -123,18 +123,31 @@ def mean_lab(patch: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(patch.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab).reshape(-1, 3).mean(0)
 
 
+def mouth_chroma(frame: np.ndarray, landmarks: np.ndarray) -> float:
+    """95th percentile of the CIE chroma (√(a² + b²)) over the mouth crop: a grey photo's mouth stays near 0, and
+    colour painted into it (a tinted mouth interior, blue lip corners) shows."""
+    cv2 = require("cv2", "core")
+    crop = _mouth_crop(frame, landmarks)
+    if crop.size == 0:
+        return float("nan")
+    lab = cv2.cvtColor(crop.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab).reshape(-1, 3)
+    return float(np.percentile(np.hypot(lab[:, 1], lab[:, 2]), 95))
+
+
 class Reference:
-    """The portrait's upper-face patch: what every frame's detail and colour are compared with."""
+    """The portrait's upper-face patch and mouth: what every frame's detail and colour are compared with."""
 
     def __init__(self, image: np.ndarray, landmarks: np.ndarray) -> None:
         self.patch_box = DetailPatch.of_portrait(landmarks)
         patch = self.patch_box.cut(image, landmarks)
         self.var, self.lab = laplacian_var(patch), mean_lab(patch)
+        self.chroma = mouth_chroma(image, landmarks)
 
-    def compare(self, frame: np.ndarray, landmarks: np.ndarray) -> tuple[float, float]:
-        """(detail ratio, ΔE) of one frame."""
+    def compare(self, frame: np.ndarray, landmarks: np.ndarray) -> tuple[float, float, float]:
+        """(detail ratio, ΔE, mouth chroma above the portrait's) of one frame."""
         patch = self.patch_box.cut(frame, landmarks)
-        return laplacian_var(patch) / max(self.var, 1e-9), float(np.linalg.norm(mean_lab(patch) - self.lab))
+        detail = laplacian_var(patch) / max(self.var, 1e-9)
+        return detail, float(np.linalg.norm(mean_lab(patch) - self.lab)), mouth_chroma(frame, landmarks) - self.chroma
 
 
 def frame_metrics(video: str | os.PathLike, landmarks: np.ndarray, reference: Reference | None) -> dict[str, Any]:
@@ -148,23 +161,26 @@ def frame_metrics(video: str | os.PathLike, landmarks: np.ndarray, reference: Re
         "detail_median": None,
         "detail_min": None,
         "delta_e_median": None,
+        "mouth_chroma_excess_p95": None,
     }
     if box is None:
         return out
-    faces, detail, de = [], [], []
+    faces, detail, de, chroma = [], [], [], []
     for i, (_, frame) in enumerate(iter_frames(video)):
         faces.append(face_region(frame, box))
         lm = landmarks[i] if i < len(landmarks) else None
         if reference is not None and lm is not None and not np.isnan(lm[0, 0]):
-            r, e = reference.compare(frame, lm)
+            r, e, c = reference.compare(frame, lm)
             detail.append(r)
             de.append(e)
+            chroma.append(c)
     out.update(temporal_spikes(np.stack(faces)))
     if detail:
         out.update(
             detail_median=round(float(np.median(detail)), 4),
             detail_min=round(float(np.min(detail)), 4),
             delta_e_median=round(float(np.median(de)), 3),
+            mouth_chroma_excess_p95=round(float(np.nanpercentile(chroma, 95)), 2),
         )
     return out
 

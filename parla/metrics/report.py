@@ -30,6 +30,7 @@ CLIP_KEYS = (
     "detail_median",
     "detail_min",
     "delta_e_median",
+    "mouth_chroma_excess_p95",
 )
 N_IDENTITY_FRAMES = 16  # frames sampled per clip for the identity distance
 
@@ -264,6 +265,7 @@ def format_table(report: dict[str, Any]) -> str:
         ("spikes", "spikes", "{:d}"),
         ("detail_median", "detail", "{:.2f}"),
         ("delta_e_median", "ΔE", "{:.2f}"),
+        ("mouth_chroma_excess_p95", "mouth C+", "{:.1f}"),
     ]
 
     def cell(v, fmt: str) -> str:
