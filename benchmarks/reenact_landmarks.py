@@ -55,7 +55,7 @@ def synthesize(settings, lips, audio: np.ndarray, fps: float, n: int) -> list:
         from parla.audio import phonemes as ph
 
         enc = ph.PhonemeEncoder()
-        phonemes = ph.KnownPhonemes(ph.encode(enc, audio), ph.silence_features(enc))
+        phonemes = ph.KnownPhonemes(ph.encode(enc, audio), enc.silence)
     synth = MotionSynth(settings, lips.run, fps=fps, seed=0, phonemes=phonemes)
     return (synth.push(audio) + synth.flush(len(audio)))[:n]
 

@@ -122,7 +122,7 @@ def test_synth_join_equals_offline_interpolation(encoder, speech):
         phonemes={"past_s": 2.0, "future_s": 0.3},
     )
     synth = MotionSynth(settings, lambda w: np.zeros((1, 12, w.shape[-1]), np.float32),
-                        phonemes=ph.KnownPhonemes(feats, ph.silence_features(encoder)))  # fmt: skip
+                        phonemes=ph.KnownPhonemes(feats, encoder.silence))  # fmt: skip
     joined = []
     synth.push_mel = joined.append  # capture what the join hands to the net's window
     for chunk in np.array_split(speech, 37):

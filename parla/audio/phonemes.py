@@ -18,6 +18,7 @@ Frame k is centred on sample 320 k; a clip of n samples has n // 320 + 1 frames.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.resources
 
@@ -67,7 +68,6 @@ class PhonemeEncoder:
     def __init__(self, backend: str = "onnxruntime", threads: int | None = 1) -> None:
         if backend not in BACKENDS:
             raise ParlaError(f"phoneme encoder: backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
-        self.backend = backend
         data = model_bytes()
         if backend == "onnxruntime":
             ort = require("onnxruntime", "onnx")
@@ -107,6 +107,11 @@ class PhonemeEncoder:
         h = self._run(audio[None], np.array([len(audio)], np.int64))[0]
         return np.asarray(h, np.float32)[: n_frames(len(audio))]
 
+    @functools.cached_property
+    def silence(self) -> np.ndarray:
+        """(256,) the features of digital silence (what a stream starts from), computed once per encoder."""
+        return self(np.zeros(SAMPLE_RATE, np.float32))[FRAMES_PER_SECOND // 2]
+
 
 def encode(encoder: PhonemeEncoder, audio: np.ndarray) -> np.ndarray:
     """Features of a whole clip of any length: 30 s windows overlapping by 4 s, each frame taken from the window
@@ -116,14 +121,15 @@ def encode(encoder: PhonemeEncoder, audio: np.ndarray) -> np.ndarray:
     win = int(MAX_SECONDS * FRAMES_PER_SECOND) - 1  # frames per window (a window of win * HOP samples)
     if total <= win + 1:
         return encoder(audio)
-    hop = win - int(OVERLAP_S * FRAMES_PER_SECOND)
+    overlap = int(OVERLAP_S * FRAMES_PER_SECOND)
+    hop, half = win - overlap, overlap // 2
     out = np.empty((total, DIM), np.float32)
     start = 0
     while True:
         last = start + win >= total
         h = encoder(audio[start * HOP : (start + win) * HOP])
-        lo = 0 if start == 0 else int(OVERLAP_S * FRAMES_PER_SECOND) // 2
-        hi = len(h) if last else len(h) - int(OVERLAP_S * FRAMES_PER_SECOND) // 2
+        lo = 0 if start == 0 else half
+        hi = len(h) if last else len(h) - half
         out[start + lo : start + hi] = h[lo:hi]
         if last:
             return out
@@ -145,7 +151,7 @@ class StreamingPhonemes:
         self.buf = np.zeros(0, np.float32)  # audio from sample self.offset on
         self.offset = 0  # absolute sample index of buf[0]
         self.emitted = 0  # frames emitted so far
-        self.silence = silence_features(encoder)
+        self.silence = encoder.silence
 
     @property
     def latency_samples(self) -> int:
@@ -178,8 +184,6 @@ class KnownPhonemes:
     computed offline (``encode``), handed out as the audio is pushed, so that a file streamed in real time gets
     exactly the offline features. Past the clip's end the last frame repeats (the tail flushed after it)."""
 
-    every = 1
-
     def __init__(self, features: np.ndarray, silence: np.ndarray) -> None:
         self.features, self.silence = np.asarray(features, np.float32), silence
         self.heard = 0
@@ -197,11 +201,6 @@ class KnownPhonemes:
         return self.features[idx]
 
 
-def silence_features(encoder: PhonemeEncoder) -> np.ndarray:
-    """(256,) the features of digital silence (what a stream starts from)."""
-    return encoder(np.zeros(SAMPLE_RATE, np.float32))[FRAMES_PER_SECOND // 2]
-
-
 def to_mel_rate(features: np.ndarray, n_mel: int) -> np.ndarray:
     """Encoder frames (50 Hz, frame k centred on sample 320 k) at the mel frame rate (100 Hz, frame m centred on
     sample 160 m): linear interpolation, clamped at the ends."""
@@ -210,9 +209,3 @@ def to_mel_rate(features: np.ndarray, n_mel: int) -> np.ndarray:
     hi = np.minimum(lo + 1, len(features) - 1)
     frac = (pos - lo)[:, None].astype(np.float32)
     return features[lo] * (1 - frac) + features[hi] * frac
-
-
-def joined_features(audio: np.ndarray, mel: np.ndarray, encoder: PhonemeEncoder) -> np.ndarray:
-    """(M, n_mels + 256): a whole clip's log-mel followed by its offline phoneme features at the mel rate (the
-    input of a motion net with a phoneme front-end, as the synthesizer joins them for audio known ahead)."""
-    return np.concatenate([mel, to_mel_rate(encode(encoder, audio), len(mel))], 1).astype(np.float32)

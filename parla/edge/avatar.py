@@ -137,7 +137,7 @@ class Avatar:
         encoder = self._encoder
         if known_audio is not None:
             feats = phonemes.encode(encoder, known_audio)
-            return phonemes.KnownPhonemes(feats, phonemes.silence_features(encoder))
+            return phonemes.KnownPhonemes(feats, encoder.silence)
         return phonemes.StreamingPhonemes(encoder, past_s=ph["past_s"], future_s=ph["future_s"])
 
     def new_renderer(self, timer: StageTimer | None = None, *, stages: bool = True) -> FrameRenderer:

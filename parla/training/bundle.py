@@ -40,6 +40,20 @@ def apply_synthesis(config: dict) -> dict:
     return out
 
 
+MOTION_KEYS = ("motion", "mel_mean", "mel_std", "head", "blink", "articulation_gain", "phonemes")
+
+
+def _motion_entries(motion: dict) -> dict:
+    """The model folder's config entries that come from a motion run's config."""
+    out = {k: motion[k] for k in MOTION_KEYS if k in motion}
+    out.setdefault("articulation_gain", 1.0)
+    return out
+
+
+def _motion_training(motion: dict) -> dict:
+    return {"motion_train": motion["train"], "motion_final": motion.get("final"), "motion_data": motion["data"]}
+
+
 def make_bundle(teacher_run: str | Path, motion_run: str | Path, out_dir: str | Path) -> Path:
     t, m, out = Path(teacher_run), Path(motion_run), Path(out_dir)
     for f in (
@@ -64,20 +78,12 @@ def make_bundle(teacher_run: str | Path, motion_run: str | Path, out_dir: str | 
     config = {
         "version": f"teacher-step{state['step']}",
         "refiner": state["refiner"],
-        "motion": motion["motion"],
-        "mel_mean": motion["mel_mean"],
-        "mel_std": motion["mel_std"],
-        "head": motion["head"],
-        "blink": motion["blink"],
-        "articulation_gain": motion.get("articulation_gain", 1.0),
-        **({"phonemes": motion["phonemes"]} if "phonemes" in motion else {}),
+        **_motion_entries(motion),
         "training": {
             "teacher_steps": state["step"],
             "teacher_train": state["train"],
             "teacher_data": state["data"],
-            "motion_train": motion["train"],
-            "motion_final": motion.get("final"),
-            "motion_data": motion["data"],
+            **_motion_training(motion),
         },
         "sha256": {n: sha256(out / n) for n in ("refiner.safetensors", "motion.safetensors", "basis.npz")},
     }
@@ -89,9 +95,6 @@ def make_bundle(teacher_run: str | Path, motion_run: str | Path, out_dir: str | 
         config["sha256"]["student.safetensors"] = old["sha256"]["student.safetensors"]
     write_text_atomic(out / "config.json", json.dumps(apply_synthesis(config), indent=2) + "\n")
     return out
-
-
-MOTION_KEYS = ("motion", "mel_mean", "mel_std", "head", "blink", "articulation_gain", "phonemes")
 
 
 def add_motion(model_dir: str | Path, motion_run: str | Path) -> Path:
@@ -110,11 +113,8 @@ def add_motion(model_dir: str | Path, motion_run: str | Path) -> Path:
         config["sha256"][name] = sha256(folder / name)
     for key in MOTION_KEYS:
         config.pop(key, None)
-        if key in motion:
-            config[key] = motion[key]
-    config["training"].update(
-        motion_train=motion["train"], motion_final=motion.get("final"), motion_data=motion["data"]
-    )
+    config.update(_motion_entries(motion))
+    config["training"].update(_motion_training(motion))
     config["edge"] = {k: v for k, v in config.get("edge", {}).items() if not k.startswith("motion_")}
     write_text_atomic(folder / "config.json", json.dumps(apply_synthesis(config), indent=2) + "\n")
     return folder
