@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
+import signal
 import sys
+import traceback
 from collections.abc import Sequence
 
 from parla import __version__
-from parla.errors import ModelNotFoundError, ParlaError
+from parla import argtypes as T
+from parla.argtypes import OneLineParser
+from parla.errors import ParlaError
 
 log = logging.getLogger("parla")
 
@@ -151,7 +157,7 @@ def _cmd_face(args: argparse.Namespace) -> int:
     from parla.media.image import load_image, save_image
 
     if args.output:
-        check_output(args.output)
+        check_output(args.output, inputs=[args.portrait])
     image = load_image(args.portrait)
     faces = detect_faces(image)
     face = select_face(faces, args.face_index, name=str(args.portrait))
@@ -172,7 +178,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from parla.metrics import report as R
 
     if args.json:
-        check_output(args.json)
+        check_output(args.json, inputs=[args.path, args.portrait, args.audio])
     show = not args.quiet
     if args.mode == "probe":
         return _fit_probe(args, show)
@@ -192,7 +198,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         if not args.portrait:
             raise ParlaError("parla eval gen needs --portrait IMAGE (the photo the video was generated from)")
         if args.sheet:
-            check_output(args.sheet)
+            check_output(args.sheet, inputs=[args.path, args.portrait, args.audio])
         rep = R.evaluate_generated(
             args.path,
             portrait=args.portrait,
@@ -239,11 +245,11 @@ def _add_train_parser(sub) -> None:
     s.add_argument("--edge", help="bundle: a 'parla export' folder whose best-precision models to add")
     s.add_argument("-o", "--output", required=True, help="run folder (checkpoints, logs, samples)")
     s.add_argument("--device", default="cpu", help="cpu or cuda")
-    s.add_argument("--steps", type=int, default=None, help="total steps (a resumed run continues to this)")
-    s.add_argument("--batch", type=int, default=None)
+    s.add_argument("--steps", type=T.count, default=None, help="total steps (a resumed run continues to this)")
+    s.add_argument("--batch", type=T.count, default=None)
     s.add_argument(
         "--workers",
-        type=int,
+        type=T.workers,
         default=0,
         help="teacher: processes drawing training pairs (0: in this process, deterministic)",
     )
@@ -255,7 +261,7 @@ def _add_train_parser(sub) -> None:
         "'none': log-mel only); default: the shipped recipe",
     )
     s.add_argument("--closure", choices=["on", "off"], default=None, help="motion: the lips-closed output")
-    s.add_argument("--res", type=int, default=None, help="teacher: the refiner's working resolution")
+    s.add_argument("--res", type=T.resolution, default=None, help="teacher: the refiner's working resolution")
     s.add_argument(
         "--mode", choices=["residual_mask", "full"], default=None, help="teacher: how the output is composed"
     )
@@ -309,8 +315,8 @@ def _add_distill_parser(sub) -> None:
     s.add_argument("-o", "--output", required=True, help="run folder (checkpoints, logs, samples)")
     s.add_argument("--width", default=None, help="student U-Net widths (default 16,32,64,128)")
     s.add_argument("--device", default="cpu", help="cpu or cuda")
-    s.add_argument("--steps", type=int, default=None, help="total steps (a resumed run continues to this)")
-    s.add_argument("--batch", type=int, default=None)
+    s.add_argument("--steps", type=T.count, default=None, help="total steps (a resumed run continues to this)")
+    s.add_argument("--batch", type=T.count, default=None)
     s.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=_cmd_distill)
@@ -352,9 +358,11 @@ def _add_provenance_args(s) -> None:
 def _cmd_verify(args: argparse.Namespace) -> int:
     import json
 
-    from parla.files import write_text_atomic
+    from parla.files import check_output, write_text_atomic
     from parla.watermark import verify
 
+    if args.json:
+        check_output(args.json, inputs=[args.path])
     r = verify(args.path, max_frames=args.frames)
     if r.found:
         p = r.payload
@@ -388,14 +396,14 @@ def _add_export_parser(sub) -> None:
         help="int8 calibration frames: a prepared dataset or a folder of training videos "
         "(default: ../shared/data/train/videos)",
     )
-    s.add_argument("--calib-size", type=int, default=64, help="calibration frames")
+    s.add_argument("--calib-size", type=T.frames, default=64, help="calibration frames")
     s.add_argument(
         "--parity",
         default=None,
         help="held-back frames for the parity report: a dataset or videos (default: "
         "../shared/data/eval/videos, else 'demo': synthetic motions of the bundled portrait)",
     )
-    s.add_argument("--parity-size", type=int, default=32)
+    s.add_argument("--parity-size", type=T.frames, default=32)
     s.add_argument("-o", "--output", required=True, help="output folder (models, parity.json, parity.md)")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=_cmd_export)
@@ -418,7 +426,7 @@ def _add_eval_parser(sub) -> None:
     s.add_argument("--portrait", help="gen: the photo the video was generated from")
     s.add_argument("--sheet", help="gen: also write a contact sheet PNG (frames, spike and blink frames, mouths)")
     s.add_argument("--audio", help="gen: the speech (default: the video's own audio track)")
-    s.add_argument("--face-index", type=int, default=None)
+    s.add_argument("--face-index", type=T.face_index, default=None)
     s.add_argument(
         "--control",
         action="store_true",
@@ -429,7 +437,7 @@ def _add_eval_parser(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="parla", description="One portrait plus speech in, a talking face out.")
+    p = OneLineParser(prog="parla", description="One portrait plus speech in, a talking face out.")
     p.add_argument("--version", action="version", version=f"parla {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -456,11 +464,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="which refiner: the teacher (best quality) or the distilled edge student, both FP32",
     )
     _add_provenance_args(s)
-    s.add_argument("--face-index", type=int, default=None, help="which face to use, 0 = largest")
-    s.add_argument("--seed", type=int, default=0, help="seed of head motion and blinks (same seed, same video)")
-    s.add_argument("--pose-scale", type=float, default=1.0, help="head-motion amplitude (0 = still head)")
+    s.add_argument("--face-index", type=T.face_index, default=None, help="which face to use, 0 = largest")
+    s.add_argument("--seed", type=T.seed, default=0, help="seed of head motion and blinks (same seed, same video)")
+    s.add_argument("--pose-scale", type=T.pose_scale, default=1.0, help="head-motion amplitude (0 = still head)")
     s.add_argument("--emotion", default=None, help="neutral, happy, sad, surprised, or K numbers")
-    s.add_argument("--fps", type=float, default=25.0)
+    s.add_argument("--fps", type=T.fps, default=25.0)
     s.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=_cmd_animate)
@@ -489,13 +497,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("path", help="a video or an image")
     s.add_argument("--json", help="write the result as JSON to this file")
-    s.add_argument("--frames", type=int, default=100, help="consecutive frames of a video to examine")
+    s.add_argument("--frames", type=T.frames, default=100, help="consecutive frames of a video to examine")
     s.set_defaults(func=_cmd_verify)
 
     s = sub.add_parser("face", help="detect and align the face of a portrait (check a photo before animating)")
     s.add_argument("portrait")
     s.add_argument("-o", "--output", help="write the aligned crop here (png/jpg)")
-    s.add_argument("--face-index", type=int, default=None)
+    s.add_argument("--face-index", type=T.face_index, default=None)
     s.set_defaults(func=_cmd_face)
     return p
 
@@ -512,14 +520,63 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    previous = _stop_on_signals()
     try:
         return int(args.func(args) or 0)
-    except ModelNotFoundError as e:
-        print(f"parla: {e}", file=sys.stderr)
-        return 3
     except ParlaError as e:
-        print(f"parla: error: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print("parla: interrupted", file=sys.stderr)
-        return 130
+        return _fail(e, e.exit_code)
+    except KeyboardInterrupt as e:
+        signum = getattr(e, "signum", signal.SIGINT)
+        print(f"parla: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+        return 128 + signum
+    except BrokenPipeError:  # the reader of stdout went away (`parla stream --sink stdout | head`): a normal end
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except OSError as e:  # disk full, I/O errors, limits of the file system
+        where = f": {e.filename}" if e.filename else ""
+        return _fail(f"{e.strerror or e}{where}", 2)
+    except MemoryError:
+        return _fail("out of memory", 2)
+    except Exception as e:  # a bug: one line for the user, the traceback with -v
+        if args.verbose:
+            traceback.print_exc()
+        return _fail(f"internal error ({type(e).__name__}: {e}); rerun with -v for the traceback", 1)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+MAX_MESSAGE = 400  # characters of one error line
+
+
+def _fail(message: object, code: int) -> int:
+    """One line on stderr, whatever the message holds (values quoted from hostile files can be long or
+    multi-line)."""
+    text = " ".join(str(message).split())
+    if len(text) > MAX_MESSAGE:
+        text = text[: MAX_MESSAGE - 3] + "..."
+    print(f"parla: error: {text}", file=sys.stderr)
+    return code
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (``docker stop``, systemd, a closed terminal): unwinds like Ctrl-C, so that every exit
+    path removes its temporary files and a recording is finished."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated(signum)
+
+
+def _stop_on_signals() -> dict:
+    """Install the handlers; returns the previous ones (main() restores them: it is also called in-process)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {s: signal.signal(s, _raise_terminated) for s in (signal.SIGTERM, signal.SIGHUP)}

@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+from parla import argtypes as T
 from parla.errors import ParlaError
 from parla.formats import BACKENDS
 
@@ -64,6 +65,10 @@ def cmd_stream(args: argparse.Namespace) -> int:
     if not args.portrait and not args.camera:
         raise ParlaError("parla stream needs a PORTRAIT photo or --camera")
     cfg = load_config(args.config, _overrides(args))
+    if cfg.video.sink.startswith("file:"):
+        from parla.files import check_output
+
+        check_output(cfg.video.sink[5:], inputs=[args.portrait, args.audio, args.config])
     kw = {
         "seed": args.seed,
         "pose_scale": args.pose_scale,
@@ -85,6 +90,10 @@ def cmd_stream(args: argparse.Namespace) -> int:
             stats = avatar.run(source, sink, max_seconds=args.seconds)
         except StopStream:
             return 0
+        except KeyboardInterrupt:
+            if getattr(sink, "finished", False):
+                print(f"parla: stopped; the recording up to the signal is kept in {sink.path}", file=sys.stderr)
+            raise
     s = stats.summary()
     a2f = s["audio_to_frame_ms"]
     print(
@@ -125,16 +134,16 @@ def add_stream(sub) -> None:
     s.add_argument("--backend", choices=BACKENDS)
     s.add_argument("--device", help="backend device (cpu, CPU, NPU, GPU, cuda, edgetpu, ...)")
     s.add_argument("--precision", help="fp32, fp16, w8, int8, bf16 (what the backend runs)")
-    s.add_argument("--threads", type=int)
-    s.add_argument("--fps", type=float)
-    s.add_argument("--port", type=int, help="web sink port")
-    s.add_argument("--chunk-ms", type=int)
-    s.add_argument("--rate", type=int, help="microphone / stdin sample rate (Hz)")
-    s.add_argument("--device-index", type=int, help="PyAudio input device")
-    s.add_argument("--seconds", type=float, help="stop after this much audio")
-    s.add_argument("--speed", type=float, default=1.0, help="--audio pace: 1 = real time, 0 = as fast as possible")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--pose-scale", type=float, default=1.0)
+    s.add_argument("--threads", type=T.threads)
+    s.add_argument("--fps", type=T.fps)
+    s.add_argument("--port", type=T.port, help="web sink port")
+    s.add_argument("--chunk-ms", type=T.chunk_ms)
+    s.add_argument("--rate", type=T.sample_rate, help="microphone / stdin sample rate (Hz)")
+    s.add_argument("--device-index", type=T.device_index, help="PyAudio input device")
+    s.add_argument("--seconds", type=T.seconds, help="stop after this much audio")
+    s.add_argument("--speed", type=T.speed, default=1.0, help="--audio pace: 1 = real time, 0 = as fast as possible")
+    s.add_argument("--seed", type=T.seed, default=0)
+    s.add_argument("--pose-scale", type=T.pose_scale, default=1.0)
     s.add_argument("--emotion")
     s.add_argument("--no-watermark", action="store_true", help="turn the invisible watermark off (logged)")
     s.add_argument("--badge", action="store_true", help="draw a visible 'AI-generated' badge")
@@ -184,10 +193,10 @@ def add_bench(sub) -> None:
     s.add_argument("--backends", nargs="*", choices=BACKENDS)
     s.add_argument("--portrait", help="default: the bundled demo portrait")
     s.add_argument("--audio", help="default: the bundled demo speech (looped to --seconds)")
-    s.add_argument("--seconds", type=float, default=60.0, help="length of the real-time streaming run")
-    s.add_argument("--fps", type=float, default=30.0)
-    s.add_argument("--frames", type=int, default=300, help="frames of the unpaced run")
-    s.add_argument("--threads", type=int, default=2)
+    s.add_argument("--seconds", type=T.seconds, default=60.0, help="length of the real-time streaming run")
+    s.add_argument("--fps", type=T.fps, default=30.0)
+    s.add_argument("--frames", type=T.frames, default=300, help="frames of the unpaced run")
+    s.add_argument("--threads", type=T.threads, default=2)
     s.add_argument("--merge", nargs="+", metavar="JSON", help="join bench.json files from several machines")
     s.add_argument("-o", "--output", default="benchmarks/results/edge")
     s.add_argument("-q", "--quiet", action="store_true")

@@ -62,7 +62,9 @@ class BackendUnavailableError(ParlaError):
 
 
 class ModelNotFoundError(ParlaError):
-    """No model is bundled or the named checkpoint does not exist."""
+    """No model is bundled, the named checkpoint does not exist, or a model file fails its checksum (exit 3)."""
+
+    exit_code = 3
 
 
 def require(module: str, extra: str):

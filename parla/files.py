@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from parla.errors import InputFileError, OutputPathError
@@ -23,18 +24,34 @@ def check_input(path: str | os.PathLike) -> Path:
     return p
 
 
-def check_output(path: str | os.PathLike) -> Path:
-    """Fail early, before any long work, if ``path`` cannot be written."""
+MIN_FREE_BYTES = 16 * 2**20  # an output needs at least this much free space on its file system
+MAX_NAME_BYTES = 255  # a file name's limit on every common Linux file system
+
+
+def check_output(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike | None] = ()) -> Path:
+    """Fail early, before any long work, if ``path`` cannot be written, is not a regular file (a device, a pipe),
+    is one of ``inputs`` (never overwrite what is being read), or its file system is full."""
     p = Path(path)
     parent = p.parent if str(p.parent) else Path(".")
     if p.is_dir():
         raise OutputPathError(f"{p}: is a directory, expected a file name")
+    if len(p.name.encode()) > MAX_NAME_BYTES:
+        raise OutputPathError(f"{p.name[:40]}...: file name longer than {MAX_NAME_BYTES} bytes")
     if not parent.is_dir():
         raise OutputPathError(f"{p}: directory {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise OutputPathError(f"{p}: directory {parent} is not writable")
-    if p.exists() and not os.access(p, os.W_OK):
-        raise OutputPathError(f"{p}: file exists and is not writable")
+    if p.exists() or p.is_symlink():
+        if not p.is_file():
+            raise OutputPathError(f"{p}: exists and is not a regular file (a device, pipe or link); give a file name")
+        if not os.access(p, os.W_OK):
+            raise OutputPathError(f"{p}: file exists and is not writable")
+        for i in inputs:
+            if i is not None and Path(i).exists() and os.path.samefile(p, i):
+                raise OutputPathError(f"{p}: is also an input of this command; write the output elsewhere")
+    free = shutil.disk_usage(parent).free
+    if free < MIN_FREE_BYTES:
+        raise OutputPathError(f"{p}: only {free / 2**20:.1f} MB free in {parent}")
     return p
 
 
@@ -45,7 +62,10 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     The temporary name keeps the suffix so that muxers that choose a format by extension still work.
     """
     final = check_output(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".part{final.suffix}", dir=final.parent or ".")
+    # a short prefix: the temporary name must fit where the final one (up to 255 bytes) does
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{final.stem[:32]}.", suffix=f".part{final.suffix[:16]}", dir=final.parent or "."
+    )
     os.close(fd)
     tmp_path = Path(tmp)
     umask = os.umask(0)

@@ -49,10 +49,15 @@ class ModelFolder:
     """A model folder: its config read once, its files checked against their sha256 before use."""
 
     def __init__(self, spec: str | os.PathLike | None = None) -> None:
+        from parla.limits import MAX_CONFIG_BYTES
+
         self.path = locate(spec)
+        cj = self.path / "config.json"
         try:
-            self.config: dict = json.loads((self.path / "config.json").read_text())
-        except (OSError, ValueError) as e:
+            if cj.stat().st_size > MAX_CONFIG_BYTES:
+                raise ModelNotFoundError(f"{cj}: over the {MAX_CONFIG_BYTES >> 10} KiB limit for a model config")
+            self.config: dict = json.loads(cj.read_text())
+        except (OSError, ValueError, RecursionError) as e:
             raise ModelNotFoundError(f"{self.path / 'config.json'}: unreadable ({e})") from e
         if not isinstance(self.config, dict):
             raise ModelNotFoundError(f"{self.path / 'config.json'}: not a model config (expected a JSON object)")
@@ -68,18 +73,17 @@ class ModelFolder:
 
     def file(self, name: str) -> Path:
         """``name`` inside the folder, checked against its recorded sha256 (``sha256`` or ``edge`` map)."""
-        from parla.files import sha256
 
-        digests = {**self.config.get("sha256", {}), **self.config.get("edge", {})}
+        sections = [self.config.get("sha256", {}), self.config.get("edge", {})]
+        if not all(isinstance(s, dict) for s in sections):
+            raise ModelNotFoundError(f"{self.path / 'config.json'}: its sha256 lists are not JSON objects")
+        digests = {**sections[0], **sections[1]}
         rel = name.removeprefix("edge/")
-        path = self.path / name
         if rel not in digests:
-            raise ModelNotFoundError(f"{path}: not listed in {self.path / 'config.json'} (no sha256 to check)")
-        if not path.is_file():
-            raise ModelNotFoundError(f"{path}: missing from the model folder")
-        if sha256(path) != digests[rel]:
-            raise ModelNotFoundError(f"{path}: checksum mismatch (corrupt or modified model file)")
-        return path
+            raise ModelNotFoundError(
+                f"{self.path / name}: not listed in {self.path / 'config.json'} (no sha256 to check)"
+            )
+        return verified(self.path, name, digests[rel], self.path / "config.json")
 
     def refiner_section(self, net: str) -> dict:
         if net not in NETS:
@@ -131,6 +135,51 @@ class ModelFolder:
         if path.suffix == ".xml":
             self.file(f"edge/{path.with_suffix('.bin').name}")
         return path
+
+
+SHA256SUMS = "SHA256SUMS"  # the digest list of a 'parla export' folder (sha256sum's format)
+
+
+def verified(folder: Path, name: str, digest: object, listed_in: Path) -> Path:
+    """``folder/name``, refused unless the name stays inside the folder (no absolute path, no '..', no link out
+    of it), it is a regular file, and its sha256 is ``digest``."""
+    from parla.files import sha256
+
+    path = folder / name
+    if not isinstance(digest, str) or len(digest) != 64:
+        raise ModelNotFoundError(f"{listed_in}: the sha256 of {name!r} is not a 64-digit hex string")
+    inside = Path(os.path.normpath(name))
+    if inside.is_absolute() or ".." in inside.parts or not path.resolve().is_relative_to(folder.resolve()):
+        raise ModelNotFoundError(f"{listed_in}: {name!r} names a file outside the model folder")
+    if not path.is_file():
+        raise ModelNotFoundError(f"{path}: missing from the model folder")
+    if sha256(path) != digest.lower():
+        raise ModelNotFoundError(f"{path}: checksum mismatch (corrupt or modified model file)")
+    return path
+
+
+def write_sha256sums(folder: Path, names: list[str]) -> Path:
+    """The digest list of an export folder, which the runtime checks every model file against."""
+    from parla.files import sha256, write_text_atomic
+
+    return write_text_atomic(folder / SHA256SUMS, "".join(f"{sha256(folder / n)}  {n}\n" for n in sorted(names)))
+
+
+def export_file(folder: Path, name: str) -> Path:
+    """A model file of a 'parla export' folder, verified against the folder's SHA256SUMS."""
+    sums = folder / SHA256SUMS
+    if not sums.is_file():
+        raise ModelNotFoundError(
+            f"{folder}: no {SHA256SUMS} (the digest list 'parla export' writes); re-export, or put the models into "
+            "a model folder with 'parla train bundle --edge'"
+        )
+    listed = {}
+    for line in sums.read_text(errors="replace").splitlines()[:1000]:
+        digest, _, n = line.partition("  ")
+        listed[n.strip()] = digest.strip()
+    if name not in listed:
+        raise ModelNotFoundError(f"{folder / name}: not listed in {sums}")
+    return verified(folder, name, listed[name], sums)
 
 
 def load_weights(module, path: Path, device: str = "cpu") -> None:

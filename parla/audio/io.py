@@ -14,6 +14,7 @@ import numpy as np
 
 from parla.errors import AudioFormatError, EmptyAudioError, SilentAudioError, require
 from parla.files import check_input
+from parla.limits import MAX_AUDIO_SECONDS
 
 SAMPLE_RATE = 16_000  # Hz: the one rate every model and feature uses
 SILENCE_PEAK = 10 ** (-50 / 20)  # amplitude: a clip whose peak stays under -50 dBFS counts as silent
@@ -122,9 +123,21 @@ def iter_audio(path: os.PathLike | str, *, chunk_samples: int = SAMPLE_RATE) -> 
         container.close()
 
 
-def load_audio(path: os.PathLike | str, *, allow_silent: bool = False) -> np.ndarray:
-    """Decode a whole file to 16 kHz mono float32; raise on empty or (unless allowed) all-silent audio."""
-    chunks = list(iter_audio(path, chunk_samples=SAMPLE_RATE * 10))
+def load_audio(
+    path: os.PathLike | str, *, allow_silent: bool = False, max_seconds: float = MAX_AUDIO_SECONDS
+) -> np.ndarray:
+    """Decode a whole file to 16 kHz mono float32; raise on empty or (unless allowed) all-silent audio, and
+    stop decoding (raise) as soon as the file runs past ``max_seconds``."""
+    chunks: list[np.ndarray] = []
+    n = 0
+    for chunk in iter_audio(path, chunk_samples=SAMPLE_RATE * 10):
+        chunks.append(chunk)
+        n += len(chunk)
+        if n > max_seconds * SAMPLE_RATE:
+            raise AudioFormatError(
+                f"{path}: speech longer than the {max_seconds / 60:g}-minute limit; split it, or stream it with "
+                "'parla stream PHOTO --audio FILE --sink file:OUT.mp4'"
+            )
     audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
     check_audio(audio, name=str(path), allow_silent=allow_silent)
     return audio

@@ -208,7 +208,7 @@ class Avatar:
         synthesizer looks as far ahead as the source delivers ahead of playback (``source.lead_s``)."""
         from parla.edge.engine import StreamEngine
 
-        known = getattr(source, "audio", None) if source.lead_s > 0 else None  # a source that is ahead of playback
+        known = source.known_audio if source.lead_s > 0 else None  # a source that is ahead of playback
         motion = self.new_motion(lookahead_frames=round(source.lead_s * self.config.video.fps), known_audio=known)
         engine = StreamEngine(
             source,
@@ -261,7 +261,7 @@ def animate(
 
     if (audio is None) == (text is None):
         raise ParlaError("animate: give either a speech file or --text")
-    check_output(output)
+    check_output(output, inputs=[portrait, None if isinstance(audio, np.ndarray) else audio])
     closures = None
     if text is not None:
         from parla.audio.tts import speak

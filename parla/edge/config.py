@@ -77,6 +77,11 @@ class RuntimeConfig:
 
 
 CHOICES = {"backend": BACKENDS, "audio.source": ("mic", "file", "stdin"), "camera.driver": ("picamera2", "opencv")}
+# TFLite external delegates a config may name (the system's loader finds them in its library path);
+# any other library needs the environment variable, set by whoever controls the process, not the config file
+KNOWN_DELEGATES = {"libedgetpu.so.1", "libvx_delegate.so", "libethosu_delegate.so", "libQnnTFLiteDelegate.so"}
+ALLOW_DELEGATE = "PARLA_ALLOW_DELEGATE"
+
 POSITIVE = {
     "threads",
     "latency_budget_ms",
@@ -104,6 +109,15 @@ def _build(cls, data: dict, prefix: str):
     return cls(**kwargs)
 
 
+def _show(value) -> str:
+    """A value quoted in an error message, cut short (a YAML alias bomb expands to gigabytes)."""
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxlevel, r.maxlist, r.maxtuple, r.maxdict, r.maxstring, r.maxother = 2, 4, 4, 4, 40, 40
+    return r.repr(value)
+
+
 def _coerce(tp, value, name: str):
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if dataclasses.is_dataclass(tp):
@@ -114,19 +128,19 @@ def _coerce(tp, value, name: str):
         return _coerce(next(a for a in args if a is not type(None)), value, name)
     if origin is tuple:
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
-            raise ConfigError(f"{name}: expected {len(args)} numbers, got {value!r}")
+            raise ConfigError(f"{name}: expected {len(args)} numbers, got {_show(value)}")
         return tuple(_coerce(a, v, name) for a, v in zip(args, value, strict=True))
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{name}: expected true or false, got {value!r}")
+            raise ConfigError(f"{name}: expected true or false, got {_show(value)}")
         return value
     if tp in (int, float):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (tp is int and value != int(value)):
-            raise ConfigError(f"{name}: expected {'an integer' if tp is int else 'a number'}, got {value!r}")
+            raise ConfigError(f"{name}: expected {'an integer' if tp is int else 'a number'}, got {_show(value)}")
         return tp(value)
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{name}: expected a string, got {value!r}")
+            raise ConfigError(f"{name}: expected a string, got {_show(value)}")
         return value
     return value
 
@@ -166,6 +180,12 @@ def _check_combinations(cfg: RuntimeConfig) -> None:
         raise ConfigError(f"device: {cfg.backend} has no device {cfg.device!r} (one of {', '.join(fmt.devices)})")
     if cfg.delegate and cfg.backend != "tflite":
         raise ConfigError("delegate: only the tflite backend loads external delegates")
+    if cfg.delegate and cfg.delegate not in KNOWN_DELEGATES and os.environ.get(ALLOW_DELEGATE) != cfg.delegate:
+        # a delegate is native code loaded into the process: a config file must not be able to name any library
+        raise ConfigError(
+            f"delegate: {_show(cfg.delegate)} is not a known delegate library ({', '.join(sorted(KNOWN_DELEGATES))});"
+            f" to load it anyway, set {ALLOW_DELEGATE} to exactly that path"
+        )
     if cfg.backend == "tflite" and cfg.device == "edgetpu":
         if not cfg.delegate:
             raise ConfigError("delegate: device edgetpu needs the delegate library (libedgetpu.so.1)")
@@ -179,8 +199,6 @@ def _check_combinations(cfg: RuntimeConfig) -> None:
 
 def load_config(name_or_path: str | os.PathLike, overrides: dict | None = None) -> RuntimeConfig:
     """A target name (``rpi5``) or a YAML path, with CLI ``overrides`` ({'device': 'CPU', 'video.fps': 30})."""
-    import yaml
-
     p = Path(name_or_path)
     bundled = config_dir()
     if not p.suffix:
@@ -188,14 +206,34 @@ def load_config(name_or_path: str | os.PathLike, overrides: dict | None = None) 
     if not p.is_file():
         known = ", ".join(sorted(x.stem for x in bundled.glob("*.yaml"))) if bundled.is_dir() else "none"
         raise ConfigError(f"{name_or_path}: no such firmware config (bundled targets: {known})")
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from e
+    data = read_yaml(p)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: expected a mapping of settings, got {type(data).__name__}")
     try:
         return validate(_build(RuntimeConfig, merge(data, overrides or {}), ""))
     except ConfigError as e:
         raise ConfigError(f"{p.name}: {e}") from None
+
+
+def read_yaml(p: Path):
+    """A YAML file of at most MAX_CONFIG_BYTES, without anchors and aliases (a config needs none, and aliases can
+    expand a few hundred bytes into gigabytes)."""
+    import yaml
+
+    from parla.limits import MAX_CONFIG_BYTES
+
+    if p.stat().st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{p}: {p.stat().st_size} bytes, over the {MAX_CONFIG_BYTES >> 10} KiB limit for a config")
+    try:
+        text = p.read_text(encoding="utf-8")
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent):
+                raise ConfigError(f"{p}: YAML aliases (*name) are not allowed in a config")
+        return yaml.safe_load(text) or {}
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p}: not UTF-8 text") from e
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from e
 
 
 def merge(data: dict, overrides: dict) -> dict:

@@ -164,9 +164,10 @@ class StreamEngine:
                     break
                 fm, arrival = job
                 frame = self.renderer.render(fm)
-                while getattr(self.sink, "every_frame", False) and written < fm.index and last is not None:
-                    # a file needs every slot: a dropped frame holds the previous picture, keeping A/V in sync
-                    self.sink.write(last, written)
+                while getattr(self.sink, "every_frame", False) and written < fm.index:
+                    # a file needs every slot: a dropped frame holds the previous picture (before the first
+                    # rendered frame: that frame), keeping the video as long as its audio and in sync
+                    self.sink.write(frame if last is None else last, written)
                     written += 1
                 self.sink.write(frame, fm.index)
                 written, last = fm.index + 1, frame
@@ -187,7 +188,8 @@ class StreamEngine:
             self.stats.wall_s = time.monotonic() - t0
             self.stats.stages = self.timer.summary()
             try:
-                self.sink.close(ok=ok)
+                # a recording stopped by a signal is finished and kept (what it has so far is worth keeping)
+                self.sink.close(ok=ok or (self.stats.interrupted and getattr(self.sink, "keeps_partial", False)))
             finally:
                 audio.join(timeout=2.0)
                 self.source.close()

@@ -33,6 +33,7 @@ class Source:
     """Iterate to get chunks; ``stop()`` (any thread) ends the iteration at the next chunk."""
 
     lead_s = 0.0  # seconds ahead of playback at which the source delivers its audio (live sources: 0)
+    known_audio: np.ndarray | None = None  # the whole audio, where it is in memory ahead of playback
 
     def __init__(self) -> None:
         self._stop = threading.Event()
@@ -59,28 +60,46 @@ class ArraySource(Source):
         super().__init__()
         self.audio, self.chunk, self.speed = np.asarray(audio, np.float32), SAMPLE_RATE * chunk_ms // 1000, speed
         self.lead_s = max(0.0, lead_s)
+        self.known_audio = self.audio
+
+    def _blocks(self) -> Iterator[np.ndarray]:
+        for i in range(0, len(self.audio), self.chunk):
+            yield self.audio[i : i + self.chunk]
 
     def __iter__(self) -> Iterator[AudioChunk]:
-        start = time.monotonic()
-        for i in range(0, len(self.audio), self.chunk):
+        start, end = time.monotonic(), 0
+        for block in self._blocks():
             if self._stop.is_set():
                 return
-            end = min(i + self.chunk, len(self.audio))
+            end += len(block)
             if self.speed <= 0:
-                yield AudioChunk(self.audio[i:end], time.monotonic())
+                yield AudioChunk(block, time.monotonic())
                 continue
             plays = start + end / SAMPLE_RATE / self.speed
             due = plays - self.lead_s / self.speed
             while (delay := due - time.monotonic()) > 0 and not self._stop.is_set():
                 time.sleep(min(delay, 0.05))
-            yield AudioChunk(self.audio[i:end], plays)
+            yield AudioChunk(block, plays)
 
 
 class FileSource(ArraySource):
-    def __init__(self, path, chunk_ms: int = 40, speed: float = 1.0, lead_s: float = 0.0) -> None:
-        from parla.audio import load_audio
+    """An audio file, decoded as it plays (bounded memory for a file of any length). The first 10 s are decoded
+    up front, so that an unreadable, empty or silent-at-start file is refused before the stream starts."""
 
-        super().__init__(load_audio(path), chunk_ms, speed, lead_s)
+    def __init__(self, path, chunk_ms: int = 40, speed: float = 1.0, lead_s: float = 0.0) -> None:
+        from parla.audio.io import check_audio, iter_audio
+
+        head = next(iter(iter_audio(path, chunk_samples=SAMPLE_RATE * 10)), np.zeros(0, np.float32))
+        check_audio(head, name=str(path))
+        super().__init__(head, chunk_ms, speed, lead_s)
+        self.path = path
+        if len(head) == SAMPLE_RATE * 10:  # longer than the head: decoded as it plays, never whole
+            self.known_audio = None
+
+    def _blocks(self) -> Iterator[np.ndarray]:
+        from parla.audio.io import iter_audio
+
+        yield from iter_audio(self.path, chunk_samples=self.chunk)
 
 
 def _pcm16(raw: bytes, channels: int) -> np.ndarray:

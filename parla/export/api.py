@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from parla.errors import ModelNotFoundError, ParlaError
-from parla.files import write_text_atomic
+from parla.errors import ModelNotFoundError, OutputPathError, ParlaError
+from parla.files import check_output, write_text_atomic
 from parla.formats import EXPORTABLE, FORMATS, check
 from parla.quantization import calibration as S
 
@@ -95,6 +95,13 @@ def export_model(
 
     t0 = time.time()
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise OutputPathError(f"{out}: exists and is not a folder (export writes a folder of models)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputPathError(f"{out}: cannot create the output folder ({e.strerror})") from e
+    check_output(out / "parity.json")
     jobs = plan(formats, precision)
     ck = load_checkpoint(checkpoint)
     res = ck.cfg.res
@@ -123,9 +130,18 @@ def export_model(
     if ck.motion is not None:
         report["motion"] = _motion_exports(ck, sorted({f for f, _ in jobs}), out)
     report["seconds"] = round(time.time() - t0, 1)
+    _write_sums(out)
     write_text_atomic(out / "parity.json", json.dumps(report, indent=2) + "\n")
     write_text_atomic(out / "parity.md", markdown(report))
     return report
+
+
+def _write_sums(out: Path) -> None:
+    """SHA256SUMS of every model file in the folder (the runtime refuses a file that is not on it)."""
+    from parla.modelfolder import write_sha256sums
+
+    models = {".onnx", ".xml", ".bin", ".tflite"}
+    write_sha256sums(out, [p.name for p in out.iterdir() if p.is_file() and p.suffix in models])
 
 
 def _demo_samples(ck: Checkpoint, n: int, seed: int) -> S.Samples:

@@ -15,7 +15,8 @@ def open_models(cfg, *, net: str = "student") -> tuple[Backend, Backend]:
 
     ``cfg.model``: ``default`` (the bundled model folder), a model folder, or a ``parla export`` folder beside
     which the model folder's files are not needed. The torch backend runs the folder's safetensors (``net``:
-    teacher or student); the others its exported files, sha256-checked when the folder lists them.
+    teacher or student); the others its exported files. Every file is sha256-checked against the folder's list
+    (a model folder's config.json, an export folder's SHA256SUMS) and refused when it is not on it.
     """
     from parla.formats import FORMATS, by_backend, model_filename
     from parla.modelfolder import ModelFolder
@@ -31,7 +32,12 @@ def open_models(cfg, *, net: str = "student") -> tuple[Backend, Backend]:
     export_dir = Path(cfg.model)
     names = (model_filename(fmt.name, cfg.precision, "refiner"), model_filename(fmt.name, "fp32", "motion"))
     if cfg.model != "default" and (export_dir / names[0]).is_file():  # a 'parla export' folder
-        paths = [export_dir / n for n in names]
+        from parla.modelfolder import export_file
+
+        paths = [export_file(export_dir, n) for n in names]
+        for p in paths:
+            if p.suffix == ".xml":  # OpenVINO's weights
+                export_file(export_dir, p.with_suffix(".bin").name)
     else:
         folder = ModelFolder(cfg.model)
         paths = [folder.edge_model(fmt.name, "refiner", cfg.precision), folder.edge_model(fmt.name, "motion")]
