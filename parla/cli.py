@@ -154,10 +154,11 @@ def _cmd_face(args: argparse.Namespace) -> int:
     from parla.face.align import align_face
     from parla.face.detect import detect_faces, select_face
     from parla.files import check_output
-    from parla.media.image import load_image, save_image
+    from parla.media.image import check_image_output, load_image, save_image
 
     if args.output:
         check_output(args.output, inputs=[args.portrait])
+        check_image_output(args.output)
     image = load_image(args.portrait)
     faces = detect_faces(image)
     face = select_face(faces, args.face_index, name=str(args.portrait))
@@ -510,6 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # a corrupt image is our one error line, not OpenCV's WARN
     if argv[:1] in (["stream"], ["bench"]):
         from parla.commands import quiet_blas
 

@@ -19,6 +19,8 @@ def check_input(path: str | os.PathLike) -> Path:
         raise InputFileError(f"{p}: no such file")
     if p.is_dir():
         raise InputFileError(f"{p}: is a directory, expected a file")
+    if not p.is_file():  # a device (/dev/zero never ends), a pipe, a socket
+        raise InputFileError(f"{p}: not a regular file")
     if not os.access(p, os.R_OK):
         raise InputFileError(f"{p}: permission denied")
     return p
@@ -33,10 +35,10 @@ def check_output(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike 
     is one of ``inputs`` (never overwrite what is being read), or its file system is full."""
     p = Path(path)
     parent = p.parent if str(p.parent) else Path(".")
-    if p.is_dir():
-        raise OutputPathError(f"{p}: is a directory, expected a file name")
     if len(p.name.encode()) > MAX_NAME_BYTES:
         raise OutputPathError(f"{p.name[:40]}...: file name longer than {MAX_NAME_BYTES} bytes")
+    if p.is_dir():
+        raise OutputPathError(f"{p}: is a directory, expected a file name")
     if not parent.is_dir():
         raise OutputPathError(f"{p}: directory {parent} does not exist")
     if not os.access(parent, os.W_OK):

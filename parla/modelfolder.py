@@ -61,6 +61,13 @@ class ModelFolder:
             raise ModelNotFoundError(f"{self.path / 'config.json'}: unreadable ({e})") from e
         if not isinstance(self.config, dict):
             raise ModelNotFoundError(f"{self.path / 'config.json'}: not a model config (expected a JSON object)")
+        for section, prefix in (("sha256", ""), ("edge", "edge/")):
+            listed = self.config.get(section, {})
+            if not isinstance(listed, dict):
+                raise ModelNotFoundError(f"{cj}: '{section}' is not a JSON object of file digests")
+            for name in listed:  # a list that names anything outside the folder condemns the folder
+                if not _confined(self.path, prefix + str(name)):
+                    raise ModelNotFoundError(f"{cj}: {str(name)[:80]!r} names a file outside the model folder")
 
     @property
     def is_bundled(self) -> bool:
@@ -140,6 +147,14 @@ class ModelFolder:
 SHA256SUMS = "SHA256SUMS"  # the digest list of a 'parla export' folder (sha256sum's format)
 
 
+def _confined(folder: Path, name: str) -> bool:
+    """A plain relative name that stays inside ``folder`` (no absolute path, no '..', no link out of it)."""
+    inside = Path(os.path.normpath(name))
+    return not (not name or "\0" in name or inside.is_absolute() or ".." in inside.parts) and (
+        folder / name
+    ).resolve().is_relative_to(folder.resolve())
+
+
 def verified(folder: Path, name: str, digest: object, listed_in: Path) -> Path:
     """``folder/name``, refused unless the name stays inside the folder (no absolute path, no '..', no link out
     of it), it is a regular file, and its sha256 is ``digest``."""
@@ -148,8 +163,7 @@ def verified(folder: Path, name: str, digest: object, listed_in: Path) -> Path:
     path = folder / name
     if not isinstance(digest, str) or len(digest) != 64:
         raise ModelNotFoundError(f"{listed_in}: the sha256 of {name!r} is not a 64-digit hex string")
-    inside = Path(os.path.normpath(name))
-    if inside.is_absolute() or ".." in inside.parts or not path.resolve().is_relative_to(folder.resolve()):
+    if not _confined(folder, name):
         raise ModelNotFoundError(f"{listed_in}: {name!r} names a file outside the model folder")
     if not path.is_file():
         raise ModelNotFoundError(f"{path}: missing from the model folder")

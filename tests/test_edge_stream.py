@@ -386,43 +386,6 @@ def test_bench_report_keys_and_merge(tmp_path):
     assert md.count("| onnxruntime | int8 |") == 2
 
 
-def test_parla_stream_ctrl_c_exits_cleanly(tmp_path, face_path, speech_path):
-    """A real SIGINT to `parla stream … --sink file:…` mid-stream: exit 130, no mp4 and no temporary file."""
-    import signal
-    import sys
-
-    out = tmp_path / "live.mp4"
-    p = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "parla",
-            "stream",
-            str(face_path),
-            "--audio",
-            str(speech_path),
-            "--backend",
-            "onnxruntime",
-            "--device",
-            "cpu",
-            "--sink",
-            f"file:{out}",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        # a shell's background job ignores SIGINT, and a child would inherit that
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    time.sleep(6)  # model load, face detection, then a few seconds of real-time streaming
-    assert p.poll() is None, p.communicate()
-    p.send_signal(signal.SIGINT)
-    _, err = p.communicate(timeout=30)
-    assert p.returncode == 130, err
-    assert "interrupted" in err
-    assert list(tmp_path.iterdir()) == []
-
-
 def test_compositor_moves_the_photo_and_paints_only_inside_its_footprint(avatar):
     """A shifted warp moves the photo's own pixels; the change lands in the feathered footprint only."""
     from parla.face.align import feather_mask, footprint

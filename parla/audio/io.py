@@ -97,8 +97,10 @@ def iter_audio(path: os.PathLike | str, *, chunk_samples: int = SAMPLE_RATE) -> 
     n_pending = 0
     try:
         stream = container.streams.audio[0]
-        # Keep the source layout here; _frames_to_array averages the channels.
-        resampler = av.AudioResampler(format="fltp", layout=stream.layout.name or "mono", rate=SAMPLE_RATE)
+        try:  # Keep the source layout here; _frames_to_array averages the channels.
+            resampler = av.AudioResampler(format="fltp", layout=stream.layout.name or "mono", rate=SAMPLE_RATE)
+        except (AttributeError, ValueError) as e:  # 0 or 1000 channels in a header (found by tests/test_fuzz.py)
+            raise AudioFormatError(f"{p}: unusable audio stream header ({e})") from None
 
         def decoded() -> Iterator[np.ndarray]:
             for packet in container.demux(stream):
@@ -115,7 +117,7 @@ def iter_audio(path: os.PathLike | str, *, chunk_samples: int = SAMPLE_RATE) -> 
                     yield joined[:chunk_samples]
                     rest = joined[chunk_samples:]
                     pending, n_pending = [rest], len(rest)
-        except av.FFmpegError as e:
+        except (av.FFmpegError, ValueError) as e:
             raise AudioFormatError(f"{p}: corrupt audio data: {e}") from e
         if n_pending:
             yield np.concatenate(pending)
@@ -128,19 +130,35 @@ def load_audio(
 ) -> np.ndarray:
     """Decode a whole file to 16 kHz mono float32; raise on empty or (unless allowed) all-silent audio, and
     stop decoding (raise) as soon as the file runs past ``max_seconds``."""
+    too_long = AudioFormatError(
+        f"{path}: speech longer than the {max_seconds / 60:g}-minute limit; split it, or stream it with "
+        "'parla stream PHOTO --audio FILE --sink file:OUT.mp4'"
+    )
+    if declared_duration(path) > max_seconds:  # the header's word, before decoding (checked again below)
+        raise too_long
     chunks: list[np.ndarray] = []
     n = 0
     for chunk in iter_audio(path, chunk_samples=SAMPLE_RATE * 10):
         chunks.append(chunk)
         n += len(chunk)
         if n > max_seconds * SAMPLE_RATE:
-            raise AudioFormatError(
-                f"{path}: speech longer than the {max_seconds / 60:g}-minute limit; split it, or stream it with "
-                "'parla stream PHOTO --audio FILE --sink file:OUT.mp4'"
-            )
+            raise too_long
     audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
     check_audio(audio, name=str(path), allow_silent=allow_silent)
     return audio
+
+
+def declared_duration(path: os.PathLike | str) -> float:
+    """Seconds of audio the container's header declares (0 when it does not say)."""
+    _, _, container = _open_audio(path)
+    with container:
+        s = container.streams.audio[0]
+        if s.duration is not None and s.time_base is not None:
+            return float(s.duration * s.time_base)
+        return container.duration / 1e6 if container.duration else 0.0
+
+
+MAX_PEAK = 16.0  # float audio beyond this is not speech but broken data (a mixing chain may overshoot 1.0 a little)
 
 
 def check_audio(audio: np.ndarray, *, name: str = "audio", allow_silent: bool = False) -> None:
@@ -148,6 +166,8 @@ def check_audio(audio: np.ndarray, *, name: str = "audio", allow_silent: bool = 
         raise EmptyAudioError(f"{name}: audio is empty or shorter than 0.1 s")
     if not np.all(np.isfinite(audio)):
         raise AudioFormatError(f"{name}: audio holds NaN or infinite samples")
+    if float(np.max(np.abs(audio))) > MAX_PEAK:
+        raise AudioFormatError(f"{name}: audio samples up to {np.max(np.abs(audio)):.3g}, far outside [-1, 1]")
     if not allow_silent and float(np.max(np.abs(audio))) < SILENCE_PEAK:
         raise SilentAudioError(f"{name}: audio is silent (peak below -50 dBFS); nothing to lip-sync")
 

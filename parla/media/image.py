@@ -42,13 +42,22 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     return np.ascontiguousarray(bgr[:, :, ::-1])
 
 
+IMAGE_OUTPUTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+
+
+def check_image_output(path: str | os.PathLike) -> None:
+    if Path(path).suffix.lower() not in IMAGE_OUTPUTS:
+        raise ImageReadError(f"{path}: cannot write an image with suffix {Path(path).suffix or '(none)'!r} "
+                             f"(one of {', '.join(IMAGE_OUTPUTS)})")  # fmt: skip
+
+
 def save_image(path: str | os.PathLike, rgb: np.ndarray) -> Path:
     """Write an RGB uint8 image; the format follows the file suffix."""
     cv2 = require("cv2", "core")
-    suffix = Path(path).suffix or ".png"
-    ok, buf = cv2.imencode(suffix, np.ascontiguousarray(rgb[:, :, ::-1]))
+    check_image_output(path)
+    ok, buf = cv2.imencode(Path(path).suffix, np.ascontiguousarray(rgb[:, :, ::-1]))
     if not ok:
-        raise ImageReadError(f"{path}: cannot encode an image with suffix {suffix}")
+        raise ImageReadError(f"{path}: cannot encode an image with suffix {Path(path).suffix}")
     with atomic_output(path) as tmp:
         buf.tofile(tmp)
     return Path(path)

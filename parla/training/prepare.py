@@ -102,13 +102,13 @@ def prepare_dataset(videos_dir: str | os.PathLike, out_dir: str | os.PathLike, *
 
     out = Path(out_dir)
     clips_dir = out / "clips"
+    videos = list_videos(videos_dir)  # before any folder is made: a wrong input leaves nothing behind
     try:
         clips_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise InputFileError(f"{out}: cannot create the dataset folder: {e}") from e
     report_path = out / "report.json"
     report = json.loads(report_path.read_text()) if report_path.is_file() else {}
-    videos = list_videos(videos_dir)
     with progress(len(videos), "preparing clips", enabled=show, unit="clip") as bar:
         for v in videos:
             done = (clips_dir / f"{v.stem}.npz").is_file() and (clips_dir / f"{v.stem}.crops.npy").is_file()
