@@ -1,9 +1,12 @@
-"""Issue 5: does a long stream keep flat memory? Streams N minutes of speech (the demo clip with pauses, looped)
-through the real-time engine into an mp4, `--speed` times faster than real time, sampling RSS every 5 s.
+"""Issues 5 and 16: does a long stream keep flat memory? Streams N minutes of speech (the demo clip with pauses,
+looped) through the real-time engine into an mp4, `--speed` times faster than real time, sampling RSS every 5 s.
+The speech comes from a wav file decoded as it plays (`--source file`, what `parla stream --audio` does) or from
+memory (`--source array`).
 
-    python benchmarks/stream_memory.py --minutes 30 --speed 3 --out benchmarks/results/stream_memory
+    python benchmarks/stream_memory.py --minutes 60 --speed 1 --out benchmarks/results/stream_memory_60
 
-Writes stream_memory.json (RSS series, drift, frames, drops) and stream_memory.png.
+Writes stream_memory.json (RSS series, growth after the first minute, frames, drops, the mp4's audio and video
+durations) and stream_memory.png.
 """
 
 from __future__ import annotations
@@ -35,13 +38,14 @@ def main() -> int:
         default="file",
         help="file: an mp4 (its muxer holds a growing sample index); raw: frames to a callback",
     )
+    ap.add_argument("--source", choices=["file", "array"], default="file")
     ap.add_argument("--out", default="benchmarks/results/stream_memory")
     args = ap.parse_args()
 
     from parla.audio import load_audio
     from parla.edge.avatar import Avatar
     from parla.edge.sinks import FileSink, RawSink
-    from parla.edge.sources import ArraySource
+    from parla.edge.sources import ArraySource, FileSource
     from parla.export.parity import machine
 
     demo = ROOT / "parla" / "assets" / "demo"
@@ -57,12 +61,27 @@ def main() -> int:
             if args.sink == "file"
             else RawSink(callback=lambda frame, index: None)
         )
-        stats = av.run(ArraySource(audio, av.config.audio.chunk_ms, speed=args.speed), sink)
-        mp4_mb = (Path(tmp) / "long.mp4").stat().st_size / 2**20 if args.sink == "file" else 0.0
+        if args.source == "file":
+            from parla.audio.io import SAMPLE_RATE
+
+            wav = Path(tmp) / "long.wav"
+            _write_wav(wav, audio, SAMPLE_RATE)
+            del audio  # the stream reads the file as it plays
+            source = FileSource(wav, av.config.audio.chunk_ms, speed=args.speed)
+        else:
+            source = ArraySource(audio, av.config.audio.chunk_ms, speed=args.speed)
+        stats = av.run(source, sink)
         wall = time.time() - t
+        mp4_mb, durations = 0.0, {}
+        if args.sink == "file":
+            mp4_mb = (Path(tmp) / "long.mp4").stat().st_size / 2**20
+            durations = _durations(Path(tmp) / "long.mp4")
     series = list(stats.rss_mb)
     rss = np.array([r for _, r in series])
     first_min = rss[: max(1, len(rss) // 10)]
+    t_s = np.array([s for s, _ in series])
+    after = rss[t_s >= 60.0]
+    growth = round(float(after.max() - after[0]), 1) if len(after) else None
     report = {
         "machine": machine(),
         "config": args.config,
@@ -77,6 +96,9 @@ def main() -> int:
         "rss_mb_last": float(rss[-1]),
         "rss_mb_max": float(rss.max()),
         "rss_drift_mb_last_minus_first_tenth": round(float(rss[-1] - np.median(first_min)), 1),
+        "rss_growth_mb_after_first_minute": growth,
+        "source": args.source,
+        **durations,
         "summary": stats.summary(),
         "rss_series": series,
     }
@@ -98,6 +120,33 @@ def main() -> int:
         pass
     print(json.dumps({k: v for k, v in report.items() if k != "rss_series"}, indent=2))
     return 0
+
+
+def _write_wav(path: Path, audio: np.ndarray, rate: int) -> None:
+    import wave
+
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        for i in range(0, len(audio), rate * 60):
+            w.writeframes((np.clip(audio[i : i + rate * 60], -1, 1) * 32767).astype("<i2").tobytes())
+
+
+def _durations(mp4: Path) -> dict:
+    """The audio and video streams' durations of the recording (from the container, as a player sees them)."""
+    import av
+
+    with av.open(str(mp4)) as c:
+        v, a = c.streams.video[0], c.streams.audio[0]
+        video_s = float(v.duration * v.time_base)
+        audio_s = float(a.duration * a.time_base)
+        fps = float(v.average_rate)
+    return {
+        "video_s": round(video_s, 3),
+        "audio_s": round(audio_s, 3),
+        "av_diff_frames": round(abs(video_s - audio_s) * fps, 2),
+    }
 
 
 if __name__ == "__main__":

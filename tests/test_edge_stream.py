@@ -143,10 +143,34 @@ def test_engine_drops_frames_instead_of_growing_latency(avatar, speech, tmp_path
     assert probe(out).n_frames == 50  # dropped slots hold the previous picture: A/V stay aligned
 
 
-def test_ctrl_c_leaves_no_partial_file(avatar, speech, tmp_path):
+def test_a_burst_before_the_first_frame_is_back_filled(avatar, speech, tmp_path):
+    """1-s chunks into a queue of 2: the first frames are dropped before any is rendered; the file still gets a
+    picture in every slot (the first rendered one), so it is as long as its audio (issue 16: it was 0.88 s of
+    video for 2.5 s of speech)."""
     from parla.edge.engine import StreamEngine
     from parla.edge.sinks import FileSink
     from parla.edge.sources import ArraySource
+    from parla.media.video import probe_video as probe
+
+    out = tmp_path / "b.mp4"
+    eng = StreamEngine(
+        ArraySource(speech[: SAMPLE_RATE * 2], 1000, speed=1.0),
+        avatar.new_motion(),
+        avatar.new_renderer(),
+        FileSink(out, 25),
+        fps=25,
+        queue_frames=2,
+    )
+    stats = eng.run()
+    assert stats.dropped > 10
+    assert probe(out).n_frames == 50
+
+
+def test_ctrl_c_keeps_the_recording_up_to_it(avatar, speech, tmp_path):
+    from parla.edge.engine import StreamEngine
+    from parla.edge.sinks import FileSink
+    from parla.edge.sources import ArraySource
+    from parla.media.video import probe_video as probe
 
     out = tmp_path / "x.mp4"
     sink = FileSink(out, 25)
@@ -163,8 +187,10 @@ def test_ctrl_c_leaves_no_partial_file(avatar, speech, tmp_path):
     )
     with pytest.raises(KeyboardInterrupt):
         eng.run()
-    assert eng.stats.interrupted
-    assert list(tmp_path.iterdir()) == []
+    assert eng.stats.interrupted and sink.finished
+    assert list(tmp_path.iterdir()) == [out]  # finished and kept, no temporary file beside it
+    info = probe(out)
+    assert info.n_frames == 10 and info.has_audio
 
 
 class FakePyAudio:

@@ -41,6 +41,13 @@ class Portrait:
         from parla.face.warp import downsize
 
         crop, alignment = align_face(image, landmarks)
+        if alignment.scale > SOFT_UPSCALE:
+            logging.getLogger("parla").warning(
+                "warning: the face is small in this photo (%d px wide); it is enlarged %.1fx and will look soft: "
+                "a photo with a face of 128 px or more gives a sharper video",
+                round(float(np.ptp(landmarks[:, 0]))),
+                alignment.scale,
+            )
         return cls(image, crop, alignment, alignment.to_crop(landmarks).astype(np.float64), downsize(crop, res))
 
     @classmethod
@@ -57,6 +64,9 @@ class Portrait:
         from parla.media.image import load_image
 
         return cls.from_image(load_image(path), res, face_index=face_index, name=str(path))
+
+
+SOFT_UPSCALE = 2.5  # crop px per photo px above which the face is enlarged enough to look soft (issue 16)
 
 
 class StageTimer:
