@@ -134,19 +134,13 @@ def _write_wav(path: Path, audio: np.ndarray, rate: int) -> None:
 
 
 def _durations(mp4: Path) -> dict:
-    """The audio and video streams' durations of the recording (from the container, as a player sees them)."""
-    import av
+    """The audio and video streams' durations of the recording (from the packets, as a player sees them)."""
+    from parla.media.video import packet_durations, probe_video
 
-    with av.open(str(mp4)) as c:
-        v, a = c.streams.video[0], c.streams.audio[0]
-        video_s = float(v.duration * v.time_base)
-        audio_s = float(a.duration * a.time_base)
-        fps = float(v.average_rate)
-    return {
-        "video_s": round(video_s, 3),
-        "audio_s": round(audio_s, 3),
-        "av_diff_frames": round(abs(video_s - audio_s) * fps, 2),
-    }
+    video_s, audio_s = packet_durations(mp4)
+    fps = probe_video(mp4).fps
+    diff = abs(video_s - (audio_s or 0.0)) * fps
+    return {"video_s": round(video_s, 3), "audio_s": audio_s and round(audio_s, 3), "av_diff_frames": round(diff, 2)}
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ class FileSink(Sink):
     """H.264 + AAC mp4, encoded in its own thread (the encoder then runs beside the renderer instead of after it:
     a 1186x1080 portrait took >40 ms per frame in one thread on 2 cores) with x264's fastest preset, as a live
     recorder needs (it keeps the photo's grain without x264's grain tuning: detail 0.93–0.96 on p05); a bounded
-    queue of frames between them."""
+    queue of frames between them. The mp4 is fragmented, so that a recording of any length keeps flat memory."""
 
     every_frame = True  # the file's timeline needs a picture in every slot
     keeps_partial = True  # a recording stopped by a signal is finished, not thrown away
@@ -53,7 +53,7 @@ class FileSink(Sink):
         from parla.media.video import VideoWriter
 
         check_output(path)
-        self.writer = VideoWriter(path, fps, metadata=metadata, preset=preset, tune=None)
+        self.writer = VideoWriter(path, fps, metadata=metadata, preset=preset, tune=None, fragmented=True)
         self.writer.__enter__()
         self.pending: deque = deque()
         self.lock = threading.Lock()

@@ -71,6 +71,22 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         )
 
 
+def packet_durations(path: str | os.PathLike) -> tuple[float, float | None]:
+    """(video seconds, audio seconds or None) from the packets' timestamps, as a player sees them (fragmented mp4s
+    carry no per-stream duration in their header)."""
+    _, p, container = _open(path)
+    with container:
+        ends: dict[int, float] = {}
+        streams = [container.streams.video[0], *container.streams.audio[:1]]
+        for packet in container.demux(*streams):
+            if packet.pts is not None and packet.duration is not None:
+                end = float((packet.pts + packet.duration) * packet.time_base)
+                ends[packet.stream.index] = max(ends.get(packet.stream.index, 0.0), end)
+        video = ends.get(streams[0].index, 0.0)
+        audio = ends.get(streams[1].index) if len(streams) > 1 else None
+    return video, audio
+
+
 def iter_frames(path: str | os.PathLike) -> Iterator[tuple[float, np.ndarray]]:
     """Yield ``(timestamp_seconds, rgb_uint8)`` for every decoded frame, in presentation order."""
     av, p, container = _open(path)
@@ -96,6 +112,8 @@ class VideoWriter:
     Audio may be given whole (``audio=``) or pushed in chunks (``write_audio``); it is encoded only up to the
     video written so far and on close padded or cut to the video's length, so the two durations agree to
     within one AAC frame. Odd frame sizes are padded by one edge pixel (yuv420p needs even sides).
+    ``fragmented``: an mp4 written as a series of fragments (one per keyframe), for recordings of any length: the
+    muxer keeps no growing sample index in memory (a plain mp4's grew 0.4 MB per minute of a stream).
     x264's ``grain`` tuning is the default: at CRF 18 ``veryfast`` without it the upper-face detail of the
     grainy eval portraits fell to 0.65 of the photo (p05, p17); with it 0.80–0.85, at about twice the bitrate
     (docs/decisions.md, "Offline video keeps the photo's grain").
@@ -111,10 +129,12 @@ class VideoWriter:
         preset: str = "veryfast",
         tune: str | None = "grain",
         metadata: dict[str, str] | None = None,
+        fragmented: bool = False,
     ) -> None:
         self.path = Path(path)
         self.fps = Fraction(fps).limit_denominator(1001)
         self.crf, self.preset, self.tune = crf, preset, tune
+        self.fragmented = fragmented
         self.metadata = dict(metadata or {})
         self.n_frames = 0
         self._audio_pending: list[np.ndarray] = [] if audio is None else [np.asarray(audio, np.float32)]
@@ -160,7 +180,8 @@ class VideoWriter:
         self._av = av
         self._size = (width + width % 2, height + height % 2)
         # use_metadata_tags keeps custom keys (the provenance tags) in the mp4's udta/meta box
-        self._container = av.open(str(self._tmp), mode="w", format="mp4", options={"movflags": "use_metadata_tags"})
+        flags = "use_metadata_tags" + ("+frag_keyframe+empty_moov+default_base_moof" if self.fragmented else "")
+        self._container = av.open(str(self._tmp), mode="w", format="mp4", options={"movflags": flags})
         for k, v in self.metadata.items():
             self._container.metadata[k] = v
         vs = self._container.add_stream("libx264", rate=self.fps)
