@@ -33,6 +33,7 @@ def _overrides(args: argparse.Namespace) -> dict:
         "video.fps": args.fps,
         "video.sink": args.sink,
         "video.web_port": args.port,
+        "video.web_host": args.host,
         "audio.chunk_ms": args.chunk_ms,
         "audio.sample_rate": args.rate,
         "audio.device_index": args.device_index,
@@ -69,6 +70,10 @@ def cmd_stream(args: argparse.Namespace) -> int:
         from parla.files import check_output
 
         check_output(cfg.video.sink[5:], inputs=[args.portrait, args.audio, args.config])
+    if cfg.video.sink == "web":  # before the model loads: a refused bind is refused at once
+        from parla.edge.web import check_bind
+
+        check_bind(cfg.video.web_host, args.token or os.environ.get("PARLA_WEB_TOKEN") or None)
     kw = {
         "seed": args.seed,
         "pose_scale": args.pose_scale,
@@ -84,7 +89,12 @@ def cmd_stream(args: argparse.Namespace) -> int:
     with avatar:
         source = _source(cfg, args)
         sink = open_sink(
-            cfg.video.sink, cfg.video.fps, host=cfg.video.web_host, port=cfg.video.web_port, metadata=avatar.metadata
+            cfg.video.sink,
+            cfg.video.fps,
+            host=cfg.video.web_host,
+            port=cfg.video.web_port,
+            token=args.token or os.environ.get("PARLA_WEB_TOKEN") or None,
+            metadata=avatar.metadata,
         )
         try:
             stats = avatar.run(source, sink, max_seconds=args.seconds)
@@ -136,7 +146,12 @@ def add_stream(sub) -> None:
     s.add_argument("--precision", help="fp32, fp16, w8, int8, bf16 (what the backend runs)")
     s.add_argument("--threads", type=T.threads)
     s.add_argument("--fps", type=T.fps)
+    s.add_argument("--host", help="web sink: address to serve the kiosk page on (default 127.0.0.1)")
     s.add_argument("--port", type=T.port, help="web sink port")
+    s.add_argument(
+        "--token",
+        help="web sink: the token every request must carry (required beyond loopback; default: $PARLA_WEB_TOKEN)",
+    )
     s.add_argument("--chunk-ms", type=T.chunk_ms)
     s.add_argument("--rate", type=T.sample_rate, help="microphone / stdin sample rate (Hz)")
     s.add_argument("--device-index", type=T.device_index, help="PyAudio input device")

@@ -5,7 +5,7 @@
         for frame in avatar.stream(chunks):           # 16 kHz float32 chunks in, RGB frames out
             ...
         avatar.render("speech.wav", "out.mp4")       # a whole file, as fast as the device goes
-        stats = avatar.run(FileSource("speech.wav"), WebSink())   # real time, threaded, with dropping
+        stats = avatar.run(FileSource("speech.wav"), WebRTCSink(fps=25))   # real time, the kiosk page
 
 Each Avatar owns its runtime sessions (and a sink or source handed to ``run`` is closed by it); use it as a
 context manager or call ``close()``.

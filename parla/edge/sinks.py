@@ -5,12 +5,11 @@ nothing half-written is left behind).
 - ``FileSink``: an mp4 with the audio muxed (atomic: written under a temporary name, renamed on success);
 - ``WindowSink``: an OpenCV window (q or Esc stops the stream);
 - ``RawSink``: raw RGB24 frames to a binary stream (stdout) or to a callback;
-- ``WebSink``: a local page (kiosk) on 127.0.0.1 by default; the browser polls the latest JPEG.
+- ``WebRTCSink`` (``parla.edge.web``): the kiosk page, picture and sound over WebRTC, on 127.0.0.1 by default.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import deque
@@ -150,104 +149,16 @@ class RawSink(Sink):
         self.stream.flush()
 
 
-PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Parla</title>
-<style>html,body{margin:0;height:100%;background:#000}img{width:100%;height:100%;object-fit:contain}</style>
-</head><body><img id="f" alt="">
-<script>
-const img = document.getElementById('f'); let last = -1;
-async function tick() {
-  try {
-    const r = await fetch('/frame.jpg?after=' + last, {cache: 'no-store'});
-    if (r.status === 200) {
-      const n = parseInt(r.headers.get('X-Frame'));
-      const url = URL.createObjectURL(await r.blob());
-      img.onload = () => { URL.revokeObjectURL(url); fetch('/seen?frame=' + n, {method: 'POST'}); };
-      img.src = url; last = n;
-    }
-  } catch (e) {}
-  setTimeout(tick, 15);
-}
-tick();
-</script></body></html>"""
-
-
-class WebSink(Sink):
-    """Serves the page and the latest frame (JPEG) on host:port; only the newest frame is kept (bounded)."""
-
-    def __init__(self, host: str = "127.0.0.1", port: int = 8080, quality: int = 85) -> None:
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        self.cv2 = require("cv2", "core")
-        self.quality = quality
-        self.cond = threading.Condition()
-        self.jpeg: bytes | None = None
-        self.index = -1
-        self.seen: deque = deque(maxlen=1000)  # frame numbers the page reported as displayed
-        sink = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:  # quiet
-                pass
-
-            def do_GET(self) -> None:
-                if self.path == "/" or self.path.startswith("/index"):
-                    self._send(200, PAGE.encode(), "text/html; charset=utf-8")
-                elif self.path.startswith("/frame.jpg"):
-                    after = int(self.path.partition("after=")[2] or -1)
-                    with sink.cond:
-                        sink.cond.wait_for(lambda: sink.index > after, timeout=1.0)
-                        jpeg, index = sink.jpeg, sink.index
-                    if jpeg is None or index <= after:
-                        self._send(204, b"", "text/plain")
-                    else:
-                        self._send(200, jpeg, "image/jpeg", {"X-Frame": str(index)})
-                elif self.path == "/stats":
-                    body = json.dumps({"frame": sink.index, "seen": len(sink.seen)}).encode()
-                    self._send(200, body, "application/json")
-                else:
-                    self._send(404, b"not found", "text/plain")
-
-            def do_POST(self) -> None:
-                if self.path.startswith("/seen"):
-                    sink.seen.append(int(self.path.partition("frame=")[2] or -1))
-                self._send(204, b"", "text/plain")
-
-            def _send(self, code: int, body: bytes, ctype: str, headers: dict | None = None) -> None:
-                self.send_response(code)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("Cache-Control", "no-store")
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(body)
-
-        try:
-            self.server = ThreadingHTTPServer((host, port), Handler)
-        except OSError as e:
-            raise ParlaError(
-                f"web sink: cannot listen on {host}:{port} ({e.strerror}); pick another video.web_port"
-            ) from e
-        self.server.daemon_threads = True
-        self.url = f"http://{host}:{self.server.server_address[1]}/"
-        threading.Thread(target=self.server.serve_forever, daemon=True, name="parla-web").start()
-
-    def write(self, frame: np.ndarray, index: int) -> None:
-        ok, buf = self.cv2.imencode(
-            ".jpg", self.cv2.cvtColor(frame, self.cv2.COLOR_RGB2BGR), [self.cv2.IMWRITE_JPEG_QUALITY, self.quality]
-        )
-        if ok:
-            with self.cond:
-                self.jpeg, self.index = buf.tobytes(), index
-                self.cond.notify_all()
-
-    def close(self, ok: bool = True) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def open_sink(spec: str, fps: float, *, host: str = "127.0.0.1", port: int = 8080, metadata: dict | None = None):
-    """A sink from the config's/CLI's ``video.sink``: window, stdout, web or file:PATH."""
+def open_sink(
+    spec: str,
+    fps: float,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    token: str | None = None,
+    metadata: dict | None = None,
+):
+    """A sink from the config's/CLI's ``video.sink``: window, stdout, web (the kiosk page) or file:PATH."""
     if spec.startswith("file:"):
         return FileSink(spec[5:], fps, metadata)
     if spec == "window":
@@ -255,10 +166,10 @@ def open_sink(spec: str, fps: float, *, host: str = "127.0.0.1", port: int = 808
     if spec == "stdout":
         return RawSink()
     if spec == "web":
-        sink = WebSink(host, port)
-        import sys
+        from parla.edge.web import WebRTCSink, announce
 
-        print(f"parla: open {sink.url} in a browser (kiosk)", file=sys.stderr)
+        sink = WebRTCSink(fps, host, port, token)
+        announce(sink)
         return sink
     raise ParlaError(f"sink {spec!r}: one of window, stdout, web, file:PATH")
 
