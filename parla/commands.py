@@ -46,6 +46,13 @@ def _source(cfg, args: argparse.Namespace):
     from parla.edge.sources import FileSource, MicSource, StdinSource
 
     a = cfg.audio
+    if args.text is not None or args.text_stdin:
+        from parla.edge.sources import TextSource
+        from parla.edge.synth import FILE_LOOKAHEAD_FRAMES
+
+        lines = [args.text] if args.text is not None else iter(sys.stdin.readline, "")
+        # a reply exists ahead of playback: delivered early, like a file
+        return TextSource(lines, args.voice, a.chunk_ms, lead_s=FILE_LOOKAHEAD_FRAMES / cfg.video.fps, speed=args.speed)
     if a.source == "file":
         if not args.audio:
             raise ParlaError("the config's audio.source is 'file': give --audio SPEECH (or --mic / --stdin)")
@@ -138,6 +145,13 @@ def add_stream(sub) -> None:
     src.add_argument("--audio", help="speech file, played at real-time pace")
     src.add_argument("--mic", action="store_true", help="microphone (PyAudio; device from the config)")
     src.add_argument("--stdin", action="store_true", help="raw s16le PCM on stdin (rate/channels: config)")
+    src.add_argument("--text", help="speak this text with the offline TTS (pip install 'parla[tts]')")
+    src.add_argument(
+        "--text-stdin",
+        action="store_true",
+        help="speak each line of stdin as it arrives (an assistant piping its replies); idles between them",
+    )
+    s.add_argument("--voice", default="en-us", help="TTS voice for --text / --text-stdin (eSpeak NG)")
     s.add_argument("--camera", action="store_true", help="capture the portrait with the config's camera")
     s.add_argument("--config", default="x86-cpu", help="firmware config: a target name or a YAML path")
     s.add_argument("--sink", help="window, stdout (raw RGB), web (kiosk page) or file:OUT.mp4")

@@ -59,3 +59,62 @@ def test_known_closures_close_the_lips():
             assert with_c[i] == 1.0, i
     far = [i for i in with_c if all(not (a - 0.1 <= i / fps <= b + 0.1) for a, b in closures)]
     assert far and all(with_c[i] == without[i] for i in far)
+
+
+@pytest.mark.slow
+def test_text_stream_closes_the_lips_and_shows_the_first_frame_soon(face_path):
+    """`parla stream --text-stdin` in miniature: lines arrive while the stream idles; every utterance's /p b m/
+    (from the TTS's own timing, shifted to where the utterance starts in the stream) closes the driving lips within
+    ±40 ms (inner gap ≤ 2.5 % of the inter-ocular distance), and its first frame follows its text within 500 ms."""
+    import queue
+    import threading
+    import time
+
+    from parla.edge.avatar import Avatar
+    from parla.edge.engine import StreamEngine
+    from parla.edge.sinks import RawSink
+    from parla.edge.sources import TextSource
+    from parla.edge.synth import FILE_LOOKAHEAD_FRAMES
+    from parla.face.landmarks import mouth_opening
+
+    lines: queue.Queue = queue.Queue()
+    texts = ["Bob put a map by the pump.", "My mom made maple pie, but Paul bought a big blue boat."]
+
+    def assistant():  # replies that come while the face idles (the first one lasts 2 s)
+        for pause, t in zip((0.6, 2.8), texts, strict=True):
+            time.sleep(pause)
+            lines.put(t)
+        time.sleep(0.3)
+        lines.put(None)
+
+    class Recorded(TextSource):
+        closures: list = []
+
+        def __iter__(self):
+            for chunk in super().__iter__():
+                self.closures += chunk.closures or []
+                yield chunk
+
+    with Avatar.from_image(face_path, "x86-cpu", seed=0) as av:
+        fps = av.config.video.fps
+        source = Recorded(iter(lines.get, None), lead_s=FILE_LOOKAHEAD_FRAMES / fps)
+        seen: list = []
+
+        class Recording:
+            timer = av.new_renderer(stages=False).timer
+
+            def render(self, fm):
+                seen.append(fm)
+                return np.zeros((8, 8, 3), np.uint8)
+
+        threading.Thread(target=assistant, daemon=True).start()
+        motion = av.new_motion(lookahead_frames=FILE_LOOKAHEAD_FRAMES)
+        stats = StreamEngine(source, motion, Recording(), RawSink(callback=lambda f, i: None), fps=fps).run()
+        p, basis = av.portrait, av.settings.basis
+        drive = np.stack([basis.drive(p.landmarks, f.coeffs, np.zeros(6), 0.0, f.mouth_close) for f in seen])
+    gaps, times = mouth_opening(drive), np.array([f.index / fps for f in seen])
+    assert len(source.closures) == 9 + 13  # the bilabials of the two sentences
+    closed = [bool((gaps[(times >= a - 0.04) & (times <= b + 0.04)] <= 0.025).any()) for a, b in source.closures]
+    assert np.mean(closed) >= 0.9, closed
+    assert stats.dropped == 0 and len(stats.text_to_frame_ms) == 2
+    assert max(stats.text_to_frame_ms) <= 500, list(stats.text_to_frame_ms)

@@ -11,6 +11,7 @@ the audio it waited for arrived, which is what the audio-to-frame latency is mea
 
 from __future__ import annotations
 
+import math
 import os
 import queue
 import threading
@@ -36,6 +37,7 @@ class StreamStats:
     rss_mb: deque = field(default_factory=deque)  # (seconds, RSS MB), sampled every rss_every_s (bounded, below)
     stages: dict = field(default_factory=dict)
     interrupted: bool = False
+    text_to_frame_ms: deque = field(default_factory=lambda: deque(maxlen=1000))  # text arrived -> its first frame
 
     @property
     def fps(self) -> float:
@@ -51,6 +53,7 @@ class StreamStats:
             "wall_s": round(self.wall_s, 2),
             "fps": round(self.fps, 2),
             "audio_to_frame_ms": q,
+            "text_to_first_frame_ms": [round(x, 1) for x in self.text_to_frame_ms],
             "stages": self.stages,
             "peak_rss_mb": round(peak_rss_mb(), 1),
             "interrupted": self.interrupted,
@@ -104,11 +107,16 @@ class StreamEngine:
         self.arrivals: deque = deque(maxlen=4096)  # (end sample, arrival wall time) of recent chunks
         self.error: BaseException | None = None
         self._samples = 0
+        self.utterances: deque = deque(maxlen=64)  # (first frame index, text arrival) of utterances not yet shown
 
     # audio thread -------------------------------------------------------------------------------------------
     def _audio(self) -> None:
         try:
             for chunk in self.source:
+                if chunk.closures:  # known phoneme timing (a TTS reply): where the lips must touch
+                    self.motion.add_closures(chunk.closures)
+                if chunk.text_arrival is not None:  # an utterance starts with this chunk: time its first frame
+                    self.utterances.append((math.ceil(self._samples / SAMPLE_RATE * self.fps), chunk.text_arrival))
                 self.sink.audio(chunk.samples)
                 self._samples += len(chunk.samples)
                 self.arrivals.append((self._samples, chunk.arrival))
@@ -173,6 +181,8 @@ class StreamEngine:
                 written, last = fm.index + 1, frame
                 now = time.monotonic()
                 self.stats.latency_ms.append((now - arrival) * 1e3)
+                while self.utterances and self.utterances[0][0] <= fm.index:
+                    self.stats.text_to_frame_ms.append((now - self.utterances.popleft()[1]) * 1e3)
                 self.stats.frames += 1
                 if now >= next_rss:
                     self.stats.rss_mb.append((round(now - t0, 1), round(rss_mb(), 1)))

@@ -27,6 +27,8 @@ from parla.errors import AudioFormatError, ParlaError
 class AudioChunk:
     samples: np.ndarray  # 16 kHz mono float32
     arrival: float  # time.monotonic() when the last sample of the chunk was available
+    closures: list[tuple[float, float]] | None = None  # stream seconds where the lips must touch (known timing)
+    text_arrival: float | None = None  # time.monotonic() when the text of an utterance starting here arrived
 
 
 class Source:
@@ -100,6 +102,90 @@ class FileSource(ArraySource):
         from parla.audio.io import iter_audio
 
         yield from iter_audio(self.path, chunk_samples=self.chunk)
+
+
+class TextSource(Source):
+    """Text spoken by the offline TTS (``parla[tts]``): the utterances of ``lines`` (a list, or a text stream such
+    as stdin read line by line as it comes: one utterance per line, for an assistant that pipes its replies).
+
+    Speech exists ahead of playback, so it is delivered ``lead_s`` early (the synthesizer's file look-ahead) with
+    the TTS's own /p b m/ timing (the lips touch there); between utterances the source yields silence, so the face
+    idles instead of freezing. It ends when the lines end and the last utterance has played."""
+
+    def __init__(
+        self,
+        lines,
+        voice: str = "en-us",
+        chunk_ms: int = 40,
+        lead_s: float = 0.0,
+        speed: float = 1.0,
+        max_queued: int = 16,
+    ) -> None:
+        super().__init__()
+        from parla.audio.tts import speak
+
+        speak("a", voice=voice)  # load the engine and check the voice before the stream starts
+        self.voice, self.chunk, self.speed, self.lead_s = voice, SAMPLE_RATE * chunk_ms // 1000, speed, max(0, lead_s)
+        self.queue: queue.Queue = queue.Queue(maxsize=max_queued)  # bounded: a flood of text waits in the pipe
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._read, args=(lines,), daemon=True, name="parla-tts")
+        self.thread.start()
+
+    def _read(self, lines) -> None:
+        from parla.audio.tts import speak
+
+        try:
+            for line in lines:
+                if self._stop.is_set():
+                    return
+                text = line.strip()
+                if text:
+                    arrived = time.monotonic()
+                    self._put((speak(text, voice=self.voice), arrived))
+        except BaseException as e:  # surfaced by the stream
+            self.error = e
+        finally:
+            self._put(None)
+
+    def _put(self, item) -> None:
+        while not self._stop.is_set():
+            try:
+                self.queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def __iter__(self) -> Iterator[AudioChunk]:
+        start, pos, pending, ended = time.monotonic(), 0, np.zeros(0, np.float32), False
+        while not self._stop.is_set():
+            closures, text_arrival = None, None
+            if not len(pending):
+                try:
+                    item = self.queue.get_nowait()
+                except queue.Empty:
+                    item = False
+                if item is None:
+                    ended = True
+                elif item:
+                    speech, text_arrival = item
+                    t0 = pos / SAMPLE_RATE
+                    closures = [(t0 + p.start_s, t0 + p.end_s) for p in speech.phonemes if p.bilabial]
+                    pending = speech.audio
+            if self.error is not None:
+                raise ParlaError(f"tts: {self.error}") from self.error
+            if ended and not len(pending):
+                return
+            block = pending[: self.chunk]
+            pending = pending[len(block) :]
+            if len(block) < self.chunk:  # silence between utterances: the face idles
+                block = np.concatenate([block, np.zeros(self.chunk - len(block), np.float32)])
+            pos += len(block)
+            plays = start + pos / SAMPLE_RATE / max(self.speed, 1e-9)
+            if self.speed > 0:
+                due = plays - self.lead_s / self.speed
+                while (delay := due - time.monotonic()) > 0 and not self._stop.is_set():
+                    time.sleep(min(delay, 0.02))
+            yield AudioChunk(block, plays if self.speed > 0 else time.monotonic(), closures, text_arrival)
 
 
 def _pcm16(raw: bytes, channels: int) -> np.ndarray:

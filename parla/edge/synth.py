@@ -285,6 +285,10 @@ class MotionSynth:
             close = max(close, float(np.clip((p - CLOSURE_P[0]) / (CLOSURE_P[1] - CLOSURE_P[0]), 0.0, 1.0)))
         return FrameMotion(h.index, coeffs, pose, self.blink.step(), close, h.voiced, h.z)
 
+    def add_closures(self, closures: list[tuple[float, float]]) -> None:
+        """More (start, end) seconds where the lips must touch (an utterance that starts during a stream)."""
+        self.closures = sorted(self.closures + list(closures))
+
     def _touching(self, t: float) -> bool:
         """A known closure covers this frame (its interval, widened by half a frame on each side)."""
         half = 0.5 / self.fps
