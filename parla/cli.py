@@ -29,6 +29,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         args.output,
         device=args.device,
         net=args.net,
+        backend=args.backend,
         watermark=not args.no_watermark,
         badge=args.badge,
         show=not args.quiet,
@@ -57,6 +58,7 @@ def _cmd_animate(args: argparse.Namespace) -> int:
         show=not args.quiet,
         text=args.text,
         voice=args.voice,
+        backend=args.backend,
     )
     print(f"wrote {out}")
     return 0
@@ -347,6 +349,18 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_backend_arg(s, default: str) -> None:
+    from parla.formats import BACKENDS
+
+    s.add_argument(
+        "--backend",
+        choices=[*BACKENDS, "auto"],
+        default=default,
+        help="torch: the FP32 reference (pip install 'parla[train]'); onnxruntime, openvino, tflite: the INT8 "
+        f"student on that runtime; auto: the fastest installed (default: {default})",
+    )
+
+
 def _add_provenance_args(s) -> None:
     s.add_argument(
         "--no-watermark",
@@ -443,15 +457,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    s = sub.add_parser("demo", help="animate the bundled portrait with the bundled speech")
+    s = sub.add_parser("demo", help="animate the bundled portrait with the bundled speech (the edge runtime)")
     s.add_argument("-o", "--output", default="parla_demo.mp4")
-    s.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    s.add_argument("--net", choices=["teacher", "student"], default="teacher", help="which refiner")
+    _add_backend_arg(s, "auto")
+    s.add_argument("--device", default=None, help="the backend's device (torch: cpu or cuda, default cuda if any)")
+    s.add_argument("--net", choices=["teacher", "student"], default="teacher", help="torch: which refiner")
     _add_provenance_args(s)
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=_cmd_demo)
 
-    s = sub.add_parser("animate", help="animate a portrait with a speech file (PyTorch reference path)")
+    s = sub.add_parser("animate", help="animate a portrait with a speech file (the PyTorch reference by default)")
     s.add_argument("portrait")
     s.add_argument("audio", nargs="?", help="speech file (or --text)")
     s.add_argument("--text", help="speak this text with the offline TTS (pip install 'parla[tts]') instead")
@@ -470,7 +485,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--pose-scale", type=T.pose_scale, default=1.0, help="head-motion amplitude (0 = still head)")
     s.add_argument("--emotion", default=None, help="neutral, happy, sad, surprised, or K numbers")
     s.add_argument("--fps", type=T.fps, default=25.0)
-    s.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    _add_backend_arg(s, "torch")
+    s.add_argument("--device", default=None, help="the backend's device (torch: cpu or cuda, default cuda if any)")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=_cmd_animate)
 

@@ -155,7 +155,7 @@ def add_stream(sub) -> None:
     s.add_argument("--camera", action="store_true", help="capture the portrait with the config's camera")
     s.add_argument("--config", default="x86-cpu", help="firmware config: a target name or a YAML path")
     s.add_argument("--sink", help="window, stdout (raw RGB), web (kiosk page) or file:OUT.mp4")
-    s.add_argument("--backend", choices=BACKENDS)
+    s.add_argument("--backend", choices=[*BACKENDS, "auto"])
     s.add_argument("--device", help="backend device (cpu, CPU, NPU, GPU, cuda, edgetpu, ...)")
     s.add_argument("--precision", help="fp32, fp16, w8, int8, bf16 (what the backend runs)")
     s.add_argument("--threads", type=T.threads)

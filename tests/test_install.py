@@ -60,3 +60,25 @@ def test_wheel_install_streams_with_the_default_config(tmp_path, face_path, spee
     from parla.media.video import probe_video
 
     assert probe_video(out).n_frames >= 45
+
+
+@pytest.mark.slow
+def test_demo_and_stream_run_without_torch_or_openvino(tmp_path, face_path, speech_path):
+    """README command 1 installs no torch (and no OpenVINO): `parla demo` and `parla stream` must run on what it
+    installs. Here both are made unimportable for the child process."""
+    blocked = tmp_path / "blocked"
+    for name in ("torch", "openvino", "matplotlib"):
+        (blocked / name).mkdir(parents=True)
+        (blocked / name / "__init__.py").write_text(f"raise ImportError('{name} is not installed (blocked by a test)')")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocked), str(ROOT)])}
+    p = subprocess.run([sys.executable, "-m", "parla", "demo", "-o", "demo.mp4", "-q"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert p.returncode == 0, p.stderr[-2000:]
+    from parla.media.video import probe_video
+
+    assert probe_video(tmp_path / "demo.mp4").n_frames > 100
+    p = subprocess.run([sys.executable, "-m", "parla", "stream", str(face_path), "--audio", str(speech_path),
+                        "--sink", "file:s.mp4", "--seconds", "2"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert probe_video(tmp_path / "s.mp4").n_frames >= 45

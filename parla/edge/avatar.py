@@ -251,11 +251,13 @@ def animate(
     lookahead_frames: int = FILE_LOOKAHEAD_FRAMES,
     text: str | None = None,
     voice: str = "en-us",
+    backend: str = "torch",
 ) -> Path:
-    """``parla animate``: the engine on the torch backend (FP32 reference; CUDA when available), as fast as it
-    goes, into an mp4 at the photo's resolution with the speech muxed. Same seed -> same video. With ``text``
-    instead of ``audio`` the speech comes from the offline TTS (``voice``), whose own phoneme timing closes the
-    lips on every /p b m/."""
+    """``parla animate``: the engine, as fast as it goes, into an mp4 at the photo's resolution with the speech
+    muxed. Same seed -> same video. ``backend``: ``torch`` (the FP32 reference, ``net`` teacher or student; CUDA
+    when available) or an edge runtime (``auto``, ``onnxruntime``, ``openvino``, ``tflite``: the INT8 student, no
+    torch needed). With ``text`` instead of ``audio`` the speech comes from the offline TTS (``voice``), whose own
+    phoneme timing closes the lips on every /p b m/."""
     from parla.errors import ParlaError, require
     from parla.files import check_output
 
@@ -269,12 +271,14 @@ def animate(
         speech = speak(text, voice=voice)
         audio = speech.audio
         closures = [(p.start_s, p.end_s) for p in speech.phonemes if p.bilabial]
-    if device is None:
-        device = "cuda" if require("torch", "train").cuda.is_available() else "cpu"
-    cfg = load_config(
-        "x86-cpu",
-        {"backend": "torch", "device": device, "precision": "fp32", "model": str(model or "default"), "video.fps": fps},
-    )
+    over: dict = {"model": str(model or "default"), "video.fps": fps}
+    if backend == "torch":
+        if device is None:
+            device = "cuda" if require("torch", "train").cuda.is_available() else "cpu"
+        over.update(backend="torch", device=device, precision="fp32")
+    else:  # the edge path: the INT8 student on a device runtime
+        over.update(backend=backend, device=device or "cpu", precision="int8")
+    cfg = load_config("x86-cpu", over)
     with Avatar.from_image(
         portrait,
         cfg,

@@ -76,7 +76,11 @@ class RuntimeConfig:
     video: VideoConfig = field(default_factory=VideoConfig)
 
 
-CHOICES = {"backend": BACKENDS, "audio.source": ("mic", "file", "stdin"), "camera.driver": ("picamera2", "opencv")}
+CHOICES = {
+    "backend": (*BACKENDS, "auto"),
+    "audio.source": ("mic", "file", "stdin"),
+    "camera.driver": ("picamera2", "opencv"),
+}
 # TFLite external delegates a config may name (the system's loader finds them in its library path);
 # any other library needs the environment variable, set by whoever controls the process, not the config file
 KNOWN_DELEGATES = {"libedgetpu.so.1", "libvx_delegate.so", "libethosu_delegate.so", "libQnnTFLiteDelegate.so"}
@@ -210,9 +214,39 @@ def load_config(name_or_path: str | os.PathLike, overrides: dict | None = None) 
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: expected a mapping of settings, got {type(data).__name__}")
     try:
-        return validate(_build(RuntimeConfig, merge(data, overrides or {}), ""))
+        return validate(_build(RuntimeConfig, resolve_auto(merge(data, overrides or {})), ""))
     except ConfigError as e:
         raise ConfigError(f"{p.name}: {e}") from None
+
+
+AUTO_ORDER = ("openvino", "onnxruntime", "tflite")  # fastest measured first (docs/benchmarks.md)
+
+
+def resolve_auto(data: dict) -> dict:
+    """``backend: auto``: the first installed runtime of AUTO_ORDER (onnxruntime always is: Parla depends on it).
+    ``device: cpu`` (any case) is spelled as the chosen runtime names the host CPU."""
+    from parla.formats import by_backend
+
+    backend = data.get("backend", "openvino")
+    if backend == "auto":
+        found = [b for b in AUTO_ORDER if _importable(by_backend(b).runtime)]
+        if not found:
+            raise ConfigError("backend: auto found no runtime; pip install 'parla[onnx]' (or [openvino], [tflite])")
+        backend = found[0]
+    if backend not in BACKENDS:
+        return data  # validation names the error
+    device = str(data.get("device", "cpu"))
+    return {**data, "backend": backend, "device": by_backend(backend).cpu_device if device.lower() == "cpu" else device}
+
+
+def _importable(module: str) -> bool:
+    import importlib
+
+    try:
+        importlib.import_module(module)
+        return True
+    except Exception:  # not installed, or installed and broken: either way not a runtime to pick
+        return False
 
 
 def read_yaml(p: Path):
