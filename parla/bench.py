@@ -230,7 +230,9 @@ def run_bench(
     with progress(len(runs), "bench", enabled=show, unit="backend") as bar:
         for backend, device, precision in runs:
             if not _available(backend):
-                skipped.append(f"{backend}: runtime not installed")
+                from parla.formats import by_backend
+
+                skipped.append(f"{backend}: runtime not installed (pip install 'parla[{by_backend(backend).extra}]')")
                 bar.update(1)
                 continue
             cmd = [
@@ -290,7 +292,11 @@ def write_reports(report: dict, out: Path) -> None:
     try:
         charts(report, out)
     except ImportError:  # matplotlib is optional: the JSON and Markdown are the report
-        pass
+        print(
+            "parla: no PNG charts: matplotlib is not installed (pip install matplotlib); the JSON and Markdown "
+            "reports are written",
+            file=sys.stderr,
+        )
 
 
 def markdown(report: dict) -> str:

@@ -100,20 +100,36 @@ class FileSink(Sink):
             raise self.error
 
 
+WINDOW_HELP = (
+    "the window sink needs OpenCV with a GUI and a display; Parla installs the headless OpenCV, so: "
+    "pip uninstall -y opencv-python-headless && pip install opencv-python (and run where $DISPLAY is set); "
+    "or use --sink web (the kiosk page, pip install 'parla[web]'), --sink file:OUT.mp4, or "
+    "--sink stdout | ffplay -f rawvideo -pixel_format rgb24 -video_size WxH -"
+)
+
+
 class WindowSink(Sink):
     def __init__(self, title: str = "Parla") -> None:
+        import os
+        import re
+        import sys
+
         self.cv2 = require("cv2", "core")
         self.title = title
+        gui = re.search(r"GUI:\s*(\S+)", self.cv2.getBuildInformation())
+        headless = bool(gui and gui.group(1).upper() == "NONE")
+        no_display = sys.platform.startswith("linux") and not (
+            os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+        )
+        if headless or no_display:
+            raise ParlaError(WINDOW_HELP)  # before the stream starts, not at its first frame
 
     def write(self, frame: np.ndarray, index: int) -> None:
         try:
             self.cv2.imshow(self.title, self.cv2.cvtColor(frame, self.cv2.COLOR_RGB2BGR))
             key = self.cv2.waitKey(1) & 0xFF
         except self.cv2.error as e:
-            raise ParlaError(
-                "no display for the window sink (headless OpenCV or no $DISPLAY): use --sink web, "
-                "--sink file:OUT.mp4 or --sink stdout"
-            ) from e
+            raise ParlaError(WINDOW_HELP) from e
         if key in (ord("q"), 27):
             raise StopStream
 

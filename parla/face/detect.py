@@ -91,14 +91,22 @@ def detect_boxes(image: np.ndarray, *, cnn_fallback: bool = True) -> list[tuple[
         if found:
             break
     if not found and cnn_fallback:
+        import sys
+
+        from parla.progress import progress
+
         small, scale = _resize_max(image, CNN_MAX_SIDE)
-        for upsample in (0, 1):
-            dets = _cnn()(small, upsample)
-            found = [
-                ((d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom()), float(d.confidence)) for d in dets
-            ]
-            if found:
-                break
+        # up to ~15 s on 2 cores when there is no face at all: say so where someone is watching
+        with progress(2, "no face at first look; trying the slower detector", enabled=sys.stderr.isatty(),
+                      unit="pass") as bar:  # fmt: skip
+            for upsample in (0, 1):
+                dets = _cnn()(small, upsample)
+                bar.update(1)
+                found = [
+                    ((d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom()), float(d.confidence)) for d in dets
+                ]
+                if found:
+                    break
     if found:
         # Weak detections far below the best one are the detector's false positives, not faces to choose from.
         best = max(s for _, s in found)
