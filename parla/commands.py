@@ -68,6 +68,7 @@ def _source(cfg, args: argparse.Namespace):
 def cmd_stream(args: argparse.Namespace) -> int:
     from parla.edge.avatar import Avatar
     from parla.edge.config import load_config
+    from parla.edge.render import content_credentials
     from parla.edge.sinks import StopStream, open_sink
 
     if not args.portrait and not args.camera:
@@ -102,6 +103,9 @@ def cmd_stream(args: argparse.Namespace) -> int:
             port=cfg.video.web_port,
             token=args.token or os.environ.get("PARLA_WEB_TOKEN") or None,
             metadata=avatar.metadata,
+            credentials=content_credentials(avatar.metadata, not args.no_credentials, live=True)
+            if cfg.video.sink.startswith("file:")
+            else None,
         )
         try:
             stats = avatar.run(source, sink, max_seconds=args.seconds)
@@ -175,6 +179,9 @@ def add_stream(sub) -> None:
     s.add_argument("--pose-scale", type=T.pose_scale, default=1.0)
     s.add_argument("--emotion")
     s.add_argument("--no-watermark", action="store_true", help="turn the invisible watermark off (logged)")
+    s.add_argument(
+        "--no-credentials", action="store_true", help="write no C2PA Content Credentials into a recording (logged)"
+    )
     s.add_argument("--badge", action="store_true", help="draw a visible 'AI-generated' badge")
     s.add_argument("--stats", help="write the run's statistics (fps, drops, latency, RSS over time) as JSON")
     s.set_defaults(func=cmd_stream)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,8 @@ import pytest
 DATA = Path(__file__).parent / "data"
 # A fixed watermark install id: tests never write the user's ~/.config/parla/install_id.
 os.environ.setdefault("PARLA_INSTALL_ID", "0x123")
+# ... and never the user's Content Credentials key: a config folder of the test session's own.
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="parla-test-config-")
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from parla.audio.io import SAMPLE_RATE
 from parla.edge.backends.base import Backend
 from parla.edge.config import RuntimeConfig, load_config
-from parla.edge.render import FrameRenderer, Portrait, StageTimer, provenance
+from parla.edge.render import FrameRenderer, Portrait, StageTimer, content_credentials, provenance
 from parla.edge.synth import FILE_LOOKAHEAD_FRAMES, MotionSettings, MotionSynth, emotion_vector
 
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ class Avatar:
         emotion: str | None = None,
         watermark: bool = True,
         badge: bool = False,
+        credentials: bool = True,
         net: str = "student",
         models=None,
     ) -> None:
@@ -63,6 +64,7 @@ class Avatar:
             raise
         self.version = self.refiner.meta.get("parla.version", "unknown")
         self.stages, self.metadata = provenance(self.version, watermark=watermark, badge=badge)
+        self.credentials = credentials  # a C2PA manifest in every file written (parla.media.credentials)
 
     @classmethod
     def from_image(
@@ -194,7 +196,13 @@ class Avatar:
         chunk = SAMPLE_RATE * self.config.audio.chunk_ms // 1000
         chunks = (samples[i : i + chunk] for i in range(0, len(samples), chunk))
         with (
-            VideoWriter(out, self.config.video.fps, audio=samples, metadata=self.metadata) as writer,
+            VideoWriter(
+                out,
+                self.config.video.fps,
+                audio=samples,
+                metadata=self.metadata,
+                credentials=content_credentials(self.metadata, self.credentials),
+            ) as writer,
             progress(n, "rendering", enabled=show, unit="frame") as bar,
         ):
             frames = self.stream(chunks, lookahead_frames=lookahead_frames, known_audio=samples, closures=closures)
@@ -247,6 +255,7 @@ def animate(
     net: str = "teacher",
     watermark: bool = True,
     badge: bool = False,
+    credentials: bool = True,
     show: bool = True,
     lookahead_frames: int = FILE_LOOKAHEAD_FRAMES,
     text: str | None = None,
@@ -288,6 +297,7 @@ def animate(
         emotion=emotion,
         watermark=watermark,
         badge=badge,
+        credentials=credentials,
         net=net,
     ) as avatar:
         assert audio is not None  # given, or spoken from the text above

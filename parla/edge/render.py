@@ -140,6 +140,20 @@ class FrameRenderer:
         return frame
 
 
+def content_credentials(metadata: dict[str, str], enabled: bool, *, live: bool = False):
+    """The C2PA claims for a generated file (``parla.media.credentials``), or None: turned off (logged, like the
+    watermark) or c2pa-python not installed (said once per file)."""
+    from parla.media.credentials import Claims, available, warn_unavailable
+
+    if not enabled:
+        logging.getLogger("parla").warning("Content Credentials are OFF for this output (--no-credentials)")
+        return None
+    if not available():
+        warn_unavailable()
+        return None
+    return Claims.from_metadata(metadata, live=live)
+
+
 def provenance(version: str, *, watermark: bool, badge: bool) -> tuple[list[FrameStage], dict[str, str]]:
     """The frame stages and mp4 tags of a generated video: the invisible mark unless explicitly turned off
     (logged), an optional visible badge, and tags naming the generator, model version and watermark id."""

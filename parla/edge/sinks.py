@@ -44,7 +44,13 @@ class FileSink(Sink):
     keeps_partial = True  # a recording stopped by a signal is finished, not thrown away
 
     def __init__(
-        self, path, fps: float, metadata: dict | None = None, preset: str = "ultrafast", queue_frames: int = 8
+        self,
+        path,
+        fps: float,
+        metadata: dict | None = None,
+        preset: str = "ultrafast",
+        queue_frames: int = 8,
+        credentials=None,
     ) -> None:
         import queue
 
@@ -52,7 +58,9 @@ class FileSink(Sink):
         from parla.media.video import VideoWriter
 
         check_output(path)
-        self.writer = VideoWriter(path, fps, metadata=metadata, preset=preset, tune=None, fragmented=True)
+        self.writer = VideoWriter(
+            path, fps, metadata=metadata, preset=preset, tune=None, fragmented=True, credentials=credentials
+        )
         self.writer.__enter__()
         self.pending: deque = deque()
         self.lock = threading.Lock()
@@ -173,10 +181,11 @@ def open_sink(
     port: int = 8080,
     token: str | None = None,
     metadata: dict | None = None,
+    credentials=None,
 ):
     """A sink from the config's/CLI's ``video.sink``: window, stdout, web (the kiosk page) or file:PATH."""
     if spec.startswith("file:"):
-        return FileSink(spec[5:], fps, metadata)
+        return FileSink(spec[5:], fps, metadata, credentials=credentials)
     if spec == "window":
         return WindowSink()
     if spec == "stdout":

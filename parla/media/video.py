@@ -112,8 +112,10 @@ class VideoWriter:
     Audio may be given whole (``audio=``) or pushed in chunks (``write_audio``); it is encoded only up to the
     video written so far and on close padded or cut to the video's length, so the two durations agree to
     within one AAC frame. Odd frame sizes are padded by one edge pixel (yuv420p needs even sides).
-    ``fragmented``: an mp4 written as a series of fragments (one per keyframe), for recordings of any length: the
-    muxer keeps no growing sample index in memory (a plain mp4's grew 0.4 MB per minute of a stream).
+    ``credentials``: the claims of a C2PA manifest (``parla.media.credentials``) signed into the file before it is
+    renamed into place. ``fragmented``: an mp4 written as a series of fragments (one per keyframe), for
+    recordings of any length: the muxer keeps no growing sample index in memory (a plain mp4's grew 0.4 MB per
+    minute of a stream).
     x264's ``grain`` tuning is the default: at CRF 18 ``veryfast`` without it the upper-face detail of the
     grainy eval portraits fell to 0.65 of the photo (p05, p17); with it 0.80–0.85, at about twice the bitrate
     (docs/decisions.md, "Offline video keeps the photo's grain").
@@ -130,11 +132,13 @@ class VideoWriter:
         tune: str | None = "grain",
         metadata: dict[str, str] | None = None,
         fragmented: bool = False,
+        credentials=None,
     ) -> None:
         self.path = Path(path)
         self.fps = Fraction(fps).limit_denominator(1001)
         self.crf, self.preset, self.tune = crf, preset, tune
         self.fragmented = fragmented
+        self.credentials = credentials  # parla.media.credentials.Claims: signed into the file before it appears
         self.metadata = dict(metadata or {})
         self.n_frames = 0
         self._audio_pending: list[np.ndarray] = [] if audio is None else [np.asarray(audio, np.float32)]
@@ -153,6 +157,10 @@ class VideoWriter:
         try:
             if exc_type is None:
                 self._finish()
+                if self.credentials is not None:
+                    from parla.media.credentials import sign_file
+
+                    sign_file(self._tmp, self.credentials, mime="video/mp4")
             elif self._container is not None:
                 self._container.close()
         except BaseException as e:

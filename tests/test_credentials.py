@@ -1,0 +1,105 @@
+"""Content Credentials (issue 17): a signed C2PA manifest in every video Parla writes, validated by c2pa-python,
+broken by a one-byte change, gone when the file is remuxed; `parla verify` reports it beside the watermark."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("c2pa")
+
+from parla.media.credentials import AI_GENERATED, Claims, read_credentials, sign_file  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory, face_path, speech_path):
+    from parla.edge.avatar import animate
+
+    out = tmp_path_factory.mktemp("cred") / "clip.mp4"
+    animate(face_path, speech_path, out, backend="onnxruntime", show=False)
+    return out
+
+
+def test_animate_writes_a_valid_manifest_that_says_ai_generated(clip):
+    r = read_credentials(clip)
+    assert r.present and r.valid and r.state == "Valid"
+    assert r.ai_generated and r.generator == "Parla"
+    assert r.claims["model"].startswith("student") and len(r.claims["watermark"]) == 6
+    assert not r.claims["live_recording"]
+    assert "self-signed" in r.claims["signer"]
+    assert r.failures == ["signingCredential.untrusted: signing certificate untrusted"]  # honest: a local key
+
+
+def test_one_changed_byte_invalidates_it(clip, tmp_path):
+    data = bytearray(clip.read_bytes())
+    data[len(data) * 3 // 4] ^= 0x01  # inside the media data
+    bad = tmp_path / "tampered.mp4"
+    bad.write_bytes(bytes(data))
+    r = read_credentials(bad)
+    assert r.present and not r.valid and r.state == "Invalid"
+    assert any("mismatch" in f or "hash" in f for f in r.failures)
+
+
+def test_remuxing_strips_it(clip, tmp_path):
+    import av
+
+    out = tmp_path / "remuxed.mp4"
+    with av.open(str(clip)) as src, av.open(str(out), "w") as dst:
+        streams = {s.index: dst.add_stream_from_template(s) for s in src.streams}
+        for packet in src.demux():
+            if packet.dts is not None:
+                packet.stream = streams[packet.stream.index]
+                dst.mux(packet)
+    r = read_credentials(out)
+    assert not r.present and r.state == "absent"
+
+
+def test_images_are_signed_too(tmp_path):
+    import cv2
+
+    for suffix in (".png", ".jpg"):
+        p = tmp_path / f"frame{suffix}"
+        cv2.imwrite(str(p), np.full((64, 64, 3), 90, np.uint8))
+        sign_file(p, Claims("0.1.0", "student-x", "5ab123"))
+        r = read_credentials(p)
+        assert r.valid and r.ai_generated
+        assert cv2.imread(str(p)).shape == (64, 64, 3)  # still an image any reader opens
+
+
+def test_manifest_names_the_ai_source_type():
+    m = Claims("0.1.0", "m", "off", live=True, time="2026-01-01T00:00:00Z").manifest("k")
+    action = m["assertions"][0]["data"]["actions"][0]
+    assert action["digitalSourceType"] == AI_GENERATED and action["action"] == "c2pa.created"
+    assert m["assertions"][1]["data"]["live_recording"] is True
+
+
+@pytest.mark.slow
+def test_stream_recording_and_verify_report_both_signals(tmp_path, face_path, speech_path):
+    rec = tmp_path / "live.mp4"
+    p = subprocess.run([sys.executable, "-m", "parla", "stream", str(face_path), "--audio", str(speech_path),
+                        "--backend", "onnxruntime", "--sink", f"file:{rec}", "--seconds", "3"],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path)  # fmt: skip
+    assert p.returncode == 0, p.stderr[-2000:]
+    r = read_credentials(rec)
+    assert r.valid and r.ai_generated and r.claims["live_recording"]
+    p = subprocess.run([sys.executable, "-m", "parla", "verify", str(rec), "--json", str(tmp_path / "v.json")],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path)  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    assert "Content Credentials VALID" in p.stdout and "watermark FOUND" in p.stdout
+    report = json.loads((tmp_path / "v.json").read_text())
+    assert report["ai_generated"] and report["credentials"]["valid"] and report["watermark"]["found"]
+
+
+@pytest.mark.slow
+def test_no_credentials_is_logged_and_writes_none(tmp_path, face_path, speech_path):
+    out = tmp_path / "bare.mp4"
+    p = subprocess.run([sys.executable, "-m", "parla", "animate", str(face_path), str(speech_path), "-o", str(out),
+                        "--backend", "onnxruntime", "--no-credentials", "-q"],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path)  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    assert "Content Credentials are OFF" in p.stderr
+    assert not read_credentials(out).present
