@@ -255,7 +255,8 @@ class WebRTCSink:
         await self.runner.setup()
         site = web.TCPSite(self.runner, host, port, backlog=16)
         await site.start()
-        return site._server.sockets[0].getsockname()[1]  # the port actually bound (port 0: any free one)
+        server = site._server  # the port actually bound (port 0: any free one)
+        return int(server.sockets[0].getsockname()[1]) if server is not None else port  # type: ignore[attr-defined]
 
     async def _shutdown(self) -> None:
         await asyncio.gather(*(pc.close() for pc in list(self.peers)), return_exceptions=True)
