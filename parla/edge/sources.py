@@ -11,6 +11,7 @@ early, and the motion synthesizer uses that much look-ahead (``parla.edge.synth`
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -141,7 +142,10 @@ class TextSource(Source):
                 text = line.strip()
                 if text:
                     arrived = time.monotonic()
-                    self._put((speak(text, voice=self.voice), arrived))
+                    try:
+                        self._put((speak(text, voice=self.voice), arrived))
+                    except ParlaError as e:  # one bad line (too long, nothing speakable) does not end the stream
+                        logging.getLogger("parla").warning("skipped a line of text: %s", e)
         except BaseException as e:  # surfaced by the stream
             self.error = e
         finally:
