@@ -389,8 +389,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
     from parla.media.credentials import available, read_credentials
 
+    r = verify(args.path, max_frames=args.frames)  # first: it checks the input's limits before decoding
     cred = read_credentials(args.path) if available() else None
-    r = verify(args.path, max_frames=args.frames)
     if cred is None:
         print(f"{r.path}: Content Credentials not checked (pip install 'parla[c2pa]')")
     elif not cred.present:

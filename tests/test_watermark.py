@@ -97,7 +97,8 @@ def test_survives_reencode_and_downscale(tmp_path, portrait, crf, scale):
 def test_unmarked_video_not_found_and_cli_exit_codes(tmp_path, portrait, capsys):
     video = _write(_clip(portrait, 40, 320), tmp_path / "real.mp4")
     assert main(["verify", str(video), "--json", str(tmp_path / "r.json")]) == 1
-    assert json.loads((tmp_path / "r.json").read_text())["found"] is False
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["watermark"]["found"] is False and report["ai_generated"] is False
     marked = _write(
         [Watermarker("m", install=1)(f, i) for i, f in enumerate(_clip(portrait, 40, 320))], tmp_path / "gen.mp4"
     )
