@@ -179,6 +179,7 @@ def _model_folders(kit: Path, k: dict[str, Path]) -> None:
         return dst
 
     _flip(copy("model_flipped_weights") / "motion.safetensors")
+    _flip(copy("model_flipped_student") / "student.safetensors")
     _flip(copy("model_flipped_bin") / "edge" / "refiner_int8.bin")
     for name, key in (("model_escape", "../../../../etc/passwd"), ("model_device", "/dev/zero")):
         d = copy(name)
@@ -345,6 +346,8 @@ def cases() -> list[Case]:
             "checksum mismatch",
         ),  # fmt: skip
         ("eval-reenact-flipped", ["eval", "reenact", "{empty_dir}", "--model", "{model_flipped_weights}"], ""),
+        ("export-flipped", ["export", "{model_flipped_student}", "--format", "onnx", "-o", "{out}/x"], "checksum"),
+        ("export-escape", ["export", "{model_escape}", "--format", "onnx", "-o", "{out}/x"], "outside the model"),
     ]
     c += [Case(f"model-{i}", argv, code=3, match=m) for i, argv, m in models]
     c += [

@@ -97,13 +97,15 @@ def export_model(
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise OutputPathError(f"{out}: exists and is not a folder (export writes a folder of models)")
+    if not out.exists():
+        check_output(out)  # its parent exists and is writable: checked before any work
+    jobs = plan(formats, precision)
+    ck = load_checkpoint(checkpoint)  # a model that fails its checks leaves no output folder behind
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise OutputPathError(f"{out}: cannot create the output folder ({e.strerror})") from e
     check_output(out / "parity.json")
-    jobs = plan(formats, precision)
-    ck = load_checkpoint(checkpoint)
     res = ck.cfg.res
     cal = None
     if any(p == "int8" for _, p in jobs):
