@@ -62,9 +62,7 @@ class BackendUnavailableError(ParlaError):
 
 
 class ModelNotFoundError(ParlaError):
-    """No model is bundled, the named checkpoint does not exist, or a model file fails its checksum (exit 3)."""
-
-    exit_code = 3
+    """No model is bundled, the named checkpoint does not exist, or a model file fails its checksum."""
 
 
 def require(module: str, extra: str):

@@ -74,7 +74,7 @@ def test_corrupt_model_file_is_a_clear_error(tmp_path, capsys, face_path, short_
     (model / "refiner.safetensors").write_bytes(bytes(data))
     code = main(["animate", str(face_path), str(short_speech), "-o", str(tmp_path / "o.mp4"), "--model", str(model)])
     err = capsys.readouterr().err
-    assert code == 3 and "checksum mismatch" in err and "Traceback" not in err
+    assert code == 2 and "checksum mismatch" in err and "Traceback" not in err
     assert not (tmp_path / "o.mp4").exists()
 
 

@@ -57,7 +57,7 @@ def test_export_bad_checkpoint(capsys, tmp_path):
     code, _, err = run(
         capsys, "export", str(tmp_path), "--format", "onnx", "--precision", "fp32", "-o", str(tmp_path / "out")
     )
-    assert code == 3 and "not a model folder or a training run" in err
+    assert code == 2 and "not a model folder or a training run" in err
 
 
 def test_distill_without_dataset(capsys, tmp_path):
