@@ -152,7 +152,7 @@ def main() -> int:
         "summary": summary,
         "real_videos": len(real),
         "real_flagged": sum(r["watermark"] for r in real),
-        "real_with_credentials": sum(r["credentials"] not in ("absent", "not checked") for r in real),
+        "real_with_credentials": sum(r["credentials"] in ("Valid", "Trusted", "Invalid") for r in real),
         "rows": rows,
         "real": real,
     }
