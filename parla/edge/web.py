@@ -39,10 +39,6 @@ MAX_PEERS = 4
 MAX_BODY = 64 * 1024  # bytes of a request body (an SDP offer is ~5 KB)
 MAX_SIDE = 1280  # px: larger frames are scaled down before the VP8 encoder
 POLL_S = 0.005
-# Audio leaves this much after the frame of its instant: the video's own path (VP8 encoding, the browser's video
-# jitter buffer and render) is that much longer than the audio's, and the sender reports tie RTP to send time.
-# Measured without it: picture 51.5 ms after its sound at the browser (benchmarks/kiosk_latency.py).
-AUDIO_HOLD_S = 0.05
 TOKEN_ENV = "PARLA_WEB_TOKEN"
 
 
@@ -177,7 +173,7 @@ def _audio_track(feed: Feed):
                 return None
             if self.pos is None or self.pos < feed.audio_end - len(feed.ring):  # join (or rejoin) at the video
                 self.pos = int(feed.index / feed.fps * AUDIO_RATE) // AUDIO_BLOCK * AUDIO_BLOCK
-            if (self.pos + AUDIO_BLOCK) / AUDIO_RATE + AUDIO_HOLD_S > feed.video_time():
+            if (self.pos + AUDIO_BLOCK) / AUDIO_RATE > feed.video_time():
                 return None
             block = feed.read_audio(self.pos, AUDIO_BLOCK)
             # None: the video is ahead of the audio (a source that stalled); silence keeps the clock
