@@ -1,7 +1,7 @@
 """The hostile-input battery (issue 16): corrupt, extreme and malicious inputs to every command, each run as a real
 `python -m parla` process. Every case must give a correct output or exactly one `parla: error:` line with exit
-code 2, within 10 s and 500 MB of peak RSS, leave no file behind and never touch an input. The fixtures are generated here; the bombs are a few hundred bytes
-(or sparse files) that claim gigapixels or hours.
+code 2, within 10 s and 500 MB of peak RSS, leave no file behind and never touch an input. The fixtures are
+generated here; the bombs are a few hundred bytes (or sparse files) that claim gigapixels or hours.
 """
 
 from __future__ import annotations
