@@ -69,15 +69,9 @@ def transform(name: str, frames: list[np.ndarray], fps: float, out: Path, src: P
         noisy = [np.clip(f + rng.normal(0, 2, f.shape), 0, 255).astype(np.uint8) for f in shot]
         return write(noisy, out, fps)
     if name == "strip":
-        import av
+        from parla.media.video import remux
 
-        with av.open(str(src)) as i, av.open(str(out), "w") as o:
-            streams = {s.index: o.add_stream_from_template(s) for s in i.streams}
-            for packet in i.demux():
-                if packet.dts is not None:
-                    packet.stream = streams[packet.stream.index]
-                    o.mux(packet)
-        return out
+        return remux(src, out)
     raise ValueError(name)
 
 

@@ -78,10 +78,11 @@ def cmd_stream(args: argparse.Namespace) -> int:
         from parla.files import check_output
 
         check_output(cfg.video.sink[5:], inputs=[args.portrait, args.audio, args.config])
+    token = args.token or os.environ.get("PARLA_WEB_TOKEN") or None
     if cfg.video.sink == "web":  # before the model loads: a refused bind is refused at once
         from parla.edge.web import check_bind
 
-        check_bind(cfg.video.web_host, args.token or os.environ.get("PARLA_WEB_TOKEN") or None)
+        check_bind(cfg.video.web_host, token)
     kw = {
         "seed": args.seed,
         "pose_scale": args.pose_scale,
@@ -101,7 +102,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
             cfg.video.fps,
             host=cfg.video.web_host,
             port=cfg.video.web_port,
-            token=args.token or os.environ.get("PARLA_WEB_TOKEN") or None,
+            token=token,
             metadata=avatar.metadata,
             credentials=content_credentials(avatar.metadata, not args.no_credentials, live=True)
             if cfg.video.sink.startswith("file:")

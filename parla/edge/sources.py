@@ -54,6 +54,15 @@ class Source:
     def close(self) -> None:
         self.stop()
 
+    def _pace(self, start: float, end: int, speed: float) -> float:
+        """Wait until the audio up to sample ``end`` is due (``lead_s`` before it plays at ``speed`` x real time,
+        counted from ``start``); returns when it plays."""
+        plays = start + end / SAMPLE_RATE / speed
+        due = plays - self.lead_s / speed
+        while (delay := due - time.monotonic()) > 0 and not self._stop.is_set():
+            time.sleep(min(delay, 0.02))
+        return plays
+
 
 class ArraySource(Source):
     """16 kHz samples already in memory, played at ``speed`` x real time (0: as fast as the consumer takes) and
@@ -75,14 +84,7 @@ class ArraySource(Source):
             if self._stop.is_set():
                 return
             end += len(block)
-            if self.speed <= 0:
-                yield AudioChunk(block, time.monotonic())
-                continue
-            plays = start + end / SAMPLE_RATE / self.speed
-            due = plays - self.lead_s / self.speed
-            while (delay := due - time.monotonic()) > 0 and not self._stop.is_set():
-                time.sleep(min(delay, 0.05))
-            yield AudioChunk(block, plays)
+            yield AudioChunk(block, self._pace(start, end, self.speed) if self.speed > 0 else time.monotonic())
 
 
 class FileSource(ArraySource):
@@ -184,12 +186,8 @@ class TextSource(Source):
             if len(block) < self.chunk:  # silence between utterances: the face idles
                 block = np.concatenate([block, np.zeros(self.chunk - len(block), np.float32)])
             pos += len(block)
-            plays = start + pos / SAMPLE_RATE / max(self.speed, 1e-9)
-            if self.speed > 0:
-                due = plays - self.lead_s / self.speed
-                while (delay := due - time.monotonic()) > 0 and not self._stop.is_set():
-                    time.sleep(min(delay, 0.02))
-            yield AudioChunk(block, plays if self.speed > 0 else time.monotonic(), closures, text_arrival)
+            plays = self._pace(start, pos, self.speed) if self.speed > 0 else time.monotonic()
+            yield AudioChunk(block, plays, closures, text_arrival)
 
 
 def _pcm16(raw: bytes, channels: int) -> np.ndarray:

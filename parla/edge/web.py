@@ -69,6 +69,7 @@ class Feed:
 
     def __init__(self, fps: float, mark: bool = False) -> None:
         self.fps = fps
+        self.cv2 = require("cv2", "core")
         self.lock = threading.Lock()
         self.frame: np.ndarray | None = None
         self.index = -1
@@ -78,7 +79,7 @@ class Feed:
         self.audio_end = 0  # samples received since the stream began
 
     def put_frame(self, frame: np.ndarray, index: int) -> None:
-        cv2 = require("cv2", "core")
+        cv2 = self.cv2
         h, w = frame.shape[:2]
         if max(h, w) > MAX_SIDE:
             s = MAX_SIDE / max(h, w)

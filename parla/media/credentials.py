@@ -12,7 +12,6 @@ as valid and the signer as not on any trust list, which is exactly what it is.
 from __future__ import annotations
 
 import datetime
-import json
 import logging
 import os
 from dataclasses import dataclass
@@ -239,9 +238,3 @@ def read_credentials(path: str | os.PathLike) -> CredentialsReport:
     return CredentialsReport(
         True, state in ("Valid", "Trusted"), state, ai, assertions.get(PARLA_LABEL), info[0].get("name"), failures
     )
-
-
-def to_json(report: CredentialsReport) -> str:
-    from dataclasses import asdict
-
-    return json.dumps(asdict(report))

@@ -87,6 +87,19 @@ def packet_durations(path: str | os.PathLike) -> tuple[float, float | None]:
     return video, audio
 
 
+def remux(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Copy every stream's packets into a new mp4 (no re-encoding): what a platform's remux does, which drops the
+    container's metadata and any embedded manifest."""
+    av = require("av", "core")
+    with av.open(str(src)) as i, av.open(str(dst), "w") as o:
+        streams = {s.index: o.add_stream_from_template(s) for s in i.streams}
+        for packet in i.demux():
+            if packet.dts is not None:
+                packet.stream = streams[packet.stream.index]
+                o.mux(packet)
+    return Path(dst)
+
+
 def iter_frames(path: str | os.PathLike) -> Iterator[tuple[float, np.ndarray]]:
     """Yield ``(timestamp_seconds, rgb_uint8)`` for every decoded frame, in presentation order."""
     av, p, container = _open(path)

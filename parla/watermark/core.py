@@ -169,11 +169,7 @@ def highpass_luma(frame: np.ndarray) -> np.ndarray:
     """Luma minus its local mean, divided by its local variance: the matched-filter weighting for a constant-
     amplitude mark in picture "noise" whose strength varies across the frame (flat areas count most)."""
     cv2 = require("cv2", "core")
-    y = (
-        frame.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-        if frame.ndim == 3
-        else frame.astype(np.float32)
-    )
+    y = _luma(frame)
     hp = y - cv2.GaussianBlur(y, (0, 0), CELL / 4)
     return hp / (cv2.GaussianBlur(hp * hp, (0, 0), CELL) + 1.0)
 
@@ -208,7 +204,7 @@ class Accumulator:
                 self.static[s].append(folded)
         if self.prev is not None and len(next(iter(self.diffs.values()))) < self.max_diffs:
             d = f - self.prev
-            if np.abs(d).mean() > 0.05 * LUMA_SUM:  # a duplicated frame (frame-rate change) carries nothing
+            if np.abs(d).mean() > 0.05:  # a duplicated frame (frame-rate change) carries nothing
                 for s, folded in zip(self.scales, _fold_all(d + 128.0, self.scales), strict=True):
                     self.diffs[s].append(folded)
         self.prev = f
@@ -226,7 +222,6 @@ class Accumulator:
 
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
-LUMA_SUM = 1.0  # the weights' sum: a uniform change of 1 in every channel is a change of 1 in luma
 
 
 def _luma(frame: np.ndarray) -> np.ndarray:
