@@ -34,6 +34,7 @@ class Portrait:
     alignment: Alignment
     landmarks: np.ndarray  # (68, 2) in crop pixels
     source_lr: np.ndarray  # the crop at the refiner's resolution
+    closed: ClosedCopy | None = None  # for a photo whose lips are apart: the same with the lips closed
 
     @classmethod
     def from_landmarks(cls, image: np.ndarray, landmarks: np.ndarray, res: int) -> Portrait:
@@ -48,7 +49,8 @@ class Portrait:
                 round(float(np.ptp(landmarks[:, 0]))),
                 alignment.scale,
             )
-        return cls(image, crop, alignment, alignment.to_crop(landmarks).astype(np.float64), downsize(crop, res))
+        lms = alignment.to_crop(landmarks).astype(np.float64)
+        return cls(image, crop, alignment, lms, downsize(crop, res), ClosedCopy.of(image, crop, alignment, lms, res))
 
     @classmethod
     def from_image(
@@ -64,6 +66,30 @@ class Portrait:
         from parla.media.image import load_image
 
         return cls.from_image(load_image(path), res, face_index=face_index, name=str(path))
+
+
+@dataclass
+class ClosedCopy:
+    """The portrait with its lips closed (``parla.face.mouth``): the second source the renderer warps from when
+    the driving shape closes the lips further than the open photo can be squeezed."""
+
+    image: np.ndarray
+    crop: np.ndarray
+    landmarks: np.ndarray
+    source_lr: np.ndarray
+
+    @classmethod
+    def of(
+        cls, image: np.ndarray, crop: np.ndarray, alignment: Alignment, landmarks: np.ndarray, res: int
+    ) -> ClosedCopy | None:
+        from parla.face.mouth import LipCloser, closed_crop, closed_image, needs_closed_copy
+        from parla.face.warp import downsize
+
+        if not needs_closed_copy(landmarks):
+            return None
+        closer = LipCloser(landmarks)
+        c = closed_crop(crop, closer)
+        return cls(closed_image(image, alignment, closer), c, closer.landmarks(landmarks), downsize(c, res))
 
 
 SOFT_UPSCALE = 2.5  # crop px per photo px above which the face is enlarged enough to look soft (issue 16)
@@ -116,28 +142,47 @@ class FrameRenderer:
         self.res = int(refiner.input_shape[-1])
         self.stages = list(stages)
         self.timer = timer or StageTimer()
-        self.composite = NativeCompositor(portrait.image, portrait.alignment)
+        closed = portrait.closed.image if portrait.closed is not None else None
+        self.composite = NativeCompositor(portrait.image, portrait.alignment, closed_image=closed)
 
     def render(self, fm) -> np.ndarray:
         from parla.face.composite import paint_region
+        from parla.face.mouth import close_weight
         from parla.face.warp import warp_inputs
 
         p, t0 = self.portrait, time.perf_counter()
         drv = self.basis.drive(p.landmarks, fm.coeffs, fm.pose, fm.blink, fm.mouth_close)
-        _, w_lr, cond, (mx, my) = warp_inputs(p.crop, p.landmarks, drv, self.res)
-        x = to_input(w_lr, p.source_lr, cond)
+        # lips apart in the photo: as the speech closes them, warp the closed copy instead (blended in between)
+        c = close_weight(p.landmarks, drv) if p.closed is not None else 0.0
+        maps = closed = None
+        if c < 1.0:
+            _, w_lr, cond, maps = warp_inputs(p.crop, p.landmarks, drv, self.res)
+            source_lr = p.source_lr
+        if c > 0.0:
+            assert p.closed is not None
+            _, c_lr, cond, c_maps = warp_inputs(p.closed.crop, p.closed.landmarks, drv, self.res)
+            closed = (*c_maps, c)
+            w_lr = c_lr if maps is None else _mix(w_lr, c_lr, c)
+            source_lr = p.closed.source_lr if maps is None else _mix(p.source_lr, p.closed.source_lr, c)
+        x = to_input(w_lr, source_lr, cond)
         t1 = time.perf_counter()
         y = self.refiner.run(x)[0]
         t2 = time.perf_counter()
         change = y[:3] - x[0, :3] if self.mode == "full" else y[3:4] * (y[:3] - x[0, :3])
         region = paint_region(drv, self.res, p.crop.shape[0])
-        frame = self.composite(mx, my, change.transpose(1, 2, 0) * (127.5 * region[..., None]))
+        mx, my = maps if maps is not None else (None, None)
+        frame = self.composite(mx, my, change.transpose(1, 2, 0) * (127.5 * region[..., None]), closed=closed)
         for stage in self.stages:
             frame = stage(frame, fm.index)
         self.timer.add("warp", (t1 - t0) * 1e3)
         self.timer.add("refiner", (t2 - t1) * 1e3)
         self.timer.add("paste_back", (time.perf_counter() - t2) * 1e3)
         return frame
+
+
+def _mix(a: np.ndarray, b: np.ndarray, weight: float) -> np.ndarray:
+    cv2 = require("cv2", "core")
+    return cv2.addWeighted(a, 1.0 - weight, b, weight, 0.0)
 
 
 def content_credentials(metadata: dict[str, str], enabled: bool, *, live: bool = False):

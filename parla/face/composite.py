@@ -53,9 +53,9 @@ class NativeCompositor:
     for the smooth map) and the feathered blend weights, computed once; per frame, the photo warped at its own
     resolution plus the refiner's painted change, blended into the photo in one OpenCV pass."""
 
-    def __init__(self, image: np.ndarray, alignment: Alignment) -> None:
+    def __init__(self, image: np.ndarray, alignment: Alignment, *, closed_image: np.ndarray | None = None) -> None:
         self.cv2 = cv2 = require("cv2", "core")
-        self.image, self.alignment = image, alignment
+        self.image, self.alignment, self.closed_image = image, alignment, closed_image
         fp = footprint(image.shape, alignment)
         self.empty = fp is None
         if fp is None:
@@ -97,12 +97,39 @@ class NativeCompositor:
             (m[1, 0] * gx + m[1, 1] * gy + m[1, 2]).astype(np.float32),
         )
 
-    def __call__(self, mx: np.ndarray, my: np.ndarray, change: np.ndarray | None) -> np.ndarray:
+    def __call__(
+        self,
+        mx: np.ndarray | None,
+        my: np.ndarray | None,
+        change: np.ndarray | None,
+        *,
+        closed: tuple[np.ndarray, np.ndarray, float] | None = None,
+    ) -> np.ndarray:
         """A copy of the photo with the face warped by the crop-space backward map (``mx``, ``my``: crop x, y
-        sampled by each crop pixel) and ``change`` ((r, r, 3) float, grey levels, crop-aligned) added."""
+        sampled by each crop pixel) and ``change`` ((r, r, 3) float, grey levels, crop-aligned) added.
+        ``closed``: the closed-lip copy's map and its weight (1: that copy alone, ``mx``/``my`` may be None)."""
         out = self.image.copy()
         if self.empty:
             return out
+        patches = []
+        if mx is not None and my is not None:
+            patches.append(self._warped(self.image, mx, my))
+        if closed is not None:
+            assert self.closed_image is not None
+            cmx, cmy, weight = closed
+            c = self._warped(self.closed_image, cmx, cmy)
+            patches.append(c if not patches else self.cv2.addWeighted(patches[0], 1.0 - weight, c, weight, 0.0))
+        patch = patches[-1]
+        if change is not None:
+            if self.grey:
+                change = np.repeat(change.mean(axis=2, keepdims=True), 3, axis=2)
+            self._add(patch, change)
+        x0, y0, x1, y1 = self.box
+        out[y0:y1, x0:x1] = self.cv2.blendLinear(patch, self.bg, self.alpha, self.beta)
+        return out
+
+    def _warped(self, image: np.ndarray, mx: np.ndarray, my: np.ndarray) -> np.ndarray:
+        """The footprint of ``image`` remapped by the crop-space backward map."""
         cv2, inv = self.cv2, self.alignment.inverse
         # the backward map (extended by the identity) in photo coordinates, looked up on the coarse grid, then
         # interpolated at every footprint pixel
@@ -120,14 +147,7 @@ class NativeCompositor:
             )[k : k + h, k : k + w]
             for m in (ix, iy)
         )
-        patch = cv2.remap(self.image, px, py, self.interp, borderMode=cv2.BORDER_REPLICATE)
-        if change is not None:
-            if self.grey:
-                change = np.repeat(change.mean(axis=2, keepdims=True), 3, axis=2)
-            self._add(patch, change)
-        x0, y0, x1, y1 = self.box
-        out[y0:y1, x0:x1] = cv2.blendLinear(patch, self.bg, self.alpha, self.beta)
-        return out
+        return cv2.remap(image, px, py, self.interp, borderMode=cv2.BORDER_REPLICATE)
 
     def _add(self, patch: np.ndarray, change: np.ndarray) -> None:
         """Add the refiner's change in place, over the footprint rows and columns it reaches only."""

@@ -1,0 +1,187 @@
+"""A closed-lip copy of an open-mouthed photo (issue 15): the second source the renderer warps from when the
+speech needs the lips to meet.
+
+The spline warp squeezes a lip gap at most 2:1 (``parla.face.warp.MIN_COMPRESSION``, the guard against folds),
+so a portrait whose lips are apart at rest never shows them touching, and its teeth stay in view on every /p b m/.
+No smooth map can remove a mouth's interior; a map with a seam can. Per image column across the mouth, a
+piecewise-linear vertical map moves the upper lip down and the lower lip up until their inner edges meet at a
+seam, dropping the interior (teeth, tongue, dark) between them; the skin from the lips to the nose and to below the
+chin stretches to make up the distance. It is computed once per portrait, per pixel (the seam stays sharp), for
+the aligned crop and for the photo at its own resolution; ``close_weight`` then says, per frame, how much of the
+closed copy the driving shape needs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from parla.errors import require
+from parla.face.landmarks import INNER_LIP_PAIRS, interocular
+
+OPEN_AT_REST = 0.05  # inner-lip gap / inter-ocular distance above which a photo gets a closed copy
+SEAM = 0.4  # where the lips meet, as a fraction of the gap from the upper inner lip (the lower lip travels more)
+# The inner-lip landmarks sit on the lip's wet edge or a little inside it, on the teeth: the seam joins the lips
+# this fraction of each lip's thickness further out, so no tooth edge is left in the closed copy (p16: white
+# specks along the seam at 0).
+EDGE_MARGIN = 0.15
+# Closed lips meet in a darker crease: the seam is shaded by this much at its centre line, falling off over
+# CREASE_WIDTH crop pixels (Gaussian sigma) and tapering to nothing at the mouth corners.
+CREASE_DEPTH = 0.3
+CREASE_WIDTH = 0.8
+# Per frame, the fraction of the photo's own gap left in the driving shape: at FULL_OPEN and above the open photo
+# is warped alone (it reaches down to MIN_COMPRESSION = 0.5 of its gap), at FULL_CLOSED and below the closed copy
+# alone, in between the two warps are blended.
+FULL_OPEN = 0.6
+FULL_CLOSED = 0.3
+
+UPPER_OUTER = (48, 49, 50, 51, 52, 53, 54)
+LOWER_OUTER = (48, 59, 58, 57, 56, 55, 54)
+UPPER_INNER = (60, 61, 62, 63, 64)
+LOWER_INNER = (60, 67, 66, 65, 64)
+
+
+def gap(landmarks: np.ndarray) -> float:
+    """Mean inner-lip gap in the landmarks' own units."""
+    return float(np.mean([np.linalg.norm(landmarks[u] - landmarks[d]) for u, d in INNER_LIP_PAIRS]))
+
+
+def needs_closed_copy(landmarks: np.ndarray) -> bool:
+    return gap(landmarks) > OPEN_AT_REST * float(interocular(landmarks))
+
+
+def close_weight(source: np.ndarray, driving: np.ndarray) -> float:
+    """0: warp the open photo; 1: warp the closed copy; between: blend, by how far the driving shape's lip gap
+    has fallen below what the open photo can show."""
+    g = gap(source)
+    if g <= 0:
+        return 0.0
+    f = gap(driving) / g
+    return float(np.clip((FULL_OPEN - f) / (FULL_OPEN - FULL_CLOSED), 0.0, 1.0))
+
+
+class LipCloser:
+    """The seam map of one face, from its landmarks (any pixel frame in which the face is upright): ``source_y``
+    says where an output pixel samples, ``landmarks`` where the points land in the closed copy."""
+
+    def __init__(self, landmarks: np.ndarray) -> None:
+        lm = landmarks.astype(np.float64)
+        self.x0, self.x1 = float(lm[60, 0]), float(lm[64, 0])
+        xs = np.linspace(self.x0, self.x1, 64)
+        self.xs = xs
+        self.y_u, self.y_l = _contour(lm, UPPER_INNER, xs), _contour(lm, LOWER_INNER, xs)
+        self.y_uo, self.y_lo = _contour(lm, UPPER_OUTER, xs), _contour(lm, LOWER_OUTER, xs)
+        self.y_u = self.y_u - EDGE_MARGIN * np.maximum(self.y_u - self.y_uo, 0.0)
+        self.y_l = self.y_l + EDGE_MARGIN * np.maximum(self.y_lo - self.y_l, 0.0)
+        g = np.maximum(self.y_l - self.y_u, 0.0)
+        self.y_s = self.y_u + SEAM * g
+        # the stretch ends: the nose's base above, below the chin as far again as the lower lip is above it
+        self.top = float(lm[33, 1])
+        self.bottom = float(lm[8, 1] + 0.5 * (lm[8, 1] - lm[57, 1]))
+
+    def _knots(self, x: np.ndarray) -> tuple[np.ndarray, ...]:
+        def at(v: np.ndarray) -> np.ndarray:
+            return np.interp(x, self.xs, v)
+
+        y_u, y_l, y_s, y_uo, y_lo = at(self.y_u), at(self.y_l), at(self.y_s), at(self.y_uo), at(self.y_lo)
+        d_u, d_l = y_s - y_u, y_l - y_s
+        return y_u, y_l, y_s, y_uo, y_lo, d_u, d_l
+
+    def source_y(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """For output pixels (x, y) (same shape), the row each samples in the open image (columns unchanged)."""
+        x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+        inside = (x > self.x0) & (x < self.x1) & (y > self.top) & (y < self.bottom)
+        out = y.copy()
+        if not inside.any():
+            return out
+        xi, yi = x[inside], y[inside]
+        y_u, y_l, y_s, y_uo, y_lo, d_u, d_l = self._knots(xi)
+        top, bottom = self.top, self.bottom
+        upper = yi < y_s
+        src = np.empty_like(yi)
+        # above the seam: nose base fixed, skin stretched down to the upper lip, the lip itself moved down by d_u
+        a = upper & (yi < y_uo + d_u)
+        src[a] = top + (yi[a] - top) * (y_uo[a] - top) / np.maximum(y_uo[a] + d_u[a] - top, 1e-6)
+        b = upper & ~a
+        src[b] = yi[b] - d_u[b]
+        # below: the lower lip moved up by d_l, the skin to below the chin stretched up
+        c = ~upper & (yi < y_lo - d_l)
+        src[c] = yi[c] + d_l[c]
+        e = ~upper & ~c
+        span = np.maximum(bottom - (y_lo[e] - d_l[e]), 1e-6)
+        src[e] = bottom - (bottom - yi[e]) * (bottom - y_lo[e]) / span
+        out[inside] = src
+        return out
+
+    def shade(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """The crease: a factor (<= 1) for output pixels (x, y) of the closed copy."""
+        x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+        t = np.clip((x - self.x0) / max(self.x1 - self.x0, 1e-6), 0.0, 1.0)
+        taper = np.sin(np.pi * t) ** 0.5
+        d = y - np.interp(x, self.xs, self.y_s)
+        return 1.0 - CREASE_DEPTH * taper * np.exp(-0.5 * (d / CREASE_WIDTH) ** 2)
+
+    def landmarks(self, landmarks: np.ndarray) -> np.ndarray:
+        """Where each point of the open face lands in the closed copy (the inner lips on the seam)."""
+        out = landmarks.astype(np.float64).copy()
+        for i, (x, y) in enumerate(out):
+            if not (self.x0 < x < self.x1 and self.top < y < self.bottom):
+                continue
+            grid = np.linspace(self.top, self.bottom, 2049)
+            src = self.source_y(np.full_like(grid, x), grid)
+            # the map is monotone on each side of the seam: pick the output row whose source is this point's
+            k = int(np.argmin(np.abs(src - y)))
+            out[i, 1] = grid[k]
+        for u, d in INNER_LIP_PAIRS:
+            seam = float(np.interp(out[u, 0], self.xs, self.y_s))
+            out[u, 1] = out[d, 1] = seam
+        return out
+
+
+def _contour(lm: np.ndarray, idx: tuple[int, ...], xs: np.ndarray) -> np.ndarray:
+    pts = lm[list(idx)]
+    order = np.argsort(pts[:, 0], kind="stable")
+    return np.interp(xs, pts[order, 0], pts[order, 1])
+
+
+def closed_crop(crop: np.ndarray, closer: LipCloser) -> np.ndarray:
+    """The aligned crop with its lips closed (per pixel: the seam is a hard edge, as between closed lips)."""
+    cv2 = require("cv2", "core")
+    h, w = crop.shape[:2]
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
+    my = closer.source_y(gx, gy).astype(np.float32)
+    out = cv2.remap(crop, gx.astype(np.float32), my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return _shaded(out, closer.shade(gx, gy))
+
+
+def closed_image(image: np.ndarray, alignment, closer: LipCloser) -> np.ndarray:
+    """The photo at its own resolution with the lips closed: the seam map (in crop coordinates) evaluated at
+    every photo pixel it moves, so the compositor can remap the closed copy as it remaps the photo."""
+    cv2 = require("cv2", "core")
+    corners = np.array(
+        [[closer.x0, closer.top], [closer.x1, closer.top], [closer.x1, closer.bottom], [closer.x0, closer.bottom]]
+    )
+    box = alignment.to_image(corners)
+    h, w = image.shape[:2]
+    x0, y0 = np.clip(np.floor(box.min(0)).astype(int) - 1, 0, (w, h))
+    x1, y1 = np.clip(np.ceil(box.max(0)).astype(int) + 2, 0, (w, h))
+    out = image.copy()
+    if x1 <= x0 or y1 <= y0:
+        return out
+    gx, gy = np.meshgrid(np.arange(x0, x1, dtype=np.float64), np.arange(y0, y1, dtype=np.float64))
+    m = alignment.matrix
+    cx, cy = m[0, 0] * gx + m[0, 1] * gy + m[0, 2], m[1, 0] * gx + m[1, 1] * gy + m[1, 2]
+    sy = closer.source_y(cx, cy)
+    moved = np.abs(sy - cy) > 1e-9
+    if not moved.any():
+        return out
+    inv = alignment.inverse
+    px = (inv[0, 0] * cx + inv[0, 1] * sy + inv[0, 2]).astype(np.float32)
+    py = (inv[1, 0] * cx + inv[1, 1] * sy + inv[1, 2]).astype(np.float32)
+    patch = _shaded(cv2.remap(image, px, py, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE), closer.shade(cx, cy))
+    region = out[y0:y1, x0:x1]
+    region[moved] = patch[moved]
+    return out
+
+
+def _shaded(image: np.ndarray, factor: np.ndarray) -> np.ndarray:
+    return np.clip(image.astype(np.float32) * factor[..., None].astype(np.float32) + 0.5, 0, 255).astype(np.uint8)
