@@ -35,6 +35,8 @@ def main() -> int:
     ap.add_argument("--backend", default="auto")
     ap.add_argument("--sentences", nargs="*", default=list(SENTENCES))
     ap.add_argument("--out", default="benchmarks/results/text_closure")
+    ap.add_argument("--sheet", action="store_true", help="also write sheet.png: the mouth at each /p b m/'s most "
+                    "closed frame, with its gap, for a person to look at")  # fmt: skip
     args = ap.parse_args()
 
     from parla.assets import demo_file
@@ -45,7 +47,7 @@ def main() -> int:
     from parla.metrics.tracks import track_video
 
     portrait = args.portrait or str(demo_file("portrait.jpg"))
-    rows = []
+    rows, tiles = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for k, text in enumerate(args.sentences):
             out = Path(tmp) / f"s{k}.mp4"
@@ -60,7 +62,10 @@ def main() -> int:
                 if not ph.bilabial:
                     continue
                 near = (times >= ph.start_s - TOLERANCE_S) & (times <= ph.end_s + TOLERANCE_S)
-                gap = float(np.nanmin(gaps[near])) if near.any() else float("nan")
+                gap = float(np.nanmin(gaps[near])) if near.any() and not np.isnan(gaps[near]).all() else float("nan")
+                if args.sheet and np.isfinite(gap):
+                    i = int(np.flatnonzero(near)[np.nanargmin(gaps[near])])
+                    tiles.append(_mouth_tile(out, track.landmarks, i, f"{ph.symbol} {ph.start_s:.2f}s {gap:.3f}"))
                 rows.append({"sentence": k, "phoneme": ph.symbol, "start_s": round(ph.start_s, 3),
                              "gap": round(gap, 4), "closed": bool(gap <= CLOSED)})  # fmt: skip
             print(f"{text!r}: rendered in {seconds:.1f} s; face found in {np.mean(track.valid):.0%} of frames")
@@ -77,8 +82,33 @@ def main() -> int:
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "text_closure.json").write_text(json.dumps(report, indent=2) + "\n")
+    if tiles:
+        _write_sheet(tiles, out_dir / "sheet.png")
     print(f"{report['closed']} of {report['bilabials']} /p b m/ closed in the picture ({report['rate']})")
     return 0
+
+
+def _mouth_tile(video: Path, landmarks: np.ndarray, index: int, label: str) -> np.ndarray:
+    import cv2
+
+    from parla.media.video import iter_frames
+
+    frame = next(f for i, (_, f) in enumerate(iter_frames(video)) if i == index)
+    lm = landmarks[index]
+    c, half = lm[48:68].mean(0), int(0.9 * np.ptp(lm[48:68, 0])) + 4
+    x0, y0 = max(0, int(c[0]) - half), max(0, int(c[1]) - half)
+    tile = np.ascontiguousarray(frame[y0 : int(c[1]) + half, x0 : int(c[0]) + half])
+    tile = cv2.resize(tile, (192, 192), interpolation=cv2.INTER_CUBIC)
+    cv2.putText(tile, label, (3, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 0), 1)
+    return tile
+
+
+def _write_sheet(tiles: list[np.ndarray], path: Path, cols: int = 8) -> None:
+    import cv2
+
+    tiles = tiles + [np.zeros_like(tiles[0])] * (-len(tiles) % cols)
+    rows = [np.concatenate(tiles[k : k + cols], 1) for k in range(0, len(tiles), cols)]
+    cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(rows, 0), cv2.COLOR_RGB2BGR))
 
 
 if __name__ == "__main__":

@@ -87,7 +87,7 @@ class ClosedCopy:
 
         if not needs_closed_copy(landmarks):
             return None
-        closer = LipCloser(landmarks)
+        closer = LipCloser(landmarks, crop)
         c = closed_crop(crop, closer)
         return cls(closed_image(image, alignment, closer), c, closer.landmarks(landmarks), downsize(c, res))
 

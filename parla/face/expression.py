@@ -22,6 +22,11 @@ UPPER_LIDS = (37, 38, 43, 44)
 LOWER_LIDS = (41, 40, 47, 46)
 UPPER_INNER_LIP = (61, 62, 63)
 LOWER_INNER_LIP = (67, 66, 65)
+# When the inner lips close, the outer lip line moves with them (a lip keeps its thickness): (outer point, inner
+# point it follows, share of that point's displacement). Without it, closing an open-mouthed photo's lips doubled
+# their thickness (eval p16: the closed lips grew into a swollen band).
+LIP_FOLLOWERS = ((50, 61, 1.0), (51, 62, 1.0), (52, 63, 1.0), (49, 61, 0.5), (53, 63, 0.5),
+                 (58, 67, 1.0), (57, 66, 1.0), (56, 65, 1.0), (59, 67, 0.5), (55, 65, 0.5))  # fmt: skip
 POSE_KEYS = ("yaw", "pitch", "roll", "tx", "ty", "scale")  # degrees, degrees, degrees, px, px, log-ratio
 
 
@@ -121,7 +126,10 @@ class ExpressionBasis:
         _, canon, m, rest = self._portrait
         shape = canon + self.decode(coeffs + rest)
         shape = _close_pairs(shape, blink, UPPER_LIDS, LOWER_LIDS)
-        shape = _close_pairs(shape, mouth_close, UPPER_INNER_LIP, LOWER_INNER_LIP)
+        closed = _close_pairs(shape, mouth_close, UPPER_INNER_LIP, LOWER_INNER_LIP)
+        for outer, inner, share in LIP_FOLLOWERS:
+            closed[outer] += share * (closed[inner] - shape[inner])
+        shape = closed
         shape = _rotate(shape, self.mean_shape, pose)
         return apply(invert(m), shape)
 

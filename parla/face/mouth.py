@@ -24,10 +24,17 @@ SEAM = 0.4  # where the lips meet, as a fraction of the gap from the upper inner
 # this fraction of each lip's thickness further out, so no tooth edge is left in the closed copy (p16: white
 # specks along the seam at 0).
 EDGE_MARGIN = 0.15
+# Where the lips end and the mouth's inside begins, read from the pixels when the photo is given: the detector's
+# inner-lip points often sit on the teeth (eval p02: dark gaps above and below the teeth stayed in the closed copy).
+# A pixel is inside the mouth when it is much less red than the lips (teeth, tongue shadow, grey) or much darker.
+INSIDE_REDNESS = 0.6  # a* below this fraction of the lips' median a*
+INSIDE_DARKNESS = 0.6  # L below this fraction of the lips' median L
+LIP_SAMPLE = 0.3  # the lip's colour is read this far from its outer line towards the detector's inner point
+LIP_KEEP = 0.2  # and at least this much of the lip stays
 # Closed lips meet in a darker crease: the seam is shaded by this much at its centre line, falling off over
 # CREASE_WIDTH crop pixels (Gaussian sigma) and tapering to nothing at the mouth corners.
-CREASE_DEPTH = 0.3
-CREASE_WIDTH = 0.8
+CREASE_DEPTH = 0.45
+CREASE_WIDTH = 1.2
 # Per frame, the fraction of the photo's own gap left in the driving shape: at FULL_OPEN and above the open photo
 # is warped alone (it reaches down to MIN_COMPRESSION = 0.5 of its gap), at FULL_CLOSED and below the closed copy
 # alone, in between the two warps are blended.
@@ -63,13 +70,17 @@ class LipCloser:
     """The seam map of one face, from its landmarks (any pixel frame in which the face is upright): ``source_y``
     says where an output pixel samples, ``landmarks`` where the points land in the closed copy."""
 
-    def __init__(self, landmarks: np.ndarray) -> None:
+    def __init__(self, landmarks: np.ndarray, image: np.ndarray | None = None) -> None:
+        """``image``: the picture the landmarks are in (RGB uint8); with it, the lips' inner edges are found in
+        the pixels where the detector put them on the teeth."""
         lm = landmarks.astype(np.float64)
         self.x0, self.x1 = float(lm[60, 0]), float(lm[64, 0])
         xs = np.linspace(self.x0, self.x1, 64)
         self.xs = xs
         self.y_u, self.y_l = _contour(lm, UPPER_INNER, xs), _contour(lm, LOWER_INNER, xs)
         self.y_uo, self.y_lo = _contour(lm, UPPER_OUTER, xs), _contour(lm, LOWER_OUTER, xs)
+        if image is not None:
+            self.y_u, self.y_l = _lip_edges(image, xs, self.y_uo, self.y_u, self.y_l, self.y_lo)
         self.y_u = self.y_u - EDGE_MARGIN * np.maximum(self.y_u - self.y_uo, 0.0)
         self.y_l = self.y_l + EDGE_MARGIN * np.maximum(self.y_lo - self.y_l, 0.0)
         g = np.maximum(self.y_l - self.y_u, 0.0)
@@ -116,7 +127,7 @@ class LipCloser:
         """The crease: a factor (<= 1) for output pixels (x, y) of the closed copy."""
         x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
         t = np.clip((x - self.x0) / max(self.x1 - self.x0, 1e-6), 0.0, 1.0)
-        taper = np.sin(np.pi * t) ** 0.5
+        taper = np.interp(t, np.linspace(0.0, 1.0, 65), _taper(65))
         d = y - np.interp(x, self.xs, self.y_s)
         return 1.0 - CREASE_DEPTH * taper * np.exp(-0.5 * (d / CREASE_WIDTH) ** 2)
 
@@ -135,6 +146,55 @@ class LipCloser:
             seam = float(np.interp(out[u, 0], self.xs, self.y_s))
             out[u, 1] = out[d, 1] = seam
         return out
+
+
+def _lip_edges(
+    image: np.ndarray, xs: np.ndarray, y_uo: np.ndarray, y_u: np.ndarray, y_l: np.ndarray, y_lo: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The inner edges of the upper and lower lip per column: from the detector's point outwards, as long as the
+    pixels are inside the mouth by the colour of that lip (sampled near its outer line, where no tooth or gap
+    is; never closer to that line than LIP_KEEP of the lip), smoothed across columns."""
+    cv2 = require("cv2", "core")
+    lab = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2LAB).astype(np.float32)
+    h, w = lab.shape[:2]
+    light, red = lab[..., 0], lab[..., 1] - 128.0
+
+    def px(x: float, y: float) -> tuple[float, float]:
+        xi, yi = int(np.clip(round(x), 0, w - 1)), int(np.clip(round(y), 0, h - 1))
+        return float(light[yi, xi]), float(red[yi, xi])
+
+    def edge(inner: np.ndarray, outer: np.ndarray, step: float) -> np.ndarray:
+        sample, limit = outer + LIP_SAMPLE * (inner - outer), outer + LIP_KEEP * (inner - outer)
+        lip_light, lip_red = np.median([px(x, y) for x, y in zip(xs, sample, strict=True)], axis=0)
+        if lip_red <= 2.0:  # no red to tell this lip from teeth by (a grey photo): keep the detector's points
+            return inner
+        out = inner.copy()
+        for k, x in enumerate(xs):
+            y = np.round(inner[k])
+            while (y - limit[k]) * step > 0:
+                lo, r = px(x, y)
+                if r >= INSIDE_REDNESS * lip_red and lo >= INSIDE_DARKNESS * lip_light:
+                    break  # lip
+                out[k] = y - 0.5 * step
+                y -= step
+        # across columns: the outermost edge within a few columns (a tooth the scan stopped short of in one column
+        # would leave a bright notch), then a moving average (no step from one column to the next)
+        n = 7
+        pad = np.pad(out, n // 2, mode="edge")
+        windows = np.stack([pad[i : i + len(out)] for i in range(n)])
+        outer = windows.min(0) if step > 0 else windows.max(0)
+        pad = np.pad(outer, n // 2, mode="edge")
+        smooth = np.convolve(pad, np.ones(n) / n, mode="valid")
+        shift = np.minimum(inner - smooth, 0.0) if step < 0 else np.maximum(inner - smooth, 0.0)
+        return inner - shift * _taper(len(inner))  # none at the corners: the seam map stays continuous there
+
+    # the upper lip's edge moves up (step +1: rows decrease), the lower lip's down
+    return edge(y_u, y_uo, 1.0), edge(y_l, y_lo, -1.0)
+
+
+def _taper(n: int) -> np.ndarray:
+    """1 in the middle of the mouth, falling to 0 at its corners."""
+    return np.sin(np.pi * np.linspace(0.0, 1.0, n)) ** 0.5
 
 
 def _contour(lm: np.ndarray, idx: tuple[int, ...], xs: np.ndarray) -> np.ndarray:
