@@ -114,15 +114,16 @@ class VerifyResult:
         return asdict(self)
 
 
-CHECKPOINTS = (8, 16, 32, 64)  # frames after which a video's evidence is weighed: a found mark ends the search
+CHECKPOINTS = (8, 16, 32, 64)  # frames after which a video's evidence is weighed: a found mark ends the search,
+# and so does, from 32 frames on, evidence too weak to reach the threshold by the last frame (``hopeless``)
 
 
 def verify(path: str | os.PathLike, max_frames: int = 100) -> VerifyResult:
     """Look for the mark in an image or a video (its first ``max_frames`` consecutive frames: 4 s at 25 fps).
 
     A clear mark is decided early: at 8, 16, 32 and 64 frames the evidence so far is decoded, and a mark found
-    there (z ≥ 20 with a valid CRC, which no real video has come near) ends the search; a video without one is
-    read to ``max_frames``."""
+    there (z ≥ 20 with a valid CRC, which no real video has come near) ends the search; so does evidence that
+    could not reach z 20 by ``max_frames`` even growing 1.5x faster than it can (``Accumulator.hopeless``)."""
     from parla.files import check_input
 
     p = check_input(path)
@@ -132,7 +133,7 @@ def verify(path: str | os.PathLike, max_frames: int = 100) -> VerifyResult:
         acc.add(frame)
         if acc.frames in CHECKPOINTS:
             d = acc.result()
-            if d.found:
+            if d.found or acc.hopeless(max_frames):
                 break
             d = None
     if acc.frames == 0:

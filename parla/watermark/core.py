@@ -13,6 +13,12 @@ stands far above the correlation at every other shift *and* the CRC-16 matches. 
 consecutive frames, images (or single frames) directly. Resizing is handled by folding at several scales,
 cropping by the shift search, a changed frame rate by the flips being seen in any pair of frames that straddles
 one (duplicated frames are skipped).
+
+The scale is read from the picture before any folding (issue 17): the mark repeats every TILE px, so the
+autocorrelation of the first frame's high-passed luma peaks at the tile's period however the video was resized
+(192 px as written, 173 after a 0.9x screen capture, 48 at a quarter); real videos show no such lattice. The fold
+runs at 1 (as written) and at the scales of the strongest lattice candidates. A fixed list of scales missed every
+resize not on it (a 0.9x screen capture: 0 of 6 clips found in the first robustness run).
 """
 
 from __future__ import annotations
@@ -38,7 +44,19 @@ AMPLITUDE = 4.0  # grey levels at a bump's peak: PSNR 42.4 dB before clipping
 # peak (PSNR 40.5 dB, still above the 40 dB bar) buys back detection margin.
 AMPLITUDE_SMALL, SMALL_SIDE = 5.0, 512
 HALF_PERIOD = 8  # frames between sign flips of the mark (320 ms at 25 fps)
-SCALES = (1.0, 2.0, 1.5, 4 / 3, 0.75)  # detector: resize by this (the frame was resized by 1/scale)
+SCALES = (1.0, 2.0, 1.5, 4 / 3, 0.75)  # a fixed list of detector scales (resize by this), for Accumulator(SCALES)
+# The lattice search: tile periods from LATTICE_MIN_PERIOD px (a quarter-size copy: 48) to half the frame, the
+# LATTICE_CANDIDATES strongest, each folded unless the resized frame would exceed FOLD_MAX_PIXELS (a quarter-size
+# copy of a 1080p video is 480x270; a lattice candidate that would blow a 1080p frame up fourfold is not one).
+LATTICE_MIN_PERIOD = 40  # a copy shrunk to 1/4.8
+# A video without a mark is let go early: after HOPELESS_AFTER frames, when even HOPELESS_MARGIN times the
+# square-root growth of its statistic could not reach PSR_THRESHOLD by the last frame (real videos: z 7.3 median,
+# 12.8 at most at 100 frames; a marked clip after CRF 35 passes 20 only at 64 frames and more).
+HOPELESS_AFTER = 32
+HOPELESS_MARGIN = 1.5
+LATTICE_MAX_PERIOD = 600  # a copy enlarged 3x
+LATTICE_CANDIDATES = 2
+FOLD_MAX_PIXELS = 4_200_000
 # z of the sync peak needed, besides a valid CRC-16. The statistic is not a calibrated Gaussian z on real video
 # (frames are correlated): on the 71 real videos of ../shared/data it reached 12.8 at most (median 7.3), marked
 # clips after CRF 28 + halving measured 32 and above (docs/responsible-use.md).
@@ -183,22 +201,74 @@ def fold(hp: np.ndarray) -> np.ndarray:
     return pad.reshape(ph // TILE, TILE, pw // TILE, TILE).sum((0, 2))
 
 
+def lattice_scales(luma: np.ndarray, n: int = LATTICE_CANDIDATES) -> list[float]:
+    """Detector scales (TILE / period) of the ``n`` strongest tile-lattice candidates in one frame's luma: peaks
+    of its high-passed autocorrelation along both axes, above the local median of that profile."""
+    cv2 = require("cv2", "core")
+    hp = highpass_luma(luma).astype(np.float32)
+    h, w = hp.shape
+    top = min(3 * min(h, w) // 4, LATTICE_MAX_PERIOD)  # at least a quarter of the frame overlaps itself
+    lags = np.arange(LATTICE_MIN_PERIOD, top + 1)
+    if len(lags) < 3:
+        return []
+    # zero-padded, so the autocorrelation is not circular; divided by the overlap at each lag
+    padded = np.zeros((cv2.getOptimalDFTSize(h + top), cv2.getOptimalDFTSize(w + top)), np.float32)
+    padded[:h, :w] = hp
+    spec = cv2.dft(padded, flags=cv2.DFT_COMPLEX_OUTPUT)
+    power = spec[..., 0] ** 2 + spec[..., 1] ** 2
+    ac = cv2.idft(np.stack([power, np.zeros_like(power)], -1), flags=cv2.DFT_SCALE | cv2.DFT_REAL_OUTPUT)
+    prof = (ac[0, lags] / (w - lags) * w + ac[lags, 0] / (h - lags) * h) / max(float(ac[0, 0]), 1e-12)
+    k = 12  # the median over +-k lags is the picture's own slowly falling correlation
+    pad = np.pad(prof, k, mode="edge")
+    base = np.median(np.lib.stride_tricks.sliding_window_view(pad, 2 * k + 1), axis=1)
+    score = prof - base
+    out: list[float] = []
+    for i in np.argsort(score)[::-1]:
+        if len(out) == n:
+            break
+        period = float(lags[i])
+        if 0 < i < len(lags) - 1:  # the peak's position to a fraction of a pixel (a parabola through 3 lags)
+            a, b, c = score[i - 1], score[i], score[i + 1]
+            if a - 2 * b + c < 0:
+                period += float(np.clip(0.5 * (a - c) / (a - 2 * b + c), -0.5, 0.5))
+        scale = TILE / period
+        if all(abs(scale / o - 1) > 0.03 for o in out):
+            out.append(scale)
+    return out
+
+
 class Accumulator:
     """Gathers frames at every candidate scale. Two statistics: the static fold of single frames (an image, or
     a frame grabbed from a video) and the fold of differences of consecutive frames (a video: the picture
-    cancels, the mark's sign flips survive). ``result()`` decodes the stronger."""
+    cancels, the mark's sign flips survive). ``result()`` decodes the stronger.
 
-    def __init__(self, scales: tuple[float, ...] = SCALES, max_diffs: int = 64) -> None:
-        self.scales, self.max_diffs = scales, max_diffs
-        self.static = {s: [] for s in scales}  # per-frame folds (polarity unknown)
-        self.diffs = {s: [] for s in scales}
+    ``scales``: None reads them from the first frame (1, the written size, and the tile-lattice candidates,
+    ``lattice_scales``); a tuple fixes them."""
+
+    def __init__(self, scales: tuple[float, ...] | None = None, max_diffs: int = 64) -> None:
+        self.max_diffs = max_diffs
+        self.scales: tuple[float, ...] = ()
+        self.static: dict[float, list[np.ndarray]] = {}  # per-frame folds (polarity unknown)
+        self.diffs: dict[float, list[np.ndarray]] = {}
+        if scales is not None:
+            self._use(scales)
         self.prev: np.ndarray | None = None
         self.frames = 0
+        self.diff_z = 0.0
+
+    def _use(self, scales: tuple[float, ...]) -> None:
+        self.scales = scales
+        self.static = {s: [] for s in scales}
+        self.diffs = {s: [] for s in scales}
 
     def add(self, frame: np.ndarray) -> None:
         # Luma first: it is linear, like the resizes and the difference after it, so folding the luma of the
         # resized frame and resizing the luma give the same numbers, at a third of the resizing work.
         f = _luma(frame)
+        if not self.scales:
+            h, w = f.shape
+            found = [s for s in lattice_scales(f) if abs(s - 1.0) > 0.03 and s * s * h * w <= FOLD_MAX_PIXELS]
+            self._use((1.0, *found))
         if self.frames < 4:  # a few single frames are enough for the static statistic
             for s, folded in zip(self.scales, _fold_all(f, self.scales), strict=True):
                 self.static[s].append(folded)
@@ -212,13 +282,24 @@ class Accumulator:
 
     def result(self) -> Detection:
         best = Detection(False, None, 0.0, 0.0, 1.0, (0, 0))
+        self.diff_z = 0.0
         for s in self.scales:
             for folds, threshold in ((self.diffs[s], PSR_THRESHOLD), (self.static[s], PSR_THRESHOLD_IMAGE)):
                 if folds:
                     d = decode_folds(folds, s, threshold)
+                    if threshold == PSR_THRESHOLD:
+                        self.diff_z = max(self.diff_z, d.psr)
                     if d.found > best.found or (d.found == best.found and d.psr > best.psr):
                         best = d
         return best
+
+    def hopeless(self, max_frames: int) -> bool:
+        """After ``result()``: no mark can reach the threshold by ``max_frames``. The video statistic grows like
+        the square root of the frames read; given HOPELESS_MARGIN times that growth, it would still fall short."""
+        if self.frames < HOPELESS_AFTER or self.frames >= max_frames:
+            return False
+        grown = self.diff_z * np.sqrt(max_frames / self.frames) * HOPELESS_MARGIN
+        return bool(grown < PSR_THRESHOLD)
 
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
