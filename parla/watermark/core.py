@@ -55,6 +55,11 @@ LATTICE_MIN_PERIOD = 40  # a copy shrunk to 1/4.8
 HOPELESS_AFTER = 32
 HOPELESS_MARGIN = 1.5
 LATTICE_MAX_PERIOD = 600  # a copy enlarged 3x
+LATTICE_MIN_OVERLAP = 32  # px of the frame that overlap it shifted by the period (a 230-px screen capture of a 256²
+# clip: period 173)
+TINY_FRAME = 40_000  # and frames this small at 4 too (a quarter-size copy of a clip up to 800²)
+SMALL_FRAME = 400_000  # px: frames this small are also folded at the fixed SCALES (cheap there; a half-size copy of a
+# 256² clip is 128² with a 96-px period, too little picture for the lattice to show)
 LATTICE_CANDIDATES = 2
 FOLD_MAX_PIXELS = 4_200_000
 # z of the sync peak needed, besides a valid CRC-16. The statistic is not a calibrated Gaussian z on real video
@@ -207,7 +212,7 @@ def lattice_scales(luma: np.ndarray, n: int = LATTICE_CANDIDATES) -> list[float]
     cv2 = require("cv2", "core")
     hp = highpass_luma(luma).astype(np.float32)
     h, w = hp.shape
-    top = min(3 * min(h, w) // 4, LATTICE_MAX_PERIOD)  # at least a quarter of the frame overlaps itself
+    top = min(min(h, w) - LATTICE_MIN_OVERLAP, LATTICE_MAX_PERIOD)
     lags = np.arange(LATTICE_MIN_PERIOD, top + 1)
     if len(lags) < 3:
         return []
@@ -226,6 +231,15 @@ def lattice_scales(luma: np.ndarray, n: int = LATTICE_CANDIDATES) -> list[float]
     for i in np.argsort(score)[::-1]:
         if len(out) == n:
             break
+        # a multiple of the period peaks too (the lattice repeats): step down to the fundamental when a peak
+        # at a half or a third of this lag is at least half as strong
+        for d in (3, 2):
+            j = int(round((lags[i]) / d)) - LATTICE_MIN_PERIOD
+            if j >= 1 and j + 1 < len(lags):
+                j = j - 1 + int(np.argmax(score[j - 1 : j + 2]))
+                if score[j] >= 0.5 * score[i]:
+                    i = j
+                    break
         period = float(lags[i])
         if 0 < i < len(lags) - 1:  # the peak's position to a fraction of a pixel (a parabola through 3 lags)
             a, b, c = score[i - 1], score[i], score[i + 1]
@@ -267,8 +281,9 @@ class Accumulator:
         f = _luma(frame)
         if not self.scales:
             h, w = f.shape
-            found = [s for s in lattice_scales(f) if abs(s - 1.0) > 0.03 and s * s * h * w <= FOLD_MAX_PIXELS]
-            self._use((1.0, *found))
+            fixed = (*SCALES, 4.0) if h * w <= TINY_FRAME else SCALES if h * w <= SMALL_FRAME else (1.0,)
+            found = [s for s in lattice_scales(f) if s * s * h * w <= FOLD_MAX_PIXELS]
+            self._use((*fixed, *(s for s in found if all(abs(s / o - 1) > 0.03 for o in fixed))))
         if self.frames < 4:  # a few single frames are enough for the static statistic
             for s, folded in zip(self.scales, _fold_all(f, self.scales), strict=True):
                 self.static[s].append(folded)
