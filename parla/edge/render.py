@@ -34,7 +34,7 @@ class Portrait:
     alignment: Alignment
     landmarks: np.ndarray  # (68, 2) in crop pixels
     source_lr: np.ndarray  # the crop at the refiner's resolution
-    closed: ClosedCopy | None = None  # for a photo whose lips are apart: the same with the lips closed
+    mouths: tuple[MouthCopy, ...] = ()  # for a photo whose lips are apart: copies with the gap cut (the last closed)
 
     @classmethod
     def from_landmarks(cls, image: np.ndarray, landmarks: np.ndarray, res: int) -> Portrait:
@@ -50,7 +50,7 @@ class Portrait:
                 alignment.scale,
             )
         lms = alignment.to_crop(landmarks).astype(np.float64)
-        return cls(image, crop, alignment, lms, downsize(crop, res), ClosedCopy.of(image, crop, alignment, lms, res))
+        return cls(image, crop, alignment, lms, downsize(crop, res), MouthCopy.all(image, crop, alignment, lms, res))
 
     @classmethod
     def from_image(
@@ -69,27 +69,31 @@ class Portrait:
 
 
 @dataclass
-class ClosedCopy:
-    """The portrait with its lips closed (``parla.face.mouth``): the second source the renderer warps from when
-    the driving shape closes the lips further than the open photo can be squeezed."""
+class MouthCopy:
+    """The portrait with its lip gap cut to ``fraction`` (``parla.face.mouth``; 0: closed): another source the
+    renderer warps from when the driving shape closes the lips further than the photo can be squeezed."""
 
+    fraction: float
     image: np.ndarray
     crop: np.ndarray
     landmarks: np.ndarray
     source_lr: np.ndarray
 
     @classmethod
-    def of(
+    def all(
         cls, image: np.ndarray, crop: np.ndarray, alignment: Alignment, landmarks: np.ndarray, res: int
-    ) -> ClosedCopy | None:
-        from parla.face.mouth import LipCloser, closed_crop, closed_image, needs_closed_copy
+    ) -> tuple[MouthCopy, ...]:
+        from parla.face.mouth import COPY_FRACTIONS, LipCloser, closed_crop, closed_image, needs_closed_copy
         from parla.face.warp import downsize
 
         if not needs_closed_copy(landmarks):
-            return None
-        closer = LipCloser(landmarks, crop)
-        c = closed_crop(crop, closer)
-        return cls(closed_image(image, alignment, closer), c, closer.landmarks(landmarks), downsize(c, res))
+            return ()
+        out = []
+        for q in COPY_FRACTIONS:
+            closer = LipCloser(landmarks, crop, fraction=q)
+            c = closed_crop(crop, closer)
+            out.append(cls(q, closed_image(image, alignment, closer), c, closer.landmarks(landmarks), downsize(c, res)))
+        return tuple(out)
 
 
 SOFT_UPSCALE = 2.5  # crop px per photo px above which the face is enlarged enough to look soft (issue 16)
@@ -142,42 +146,44 @@ class FrameRenderer:
         self.res = int(refiner.input_shape[-1])
         self.stages = list(stages)
         self.timer = timer or StageTimer()
-        closed = portrait.closed.image if portrait.closed is not None else None
-        self.composite = NativeCompositor(portrait.image, portrait.alignment, closed_image=closed)
+        self.composite = NativeCompositor(
+            portrait.image, portrait.alignment, copies=tuple(m.image for m in portrait.mouths)
+        )
+        self.fractions = tuple(m.fraction for m in portrait.mouths)
 
     def render(self, fm) -> np.ndarray:
         from parla.face.composite import paint_region
-        from parla.face.mouth import close_weight
+        from parla.face.mouth import source_weights
         from parla.face.warp import warp_inputs
 
         p, t0 = self.portrait, time.perf_counter()
         drv = self.basis.drive(p.landmarks, fm.coeffs, fm.pose, fm.blink, fm.mouth_close)
-        # lips apart in the photo: as the speech closes them, warp the closed copy instead (blended in between)
-        c = close_weight(p.landmarks, drv) if p.closed is not None else 0.0
-        maps = closed = None
-        if c < 1.0:
-            _, w_lr, cond, maps = warp_inputs(p.crop, p.landmarks, drv, self.res)
-            source_lr = p.source_lr
-        if c > 0.0:
-            assert p.closed is not None
-            _, c_lr, cond, c_maps = warp_inputs(p.closed.crop, p.closed.landmarks, drv, self.res)
-            closed = (*c_maps, c)
-            w_lr = c_lr if maps is None else _mix(w_lr, c_lr, c)
-            source_lr = p.closed.source_lr if maps is None else _mix(p.source_lr, p.closed.source_lr, c)
+        # lips apart in the photo: as the speech closes them, warp a copy with less gap (two blended at hand-overs)
+        chosen = source_weights(p.landmarks, drv, self.fractions) if p.mouths else [(0, 1.0)]
+        sources, w_lr, source_lr = [], None, None
+        for i, weight in chosen:
+            crop, lms, lr = (p.crop, p.landmarks, p.source_lr) if i == 0 else _copy(p.mouths[i - 1])
+            _, lo, cond, (mx, my) = warp_inputs(crop, lms, drv, self.res)
+            sources.append((i, mx, my, weight))
+            w_lr = lo if w_lr is None else _mix(w_lr, lo, weight)
+            source_lr = lr if source_lr is None else _mix(source_lr, lr, weight)
         x = to_input(w_lr, source_lr, cond)
         t1 = time.perf_counter()
         y = self.refiner.run(x)[0]
         t2 = time.perf_counter()
         change = y[:3] - x[0, :3] if self.mode == "full" else y[3:4] * (y[:3] - x[0, :3])
         region = paint_region(drv, self.res, p.crop.shape[0])
-        mx, my = maps if maps is not None else (None, None)
-        frame = self.composite(mx, my, change.transpose(1, 2, 0) * (127.5 * region[..., None]), closed=closed)
+        frame = self.composite.sources(sources, change.transpose(1, 2, 0) * (127.5 * region[..., None]))
         for stage in self.stages:
             frame = stage(frame, fm.index)
         self.timer.add("warp", (t1 - t0) * 1e3)
         self.timer.add("refiner", (t2 - t1) * 1e3)
         self.timer.add("paste_back", (time.perf_counter() - t2) * 1e3)
         return frame
+
+
+def _copy(m: MouthCopy) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return m.crop, m.landmarks, m.source_lr
 
 
 def _mix(a: np.ndarray, b: np.ndarray, weight: float) -> np.ndarray:

@@ -53,9 +53,11 @@ class NativeCompositor:
     for the smooth map) and the feathered blend weights, computed once; per frame, the photo warped at its own
     resolution plus the refiner's painted change, blended into the photo in one OpenCV pass."""
 
-    def __init__(self, image: np.ndarray, alignment: Alignment, *, closed_image: np.ndarray | None = None) -> None:
+    def __init__(self, image: np.ndarray, alignment: Alignment, *, copies: tuple[np.ndarray, ...] = ()) -> None:
+        """``copies``: other versions of the photo (same size and face; the lip copies of ``parla.face.mouth``)
+        that ``sources`` may remap instead of, or blended with, the photo."""
         self.cv2 = cv2 = require("cv2", "core")
-        self.image, self.alignment, self.closed_image = image, alignment, closed_image
+        self.image, self.alignment, self.images = image, alignment, (image, *copies)
         fp = footprint(image.shape, alignment)
         self.empty = fp is None
         if fp is None:
@@ -97,29 +99,22 @@ class NativeCompositor:
             (m[1, 0] * gx + m[1, 1] * gy + m[1, 2]).astype(np.float32),
         )
 
-    def __call__(
-        self,
-        mx: np.ndarray | None,
-        my: np.ndarray | None,
-        change: np.ndarray | None,
-        *,
-        closed: tuple[np.ndarray, np.ndarray, float] | None = None,
-    ) -> np.ndarray:
+    def __call__(self, mx: np.ndarray, my: np.ndarray, change: np.ndarray | None) -> np.ndarray:
         """A copy of the photo with the face warped by the crop-space backward map (``mx``, ``my``: crop x, y
-        sampled by each crop pixel) and ``change`` ((r, r, 3) float, grey levels, crop-aligned) added.
-        ``closed``: the closed-lip copy's map and its weight (1: that copy alone, ``mx``/``my`` may be None)."""
+        sampled by each crop pixel) and ``change`` ((r, r, 3) float, grey levels, crop-aligned) added."""
+        return self.sources([(0, mx, my, 1.0)], change)
+
+    def sources(self, sources: list[tuple[int, np.ndarray, np.ndarray, float]], change: np.ndarray | None) -> np.ndarray:
+        """As ``__call__`` for one or two (image index, map x, map y, weight) warped and blended (weights sum to
+        1; each later one is mixed in by its weight)."""
         out = self.image.copy()
         if self.empty:
             return out
-        patches = []
-        if mx is not None and my is not None:
-            patches.append(self._warped(self.image, mx, my))
-        if closed is not None:
-            assert self.closed_image is not None
-            cmx, cmy, weight = closed
-            c = self._warped(self.closed_image, cmx, cmy)
-            patches.append(c if not patches else self.cv2.addWeighted(patches[0], 1.0 - weight, c, weight, 0.0))
-        patch = patches[-1]
+        patch = None
+        for i, mx, my, weight in sources:
+            warped = self._warped(self.images[i], mx, my)
+            patch = warped if patch is None else self.cv2.addWeighted(patch, 1.0 - weight, warped, weight, 0.0)
+        assert patch is not None
         if change is not None:
             if self.grey:
                 change = np.repeat(change.mean(axis=2, keepdims=True), 3, axis=2)

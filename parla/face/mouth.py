@@ -17,8 +17,15 @@ import numpy as np
 
 from parla.errors import require
 from parla.face.landmarks import INNER_LIP_PAIRS, interocular
+from parla.face.warp import MIN_COMPRESSION
 
-OPEN_AT_REST = 0.05  # inner-lip gap / inter-ocular distance above which a photo gets a closed copy
+OPEN_AT_REST = 0.05  # inner-lip gap / inter-ocular distance above which a photo gets lip copies
+# The copies: the photo with its lip gap cut to these fractions (the lips slide over the teeth; 0: they meet).
+# With the photo itself (1) each covers what the warp can show from it without squeezing past MIN_COMPRESSION:
+# the photo f >= 0.5, the quarter copy 0.125..0.5, the closed one below. A single closed copy made every slightly
+# open frame of speech look shut (eval p16: the driving lips 0.05-0.1 apart showed as closed, sync 0.43 -> 0.36).
+COPY_FRACTIONS = (0.25, 0.0)
+BLEND_BAND = 0.2  # around each hand-over (0.5, 0.125 of the photo's gap), +-this fraction of it is blended
 SEAM = 0.4  # where the lips meet, as a fraction of the gap from the upper inner lip (the lower lip travels more)
 # The inner-lip landmarks sit on the lip's wet edge or a little inside it, on the teeth: the seam joins the lips
 # this fraction of each lip's thickness further out, so no tooth edge is left in the closed copy (p16: white
@@ -35,11 +42,6 @@ LIP_KEEP = 0.2  # and at least this much of the lip stays
 # CREASE_WIDTH crop pixels (Gaussian sigma) and tapering to nothing at the mouth corners.
 CREASE_DEPTH = 0.45
 CREASE_WIDTH = 1.2
-# Per frame, the fraction of the photo's own gap left in the driving shape: at FULL_OPEN and above the open photo
-# is warped alone (it reaches down to MIN_COMPRESSION = 0.5 of its gap), at FULL_CLOSED and below the closed copy
-# alone, in between the two warps are blended.
-FULL_OPEN = 0.6
-FULL_CLOSED = 0.3
 
 UPPER_OUTER = (48, 49, 50, 51, 52, 53, 54)
 LOWER_OUTER = (48, 59, 58, 57, 56, 55, 54)
@@ -56,23 +58,36 @@ def needs_closed_copy(landmarks: np.ndarray) -> bool:
     return gap(landmarks) > OPEN_AT_REST * float(interocular(landmarks))
 
 
-def close_weight(source: np.ndarray, driving: np.ndarray) -> float:
-    """0: warp the open photo; 1: warp the closed copy; between: blend, by how far the driving shape's lip gap
-    has fallen below what the open photo can show."""
+def source_weights(source: np.ndarray, driving: np.ndarray, fractions: tuple[float, ...]) -> list[tuple[int, float]]:
+    """Which sources a frame is warped from, with their blend weights (at most two, summing to 1): index 0 is the
+    photo (its own gap), i > 0 the copy of ``fractions[i - 1]``, chosen by the driving shape's lip gap as a
+    fraction of the photo's."""
     g = gap(source)
-    if g <= 0:
-        return 0.0
-    f = gap(driving) / g
-    return float(np.clip((FULL_OPEN - f) / (FULL_OPEN - FULL_CLOSED), 0.0, 1.0))
+    f = gap(driving) / g if g > 0 else 1.0
+    levels = (1.0, *fractions)
+    for i in range(len(levels) - 1):
+        hand_over = MIN_COMPRESSION * levels[i]  # the lowest gap source i shows unsqueezed
+        hi, lo = hand_over * (1 + BLEND_BAND), hand_over * (1 - BLEND_BAND)
+        if f >= hi:
+            return [(i, 1.0)]
+        if f > lo:
+            w = (hi - f) / (hi - lo)
+            return [(i, 1.0 - w), (i + 1, w)]
+    return [(len(levels) - 1, 1.0)]
 
 
 class LipCloser:
     """The seam map of one face, from its landmarks (any pixel frame in which the face is upright): ``source_y``
-    says where an output pixel samples, ``landmarks`` where the points land in the closed copy."""
+    says where an output pixel samples, ``landmarks`` where the points land in the copy.
 
-    def __init__(self, landmarks: np.ndarray, image: np.ndarray | None = None) -> None:
+    ``fraction`` of the lip gap is kept: the upper lip moves down and the lower lip up, each carrying the inside of
+    the mouth next to it (the teeth they uncover), and the middle of the inside is cut out at the seam; 0 closes
+    the lips, with a crease."""
+
+    def __init__(self, landmarks: np.ndarray, image: np.ndarray | None = None, fraction: float = 0.0) -> None:
         """``image``: the picture the landmarks are in (RGB uint8); with it, the lips' inner edges are found in
         the pixels where the detector put them on the teeth."""
+        self.fraction = float(fraction)
         lm = landmarks.astype(np.float64)
         self.x0, self.x1 = float(lm[60, 0]), float(lm[64, 0])
         xs = np.linspace(self.x0, self.x1, 64)
@@ -94,7 +109,7 @@ class LipCloser:
             return np.interp(x, self.xs, v)
 
         y_u, y_l, y_s, y_uo, y_lo = at(self.y_u), at(self.y_l), at(self.y_s), at(self.y_uo), at(self.y_lo)
-        d_u, d_l = y_s - y_u, y_l - y_s
+        d_u, d_l = (1.0 - self.fraction) * (y_s - y_u), (1.0 - self.fraction) * (y_l - y_s)
         return y_u, y_l, y_s, y_uo, y_lo, d_u, d_l
 
     def source_y(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -124,15 +139,18 @@ class LipCloser:
         return out
 
     def shade(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """The crease: a factor (<= 1) for output pixels (x, y) of the closed copy."""
+        """The crease: a factor (<= 1) for output pixels (x, y) of the closed copy (1 where the lips stay apart)."""
         x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+        if self.fraction > 0:
+            return np.ones_like(y)
         t = np.clip((x - self.x0) / max(self.x1 - self.x0, 1e-6), 0.0, 1.0)
         taper = np.interp(t, np.linspace(0.0, 1.0, 65), _taper(65))
         d = y - np.interp(x, self.xs, self.y_s)
         return 1.0 - CREASE_DEPTH * taper * np.exp(-0.5 * (d / CREASE_WIDTH) ** 2)
 
     def landmarks(self, landmarks: np.ndarray) -> np.ndarray:
-        """Where each point of the open face lands in the closed copy (the inner lips on the seam)."""
+        """Where each point of the open face lands in the copy (the inner lips on the lips' edges, which meet on the
+        seam in the closed copy)."""
         out = landmarks.astype(np.float64).copy()
         for i, (x, y) in enumerate(out):
             if not (self.x0 < x < self.x1 and self.top < y < self.bottom):
@@ -143,8 +161,9 @@ class LipCloser:
             k = int(np.argmin(np.abs(src - y)))
             out[i, 1] = grid[k]
         for u, d in INNER_LIP_PAIRS:
-            seam = float(np.interp(out[u, 0], self.xs, self.y_s))
-            out[u, 1] = out[d, 1] = seam
+            y_u, _, _, _, _, d_u, _ = (float(v[0]) for v in self._knots(np.array([out[u, 0]])))
+            _, y_l, _, _, _, _, d_l = (float(v[0]) for v in self._knots(np.array([out[d, 0]])))
+            out[u, 1], out[d, 1] = y_u + d_u, y_l - d_l
         return out
 
 
