@@ -15,6 +15,12 @@ and each result goes through `parla verify`'s two readers: the watermark (found 
 ../shared/data/train/videos. Eval data is only measured here, never trained on.
 
     python benchmarks/provenance_eval.py --out benchmarks/results/provenance [--portraits p01 p02] [--speech s01]
+
+Split over processes (one per core), then joined:
+
+    python benchmarks/provenance_eval.py --portraits p01 … p09 --skip-real --out A &
+    python benchmarks/provenance_eval.py --portraits p10 … p18 --out B
+    python benchmarks/provenance_eval.py --merge A/provenance.json B/provenance.json --out benchmarks/results/provenance
 """
 
 from __future__ import annotations
@@ -115,14 +121,29 @@ def main() -> int:
     ap.add_argument("--speech", nargs="*", default=list(SPEECH))
     ap.add_argument("--skip-real", action="store_true")
     ap.add_argument("--out", default="benchmarks/results/provenance")
+    ap.add_argument("--merge", nargs="*", default=None, help="join these provenance.json files instead of running")
     args = ap.parse_args()
     from parla.export.parity import machine
 
+    if args.merge:
+        parts = [json.loads(Path(f).read_text()) for f in args.merge]
+        return report([r for p in parts for r in p["rows"]], [r for p in parts for r in p["real"]], Path(args.out),
+                      parts[0]["machine"])  # fmt: skip
     portraits = sorted((DATA / "eval" / "portraits").iterdir())
     if args.portraits:
         portraits = [p for p in portraits if p.stem.split("_")[0] in args.portraits]
     with tempfile.TemporaryDirectory() as tmp:
         rows = generated(portraits, args.speech, Path(tmp))
+    real = []
+    if not args.skip_real:
+        for folder in (DATA / "eval" / "videos", DATA / "train" / "videos"):
+            for v in sorted(folder.iterdir()):
+                if v.suffix.lower() in (".mp4", ".mpg", ".mov", ".mkv", ".webm", ".avi"):
+                    real.append({"video": f"{folder.parent.name}/{v.name}", **check(v)})
+    return report(rows, real, Path(args.out), machine())
+
+
+def report(rows: list[dict], real: list[dict], out: Path, machine: str) -> int:
     summary = {}
     for name in TRANSFORMS:
         got = [r[name] for r in rows if name in r]
@@ -135,14 +156,8 @@ def main() -> int:
             },
             "verify_s_median": round(float(np.median([g["verify_s"] for g in got])), 2) if got else None,
         }
-    real = []
-    if not args.skip_real:
-        for folder in (DATA / "eval" / "videos", DATA / "train" / "videos"):
-            for v in sorted(folder.iterdir()):
-                if v.suffix.lower() in (".mp4", ".mpg", ".mov", ".mkv", ".webm", ".avi"):
-                    real.append({"video": f"{folder.parent.name}/{v.name}", **check(v)})
-    report = {
-        "machine": machine(),
+    result = {
+        "machine": machine,
         "summary": summary,
         "real_videos": len(real),
         "real_flagged": sum(r["watermark"] for r in real),
@@ -150,10 +165,9 @@ def main() -> int:
         "rows": rows,
         "real": real,
     }
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "provenance.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in report.items() if k not in ("rows", "real")}, indent=2))
+    (out / "provenance.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k not in ("rows", "real")}, indent=2))
     return 0
 
 
