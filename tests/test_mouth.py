@@ -101,7 +101,7 @@ def test_the_quarter_copy_keeps_a_quarter_of_the_gap(portrait):
 
 def test_a_closed_mouthed_photo_gets_no_copy():
     """Landmarks with the lips together: nothing to close, no second source (no cost per frame)."""
-    from parla.face.mouth import needs_closed_copy
+    from parla.face.mouth import needs_copies
 
     lm = np.zeros((68, 2))
     lm[36:42] = [100, 100]
@@ -109,7 +109,7 @@ def test_a_closed_mouthed_photo_gets_no_copy():
     lm[48:60, 0] = np.linspace(100, 160, 12)
     lm[48:68, 1] = 170
     lm[60:68, 0] = [104, 115, 130, 145, 156, 145, 130, 115]  # 61/67, 62/66, 63/65 one above the other
-    assert not needs_closed_copy(lm) and gap(lm) == 0.0
+    assert not needs_copies(lm) and gap(lm) == 0.0
 
 
 def test_lip_edges_are_found_where_the_detector_sits_on_the_teeth():

@@ -83,10 +83,10 @@ class MouthCopy:
     def all(
         cls, image: np.ndarray, crop: np.ndarray, alignment: Alignment, landmarks: np.ndarray, res: int
     ) -> tuple[MouthCopy, ...]:
-        from parla.face.mouth import COPY_FRACTIONS, LipCloser, closed_crop, closed_image, needs_closed_copy
+        from parla.face.mouth import COPY_FRACTIONS, LipCloser, closed_crop, closed_image, needs_copies
         from parla.face.warp import downsize
 
-        if not needs_closed_copy(landmarks):
+        if not needs_copies(landmarks):
             return ()
         out = []
         for q in COPY_FRACTIONS:
@@ -167,6 +167,7 @@ class FrameRenderer:
             sources.append((i, mx, my, weight))
             w_lr = lo if w_lr is None else _mix(w_lr, lo, weight)
             source_lr = lr if source_lr is None else _mix(source_lr, lr, weight)
+        assert w_lr is not None and source_lr is not None  # ``chosen`` is never empty
         x = to_input(w_lr, source_lr, cond)
         t1 = time.perf_counter()
         y = self.refiner.run(x)[0]

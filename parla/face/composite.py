@@ -104,7 +104,9 @@ class NativeCompositor:
         sampled by each crop pixel) and ``change`` ((r, r, 3) float, grey levels, crop-aligned) added."""
         return self.sources([(0, mx, my, 1.0)], change)
 
-    def sources(self, sources: list[tuple[int, np.ndarray, np.ndarray, float]], change: np.ndarray | None) -> np.ndarray:
+    def sources(
+        self, sources: list[tuple[int, np.ndarray, np.ndarray, float]], change: np.ndarray | None
+    ) -> np.ndarray:
         """As ``__call__`` for one or two (image index, map x, map y, weight) warped and blended (weights sum to
         1; each later one is mixed in by its weight)."""
         out = self.image.copy()

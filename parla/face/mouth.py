@@ -1,14 +1,14 @@
-"""A closed-lip copy of an open-mouthed photo (issue 15): the second source the renderer warps from when the
-speech needs the lips to meet.
+"""Lip copies of an open-mouthed photo (issue 15): the other sources the renderer warps from when the speech
+brings the lips closer than the photo can be squeezed.
 
 The spline warp squeezes a lip gap at most 2:1 (``parla.face.warp.MIN_COMPRESSION``, the guard against folds),
-so a portrait whose lips are apart at rest never shows them touching, and its teeth stay in view on every /p b m/.
-No smooth map can remove a mouth's interior; a map with a seam can. Per image column across the mouth, a
-piecewise-linear vertical map moves the upper lip down and the lower lip up until their inner edges meet at a
-seam, dropping the interior (teeth, tongue, dark) between them; the skin from the lips to the nose and to below the
-chin stretches to make up the distance. It is computed once per portrait, per pixel (the seam stays sharp), for
-the aligned crop and for the photo at its own resolution; ``close_weight`` then says, per frame, how much of the
-closed copy the driving shape needs.
+so a portrait whose lips are apart at rest never showed them touching, and its teeth stayed in view on every
+/p b m/. No smooth map can remove a mouth's interior; a map with a seam can. Per image column across the mouth, a
+piecewise-linear vertical map moves the upper lip down and the lower lip up, each carrying the inside of the mouth
+next to it, and cuts the middle of the inside out at a seam (for the closed copy: all of it, the lips meet); the
+skin from the lips to the nose and to below the chin stretches to make up the distance. Each copy is computed once
+per portrait, per pixel (the seam stays sharp), for the aligned crop and for the photo at its own resolution;
+``source_weights`` then says, per frame, which one or two sources the driving shape needs.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def gap(landmarks: np.ndarray) -> float:
     return float(np.mean([np.linalg.norm(landmarks[u] - landmarks[d]) for u, d in INNER_LIP_PAIRS]))
 
 
-def needs_closed_copy(landmarks: np.ndarray) -> bool:
+def needs_copies(landmarks: np.ndarray) -> bool:
     return gap(landmarks) > OPEN_AT_REST * float(interocular(landmarks))
 
 
