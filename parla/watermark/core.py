@@ -44,24 +44,27 @@ AMPLITUDE = 4.0  # grey levels at a bump's peak: PSNR 42.4 dB before clipping
 # peak (PSNR 40.5 dB, still above the 40 dB bar) buys back detection margin.
 AMPLITUDE_SMALL, SMALL_SIDE = 5.0, 512
 HALF_PERIOD = 8  # frames between sign flips of the mark (320 ms at 25 fps)
-SCALES = (1.0, 2.0, 1.5, 4 / 3, 0.75)  # a fixed list of detector scales (resize by this), for Accumulator(SCALES)
-# The lattice search: tile periods from LATTICE_MIN_PERIOD px (a quarter-size copy: 48) to half the frame, the
-# LATTICE_CANDIDATES strongest, each folded unless the resized frame would exceed FOLD_MAX_PIXELS (a quarter-size
-# copy of a 1080p video is 480x270; a lattice candidate that would blow a 1080p frame up fourfold is not one).
-LATTICE_MIN_PERIOD = 40  # a copy shrunk to 1/4.8
+SCALES = (1.0, 2.0, 1.5, 4 / 3, 0.75)  # fixed detector scales (resize by this), for small frames
+# The lattice search (``lattice_scales``): tile periods from LATTICE_MIN_PERIOD px (a copy shrunk to 1/4.8) to
+# LATTICE_MAX_PERIOD (enlarged 3x) or as far as LATTICE_MIN_OVERLAP px of the frame still overlap it shifted by the
+# period (a 230-px screen capture of a 256² clip: period 173); the LATTICE_CANDIDATES strongest are folded unless
+# the resized frame would exceed FOLD_MAX_PIXELS (a quarter-size copy of a 1080p video is 480x270; a candidate that
+# would blow a 1080p frame up fourfold is not one).
+LATTICE_MIN_PERIOD = 40
+LATTICE_MAX_PERIOD = 600
+LATTICE_MIN_OVERLAP = 32
+LATTICE_CANDIDATES = 2
+FOLD_MAX_PIXELS = 4_200_000
+# Frames up to SMALL_FRAME px are also folded at the fixed SCALES (cheap there; a half-size copy of a 256² clip is
+# 128² with a 96-px period, too little picture for the lattice to show), up to TINY_FRAME px at 4x too (a
+# quarter-size copy of a clip up to 800²).
+SMALL_FRAME = 400_000
+TINY_FRAME = 40_000
 # A video without a mark is let go early: after HOPELESS_AFTER frames, when even HOPELESS_MARGIN times the
 # square-root growth of its statistic could not reach PSR_THRESHOLD by the last frame (real videos: z 7.3 median,
 # 12.8 at most at 100 frames; a marked clip after CRF 35 passes 20 only at 64 frames and more).
 HOPELESS_AFTER = 32
 HOPELESS_MARGIN = 1.5
-LATTICE_MAX_PERIOD = 600  # a copy enlarged 3x
-LATTICE_MIN_OVERLAP = 32  # px of the frame that overlap it shifted by the period (a 230-px screen capture of a 256²
-# clip: period 173)
-TINY_FRAME = 40_000  # and frames this small at 4 too (a quarter-size copy of a clip up to 800²)
-SMALL_FRAME = 400_000  # px: frames this small are also folded at the fixed SCALES (cheap there; a half-size copy of a
-# 256² clip is 128² with a 96-px period, too little picture for the lattice to show)
-LATTICE_CANDIDATES = 2
-FOLD_MAX_PIXELS = 4_200_000
 # z of the sync peak needed, besides a valid CRC-16. The statistic is not a calibrated Gaussian z on real video
 # (frames are correlated): on the 71 real videos of ../shared/data it reached 12.8 at most (median 7.3), marked
 # clips after CRF 28 + halving measured 32 and above (docs/responsible-use.md).
