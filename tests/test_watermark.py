@@ -124,3 +124,42 @@ def test_provenance_tags_and_watermark_off(tmp_path, face_path, speech_path, cap
     with av.open(str(off)) as c:
         assert dict(c.metadata)["parla_watermark"] == "off"
     assert not verify(off).found
+
+
+@pytest.mark.parametrize("factor", [0.9, 0.62])
+def test_the_scale_is_read_from_the_tile_lattice(portrait, factor):
+    """A marked frame resized by a factor no fixed scale list holds: the lattice's period gives the scale back
+    (to 1 %), and an unmarked frame shows no such peak at that scale."""
+    import cv2
+
+    from parla.watermark.core import lattice_scales
+
+    frame = cv2.resize(portrait, (1280, 720))
+    marked = cv2.resize(Embedder(0x5ABCDE)(frame, 0), None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+    luma = marked.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    assert lattice_scales(luma)[0] == pytest.approx(1 / factor, rel=0.01)
+    plain = cv2.resize(frame, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA).astype(np.float32)
+    assert all(abs(s * factor - 1) > 0.01 for s in lattice_scales(plain @ np.array([0.299, 0.587, 0.114], np.float32)))
+
+
+def test_screen_capture_copy_is_found(tmp_path, portrait):
+    """0.9x, blur and noise (what a screen capture does) on a 640² clip: found, at the scale that undoes it."""
+    import cv2
+
+    wm = Watermarker("test-model", install=0x321)
+    rng = np.random.default_rng(0)
+    frames = [wm(f, i) for i, f in enumerate(_clip(cv2.resize(portrait, (720, 720)), 40, 640))]
+    shot = [cv2.GaussianBlur(cv2.resize(f, None, fx=0.9, fy=0.9, interpolation=cv2.INTER_LINEAR), (0, 0), 0.8)
+            for f in frames]  # fmt: skip
+    noisy = [np.clip(f + rng.normal(0, 2, f.shape), 0, 255).astype(np.uint8) for f in shot]
+    r = verify(_write(noisy, tmp_path / "screen.mp4", crf=23))
+    assert r.found and r.payload["raw"] == wm.tag and r.scale == pytest.approx(1 / 0.9, rel=0.02)
+
+
+def test_real_video_is_let_go_early():
+    """A real talking video (no mark) is decided after 32 frames, not read to the 100th: its evidence could not
+    reach the threshold even growing 1.5x faster than it can."""
+    from .conftest import shared
+
+    r = verify(shared("eval", "videos", "v01_sadtalker_WDA_AlexandriaOcasioCortez_000.mp4"))
+    assert not r.found and r.frames == 32
