@@ -17,10 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from parla.errors import ParlaError
-from parla.watermark.core import AMPLITUDE, Accumulator, Detection, Embedder, crc8  # noqa: F401
+from parla.watermark.core import AMPLITUDE, GENERATOR_ID, Accumulator, Detection, Embedder, crc8  # noqa: F401
 
 log = logging.getLogger(__name__)
-GENERATOR_ID = 0x5  # "Parla"
 GENERATORS = {GENERATOR_ID: "Parla"}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
