@@ -163,3 +163,25 @@ def test_real_video_is_let_go_early():
 
     r = verify(shared("eval", "videos", "v01_sadtalker_WDA_AlexandriaOcasioCortez_000.mp4"))
     assert not r.found and r.frames == 32
+
+
+def test_chase_decoding_repairs_two_weak_bits_of_a_known_generator():
+    """Two of the 40 bits read wrong but weak: plain decoding fails the CRC, Chase decoding (video statistic only)
+    recovers the payload; the same damage to a word of an unknown generator is not 'repaired' into a detection."""
+    from parla.watermark.core import LAYOUT, _cells_to_tile, read_bits
+
+    def tile(payload: int, wrong: tuple[int, ...]) -> np.ndarray:
+        v = np.zeros(256)
+        v[LAYOUT.sync] = LAYOUT.sync_sign
+        bits = payload_bits(payload)
+        strength = np.ones(len(bits))
+        strength[list(wrong)] = -0.2  # read with the wrong sign, weakly
+        v[LAYOUT.data] = LAYOUT.data_sign * (bits * strength)[:, None]
+        return _cells_to_tile(v)
+
+    ours = make_payload("test-model", install=0x0F0)
+    assert read_bits(tile(ours, ()), 0, 0)[0] == ours
+    assert read_bits(tile(ours, (3, 17)), 0, 0)[0] is None
+    assert read_bits(tile(ours, (3, 17)), 0, 0, chase=True)[0] == ours
+    foreign = (0x3 << 20) | (ours & 0xFFFFF)
+    assert read_bits(tile(foreign, (3, 17)), 0, 0, chase=True)[0] is None
