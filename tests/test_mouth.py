@@ -48,7 +48,7 @@ def test_the_smiling_astronaut_gets_a_closed_copy_without_teeth(portrait):
     np.testing.assert_array_equal(p.mouths[-1].crop[:, x1 + 2 :], p.crop[:, x1 + 2 :])
 
 
-def test_the_closed_photo_matches_the_closed_crop(portrait):
+def test_the_closed_photo_matches_the_cut_crop(portrait):
     """The copy at the photo's resolution is the same closing as the crop's (aligned back, they agree)."""
     from parla.face.align import align_face
 
@@ -117,7 +117,7 @@ def test_lip_edges_are_found_where_the_detector_sits_on_the_teeth():
     copy keeps no dark or white row between the lips."""
     import cv2
 
-    from parla.face.mouth import closed_crop
+    from parla.face.mouth import cut_crop
 
     img = np.full((256, 256, 3), (200, 160, 140), np.uint8)  # skin
     cv2.ellipse(img, (128, 180), (40, 22), 0, 0, 360, (180, 40, 50), -1)  # lips
@@ -131,8 +131,8 @@ def test_lip_edges_are_found_where_the_detector_sits_on_the_teeth():
     lm[60], lm[64] = [98, 180], [158, 180]
     lm[61:64] = np.stack([[113, 128, 143], [177, 177, 177]], 1)  # on the teeth, not the lip's edge
     lm[65:68] = np.stack([[143, 128, 113], [183, 183, 183]], 1)
-    closed = closed_crop(img, LipCloser(lm, img))
-    naive = closed_crop(img, LipCloser(lm))
+    closed = cut_crop(img, LipCloser(lm, img))
+    naive = cut_crop(img, LipCloser(lm))
     column = closed[150:215, 128].astype(int)
     dark = (column.sum(1) < 150).sum()
     white = (column.min(1) > 200).sum()

@@ -83,16 +83,16 @@ class MouthCopy:
     def all(
         cls, image: np.ndarray, crop: np.ndarray, alignment: Alignment, landmarks: np.ndarray, res: int
     ) -> tuple[MouthCopy, ...]:
-        from parla.face.mouth import COPY_FRACTIONS, LipCloser, closed_crop, closed_image, needs_copies
+        from parla.face.mouth import COPY_FRACTIONS, LipCloser, cut_crop, cut_image, needs_copies
         from parla.face.warp import downsize
 
         if not needs_copies(landmarks):
             return ()
-        out = []
+        lips, out = LipCloser(landmarks, crop), []
         for q in COPY_FRACTIONS:
-            closer = LipCloser(landmarks, crop, fraction=q)
-            c = closed_crop(crop, closer)
-            out.append(cls(q, closed_image(image, alignment, closer), c, closer.landmarks(landmarks), downsize(c, res)))
+            closer = lips.keeping(q)
+            c = cut_crop(crop, closer)
+            out.append(cls(q, cut_image(image, alignment, closer), c, closer.landmarks(landmarks), downsize(c, res)))
         return tuple(out)
 
 
@@ -162,11 +162,11 @@ class FrameRenderer:
         chosen = source_weights(p.landmarks, drv, self.fractions) if p.mouths else [(0, 1.0)]
         sources, w_lr, source_lr = [], None, None
         for i, weight in chosen:
-            crop, lms, lr = (p.crop, p.landmarks, p.source_lr) if i == 0 else _copy(p.mouths[i - 1])
-            _, lo, cond, (mx, my) = warp_inputs(crop, lms, drv, self.res)
+            src = p if i == 0 else p.mouths[i - 1]  # both have crop, landmarks, source_lr
+            _, lo, cond, (mx, my) = warp_inputs(src.crop, src.landmarks, drv, self.res)
             sources.append((i, mx, my, weight))
             w_lr = lo if w_lr is None else _mix(w_lr, lo, weight)
-            source_lr = lr if source_lr is None else _mix(source_lr, lr, weight)
+            source_lr = src.source_lr if source_lr is None else _mix(source_lr, src.source_lr, weight)
         assert w_lr is not None and source_lr is not None  # ``chosen`` is never empty
         x = to_input(w_lr, source_lr, cond)
         t1 = time.perf_counter()
@@ -181,10 +181,6 @@ class FrameRenderer:
         self.timer.add("refiner", (t2 - t1) * 1e3)
         self.timer.add("paste_back", (time.perf_counter() - t2) * 1e3)
         return frame
-
-
-def _copy(m: MouthCopy) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return m.crop, m.landmarks, m.source_lr
 
 
 def _mix(a: np.ndarray, b: np.ndarray, weight: float) -> np.ndarray:

@@ -13,6 +13,8 @@ per portrait, per pixel (the seam stays sharp), for the aligned crop and for the
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from parla.errors import require
@@ -86,7 +88,7 @@ class LipCloser:
 
     def __init__(self, landmarks: np.ndarray, image: np.ndarray | None = None, fraction: float = 0.0) -> None:
         """``image``: the picture the landmarks are in (RGB uint8); with it, the lips' inner edges are found in
-        the pixels where the detector put them on the teeth."""
+        the pixels where the detector put them on the teeth. ``keeping`` gives the same face at another fraction."""
         self.fraction = float(fraction)
         lm = landmarks.astype(np.float64)
         self.x0, self.x1 = float(lm[60, 0]), float(lm[64, 0])
@@ -103,6 +105,12 @@ class LipCloser:
         # the stretch ends: the nose's base above, below the chin as far again as the lower lip is above it
         self.top = float(lm[33, 1])
         self.bottom = float(lm[8, 1] + 0.5 * (lm[8, 1] - lm[57, 1]))
+
+    def keeping(self, fraction: float) -> LipCloser:
+        """The same seam map keeping another fraction of the gap (the edges are not read again)."""
+        other = copy.copy(self)
+        other.fraction = float(fraction)
+        return other
 
     def _knots(self, x: np.ndarray) -> tuple[np.ndarray, ...]:
         def at(v: np.ndarray) -> np.ndarray:
@@ -222,8 +230,8 @@ def _contour(lm: np.ndarray, idx: tuple[int, ...], xs: np.ndarray) -> np.ndarray
     return np.interp(xs, pts[order, 0], pts[order, 1])
 
 
-def closed_crop(crop: np.ndarray, closer: LipCloser) -> np.ndarray:
-    """The aligned crop with its lips closed (per pixel: the seam is a hard edge, as between closed lips)."""
+def cut_crop(crop: np.ndarray, closer: LipCloser) -> np.ndarray:
+    """The aligned crop with its lip gap cut (per pixel: the seam is a hard edge, as between closed lips)."""
     cv2 = require("cv2", "core")
     h, w = crop.shape[:2]
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
@@ -232,9 +240,9 @@ def closed_crop(crop: np.ndarray, closer: LipCloser) -> np.ndarray:
     return _shaded(out, closer.shade(gx, gy))
 
 
-def closed_image(image: np.ndarray, alignment, closer: LipCloser) -> np.ndarray:
-    """The photo at its own resolution with the lips closed: the seam map (in crop coordinates) evaluated at
-    every photo pixel it moves, so the compositor can remap the closed copy as it remaps the photo."""
+def cut_image(image: np.ndarray, alignment, closer: LipCloser) -> np.ndarray:
+    """The photo at its own resolution with its lip gap cut: the seam map (in crop coordinates) evaluated at
+    every photo pixel it moves, so the compositor can remap the copy as it remaps the photo."""
     cv2 = require("cv2", "core")
     corners = np.array(
         [[closer.x0, closer.top], [closer.x1, closer.top], [closer.x1, closer.bottom], [closer.x0, closer.bottom]]
