@@ -152,6 +152,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--set", nargs="*", default=[], help="MotionTrainConfig overrides, key=value")
     ap.add_argument("--net", nargs="*", default=[], help="LipNetConfig overrides, key=value (dilations=1,2,4)")
+    ap.add_argument("--seeds", type=int, default=1, help="nets per fold, their outputs averaged (an ensemble)")
     ap.add_argument("--silence-hold", type=float, default=1.0)
     ap.add_argument("--lookahead", type=int, default=8, help="mel frames of look-ahead of the net")
     ap.add_argument(
@@ -217,6 +218,17 @@ def main() -> None:
         n_val = max(1, int(round(tc.val_fraction * len(rest))))
         val, trn = [clips[i] for i in rest[:n_val]], [clips[i] for i in rest[n_val:]]
         net, norm, metrics = fit(trn, val, basis, tc, rng=rng, mc=mc)
+        nets = [net] + [
+            fit(
+                trn,
+                val,
+                basis,
+                replace(tc, seed=tc.seed + 1000 * j),
+                rng=np.random.default_rng(tc.seed + k + 1000 * j),
+                mc=mc,
+            )[0]
+            for j in range(1, args.seeds)
+        ]
         fold_basis = copy.deepcopy(basis)
         fold_basis.meta.pop("open_direction", None)
         if not args.no_rest:
@@ -224,9 +236,10 @@ def main() -> None:
                 fit_rest([raws[c.name]["landmarks"][raws[c.name]["valid"]] for c in trn + val], basis)
             )
 
-        def run_lips(window: np.ndarray, net=net) -> np.ndarray:
+        def run_lips(window: np.ndarray, nets=nets) -> np.ndarray:
             with torch.no_grad():
-                return net(torch.from_numpy(window)).numpy()
+                x = torch.from_numpy(window)
+                return np.mean([n(x).numpy() for n in nets], axis=0)
 
         for i in held:
             for spec, mels in eval_mels.items():

@@ -209,13 +209,30 @@ def test_warp_is_well_posed_for_closed_eyes_and_lips(portrait):
 
 def test_the_unreconciled_spline_folds_where_the_warp_does_not(portrait):
     """The check above can fail: the plain spline on a 97 %-closed eye folds."""
-    from parla.face.warp import REGULARISATION, _mapped_grid, jacobian_min
+    from parla.face.warp import REGULARISATIONS, _Spline, jacobian_min
     from parla.modelfolder import ModelFolder
 
     _, lm = portrait
     basis = ModelFolder().basis
     drv = basis.drive(lm, np.zeros(basis.n_components), np.zeros(6), 0.97, 0.0)
-    assert jacobian_min(_mapped_grid(lm.astype(np.float64), drv, 256, REGULARISATION), 256) < 0
+    (mapped,) = _Spline(drv, 256).grids([lm.astype(np.float64)], REGULARISATIONS[0])
+    assert jacobian_min(mapped, 256) < 0
+
+
+def test_several_sources_share_one_solve(portrait):
+    """``tps_maps`` for a photo and a copy equals ``tps_map`` for each (one of them needing more smoothing)."""
+    from parla.face.warp import tps_map, tps_maps
+    from parla.modelfolder import ModelFolder
+
+    _, lm = portrait
+    basis = ModelFolder().basis
+    drv = basis.drive(lm, np.zeros(basis.n_components), np.zeros(6), 0.97, 0.0)
+    other = lm.astype(np.float64) + np.random.default_rng(0).normal(0, 0.5, lm.shape)
+    both = tps_maps([lm, other], drv, 256)
+    for src, (mx, my) in zip((lm, other), both, strict=True):
+        ex, ey = tps_map(src, drv, 256)
+        np.testing.assert_allclose(mx, ex, atol=1e-3)
+        np.testing.assert_allclose(my, ey, atol=1e-3)
 
 
 def test_the_guard_unfolds_crossed_control_points(portrait):

@@ -161,3 +161,68 @@ def test_the_renderer_closes_an_open_photo(face_path):
     # inner-lip gap to tell, so the teeth are what is measured)
     assert teeth_fraction(before, lm_before) > 0.015
     assert teeth_fraction(now, lm_now) < 0.005
+
+
+def closing(p, amount: float) -> np.ndarray:
+    """The portrait's landmarks with the inner lips brought together by ``amount`` of their gap (and a nod of the
+    rest of the face, so that every map has something to do)."""
+    drv = p.landmarks.astype(np.float64).copy()
+    for u, d in INNER_LIP_PAIRS:
+        mid = (drv[u, 1] + drv[d, 1]) / 2
+        drv[u, 1] += amount * (mid - drv[u, 1])
+        drv[d, 1] += amount * (mid - drv[d, 1])
+    drv[:17] += (1.5, 1.0)
+    return drv
+
+
+def test_a_copy_moves_only_the_mouth(portrait):
+    """A copy's spline is global; its map is the photo's beyond MAP_BAND around where it differs, its own inside."""
+    from parla.face.mouth import MAP_BAND, localize
+    from parla.face.warp import tps_map
+
+    p, copy = portrait, portrait.mouths[-1]
+    drv = closing(p, 0.9)
+    size = p.crop.shape[0]
+    photo = tps_map(p.landmarks.astype(np.float64), drv, size)
+    own = tps_map(copy.landmarks.astype(np.float64), drv, size)
+    mx, my = localize(own, photo, copy.box)
+    x0, y0, x1, y1 = copy.box
+    dist = np.maximum(np.maximum(x0 - photo[0], photo[0] - x1), np.maximum(y0 - photo[1], photo[1] - y1))
+    far, inside = dist >= MAP_BAND, dist <= 0
+    assert far.any() and inside.any()
+    assert np.abs(own[0] - photo[0])[far].max() > 0.05  # left alone, the copy would move the rest of the face
+    np.testing.assert_array_equal(mx[far], photo[0][far])
+    np.testing.assert_array_equal(my[far], photo[1][far])
+    np.testing.assert_array_equal(mx[inside], own[0][inside])
+    np.testing.assert_array_equal(my[inside], own[1][inside])
+
+
+def test_a_hand_over_warps_the_second_source_at_the_mouth_only(portrait):
+    """The second source is remapped over the part where the two differ; the frame equals blending both whole."""
+    import cv2
+
+    from parla.face.composite import NativeCompositor
+    from parla.face.mouth import localize
+    from parla.face.warp import tps_map
+
+    p = portrait
+    comp = NativeCompositor(p.image, p.alignment, copies=tuple(m.image for m in p.mouths))
+    size, remap, calls = p.crop.shape[0], comp._remap, []
+    comp._remap = lambda image, px, py: calls.append(px.size) or remap(image, px, py)
+    for amount, (a, b), weight in ((0.5, (0, 1), 0.4), (0.85, (1, 2), 0.7)):
+        drv = closing(p, amount)
+        photo = tps_map(p.landmarks.astype(np.float64), drv, size)
+        maps = {0: photo}
+        for i in (1, 2):
+            own = tps_map(p.mouths[i - 1].landmarks.astype(np.float64), drv, size)
+            maps[i] = localize(own, photo, p.mouths[i - 1].box)
+        calls.clear()
+        got = comp.sources([(a, *maps[a], 1.0 - weight), (b, *maps[b], weight)], None)
+        whole = cv2.addWeighted(
+            comp._warped(comp.images[a], *maps[a]), 1 - weight, comp._warped(comp.images[b], *maps[b]), weight, 0
+        )
+        want = p.image.copy()
+        x0, y0, x1, y1 = comp.box
+        want[y0:y1, x0:x1] = cv2.blendLinear(whole, comp.bg, comp.alpha, comp.beta)
+        assert np.abs(got.astype(int) - want).max() <= 1
+        assert calls[1] < 0.5 * calls[0], calls  # the second remap covered less than half the footprint

@@ -78,12 +78,13 @@ class MouthCopy:
     crop: np.ndarray
     landmarks: np.ndarray
     source_lr: np.ndarray
+    box: tuple[int, int, int, int]  # crop px: where the copy differs from the photo's crop
 
     @classmethod
     def all(
         cls, image: np.ndarray, crop: np.ndarray, alignment: Alignment, landmarks: np.ndarray, res: int
     ) -> tuple[MouthCopy, ...]:
-        from parla.face.mouth import COPY_FRACTIONS, LipCloser, cut_crop, cut_image, needs_copies
+        from parla.face.mouth import COPY_FRACTIONS, LipCloser, changed_box, cut_crop, cut_image, needs_copies
         from parla.face.warp import downsize
 
         if not needs_copies(landmarks):
@@ -92,7 +93,11 @@ class MouthCopy:
         for q in COPY_FRACTIONS:
             closer = lips.keeping(q)
             c = cut_crop(crop, closer)
-            out.append(cls(q, cut_image(image, alignment, closer), c, closer.landmarks(landmarks), downsize(c, res)))
+            box = changed_box(crop, c)
+            if box is None:  # nothing to cut (a gap the pixels do not show)
+                continue
+            lms = closer.landmarks(landmarks)
+            out.append(cls(q, cut_image(image, alignment, closer), c, lms, downsize(c, res), box))
         return tuple(out)
 
 
@@ -153,21 +158,27 @@ class FrameRenderer:
 
     def render(self, fm) -> np.ndarray:
         from parla.face.composite import paint_region
-        from parla.face.mouth import source_weights
-        from parla.face.warp import warp_inputs
+        from parla.face.mouth import localize, source_weights
+        from parla.face.warp import condition_maps, downsize, remap, tps_maps
 
         p, t0 = self.portrait, time.perf_counter()
         drv = self.basis.drive(p.landmarks, fm.coeffs, fm.pose, fm.blink, fm.mouth_close)
-        # lips apart in the photo: as the speech closes them, warp a copy with less gap (two blended at hand-overs)
+        size = p.crop.shape[0]
+        # lips apart in the photo: as the speech closes them, warp a copy with less gap (two blended at hand-overs),
+        # by its own map at the mouth and the photo's everywhere else; the spline is solved once for all of them
         chosen = source_weights(p.landmarks, drv, self.fractions) if p.mouths else [(0, 1.0)]
+        used = [p] + [p.mouths[i - 1] for i, _ in chosen if i]
+        maps = tps_maps([s.landmarks.astype(np.float64) for s in used], drv.astype(np.float64), size)
         sources, w_lr, source_lr = [], None, None
         for i, weight in chosen:
             src = p if i == 0 else p.mouths[i - 1]  # both have crop, landmarks, source_lr
-            _, lo, cond, (mx, my) = warp_inputs(src.crop, src.landmarks, drv, self.res)
+            mx, my = maps[0] if i == 0 else localize(maps[used.index(src)], maps[0], p.mouths[i - 1].box)
+            lo = downsize(remap(src.crop, mx, my), self.res)
             sources.append((i, mx, my, weight))
             w_lr = lo if w_lr is None else _mix(w_lr, lo, weight)
             source_lr = src.source_lr if source_lr is None else _mix(source_lr, src.source_lr, weight)
         assert w_lr is not None and source_lr is not None  # ``chosen`` is never empty
+        cond = condition_maps(drv, self.res, size)
         x = to_input(w_lr, source_lr, cond)
         t1 = time.perf_counter()
         y = self.refiner.run(x)[0]

@@ -16,6 +16,7 @@ import numpy as np
 
 from parla.errors import require
 from parla.face.align import Alignment, feather_mask, footprint
+from parla.face.mouth import MAP_BAND, changed_box
 
 # The outer-lip polygon scaled about its centre: the lips and the skin they move. 1.35 cut through the lips of a
 # pouting portrait (eval p03: a seam, sync 0.14 on s01); 1.8 covers them (0.25).
@@ -45,6 +46,7 @@ MAP_PAD = 64  # crop px: the map extended beyond the crop (as the identity, whic
 # 30 fps stream needs the time (1.2 MP on 2 cores: Lanczos 49 ms, bicubic 9 ms, bilinear 3 ms).
 GREY_SPREAD = 12  # grey levels between a pixel's channels below which (99 % of the face) a photo is grey
 LANCZOS_MAX_PX = 512 * 512
+LANCZOS_REACH = 4  # photo px on each side that an interpolated pixel reads
 CUBIC_MAX_PX = 800 * 800
 
 
@@ -84,6 +86,11 @@ class NativeCompositor:
         )
         self.alpha, self.beta = alpha.astype(np.float32), (1.0 - alpha).astype(np.float32)
         self.bg = np.ascontiguousarray(image[y0:y1, x0:x1])
+        # Where each copy differs from the photo, grown by the band in which its map fades into the photo's
+        # (``parla.face.mouth.localize``) and by the interpolation kernel's reach, in photo pixels: outside it every
+        # source samples the same pixels by the same map, so a hand-over warps the second one over that part only.
+        reach = MAP_BAND / np.sqrt(abs(np.linalg.det(alignment.matrix[:, :2]))) + LANCZOS_REACH
+        self.changed = [None] + [changed_box(image, c, reach) for c in copies]
         # A black-and-white photo gets a grey change: the refiner (trained on colour video) would tint its mouth
         self.grey = bool(np.percentile(np.ptp(self.bg[::4, ::4].astype(np.int16), axis=2), 99) <= GREY_SPREAD)
         px = w * h
@@ -112,10 +119,13 @@ class NativeCompositor:
         out = self.image.copy()
         if self.empty:
             return out
-        patch = None
+        patch, first = None, None
         for i, mx, my, weight in sources:
-            warped = self._warped(self.images[i], mx, my)
-            patch = warped if patch is None else self.cv2.addWeighted(patch, 1.0 - weight, warped, weight, 0.0)
+            px, py = self._positions(mx, my)
+            if patch is None:
+                patch, first = self._remap(self.images[i], px, py), (self.images[i], px, py, i)
+                continue
+            self._mix_in(patch, first, (self.images[i], px, py, i), weight)
         assert patch is not None
         if change is not None:
             if self.grey:
@@ -127,6 +137,10 @@ class NativeCompositor:
 
     def _warped(self, image: np.ndarray, mx: np.ndarray, my: np.ndarray) -> np.ndarray:
         """The footprint of ``image`` remapped by the crop-space backward map."""
+        return self._remap(image, *self._positions(mx, my))
+
+    def _positions(self, mx: np.ndarray, my: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The photo position each footprint pixel samples, from the crop-space backward map."""
         cv2, inv = self.cv2, self.alignment.inverse
         # the backward map (extended by the identity) in photo coordinates, looked up on the coarse grid, then
         # interpolated at every footprint pixel
@@ -144,7 +158,31 @@ class NativeCompositor:
             )[k : k + h, k : k + w]
             for m in (ix, iy)
         )
-        return cv2.remap(image, px, py, self.interp, borderMode=cv2.BORDER_REPLICATE)
+        return px, py
+
+    def _remap(self, image: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:
+        return self.cv2.remap(image, px, py, self.interp, borderMode=self.cv2.BORDER_REPLICATE)
+
+    def _mix_in(self, patch: np.ndarray, first: tuple, second: tuple, weight: float) -> None:
+        """Blend a second source into ``patch`` (the first, warped) by ``weight``, in place: only over the footprint
+        pixels where either source samples a part of the photo that the two hold differently (a hand-over between
+        lip copies is the mouth's business); elsewhere both give the same pixels."""
+        boxes = [self.changed[i] for i in (first[3], second[3]) if self.changed[i] is not None]
+        if not boxes:  # the same image twice
+            rows, cols = np.arange(patch.shape[0]), np.arange(patch.shape[1])
+        else:
+            bx0, by0 = np.min([b[:2] for b in boxes], axis=0)
+            bx1, by1 = np.max([b[2:] for b in boxes], axis=0)
+            inside = np.zeros(patch.shape[:2], bool)
+            for _, px, py, _ in (first, second):
+                inside |= (px >= bx0) & (px < bx1) & (py >= by0) & (py < by1)
+            rows, cols = np.flatnonzero(inside.any(1)), np.flatnonzero(inside.any(0))
+            if not len(rows):
+                return
+        ya, yb, xa, xb = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        image, px, py, _ = second
+        warped = self._remap(image, np.ascontiguousarray(px[ya:yb, xa:xb]), np.ascontiguousarray(py[ya:yb, xa:xb]))
+        patch[ya:yb, xa:xb] = self.cv2.addWeighted(patch[ya:yb, xa:xb], 1.0 - weight, warped, weight, 0.0)
 
     def _add(self, patch: np.ndarray, change: np.ndarray) -> None:
         """Add the refiner's change in place, over the footprint rows and columns it reaches only."""

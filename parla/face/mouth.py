@@ -44,6 +44,10 @@ LIP_KEEP = 0.2  # and at least this much of the lip stays
 # CREASE_WIDTH crop pixels (Gaussian sigma) and tapering to nothing at the mouth corners.
 CREASE_DEPTH = 0.45
 CREASE_WIDTH = 1.2
+# A copy's spline is solved for its own lip points, and a thin-plate spline is global: left alone it would move
+# the glasses and the collar by 2-4 crop px (eval p16, the demo) whenever a frame changes source. A copy is warped
+# by its own map only where it differs from the photo, and by the photo's map from MAP_BAND crop px beyond that.
+MAP_BAND = 24.0
 
 UPPER_OUTER = (48, 49, 50, 51, 52, 53, 54)
 LOWER_OUTER = (48, 59, 58, 57, 56, 55, 54)
@@ -58,6 +62,29 @@ def gap(landmarks: np.ndarray) -> float:
 
 def needs_copies(landmarks: np.ndarray) -> bool:
     return gap(landmarks) > OPEN_AT_REST * float(interocular(landmarks))
+
+
+def changed_box(image: np.ndarray, other: np.ndarray, reach: float = 0.0) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1): the pixels where two pictures of the same size differ, grown by ``reach`` on every side
+    and clipped to the picture; None where they are the same."""
+    diff = (image != other).reshape(*image.shape[:2], -1).any(axis=2)
+    rows, cols = np.flatnonzero(diff.any(1)), np.flatnonzero(diff.any(0))
+    if not len(rows):
+        return None
+    h, w, r = diff.shape[0], diff.shape[1], int(np.ceil(reach))
+    return (max(0, cols[0] - r), max(0, rows[0] - r), min(w, cols[-1] + 1 + r), min(h, rows[-1] + 1 + r))
+
+
+def localize(
+    own: tuple[np.ndarray, np.ndarray], photo: tuple[np.ndarray, np.ndarray], box: tuple[int, int, int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """A copy's backward map (crop px) kept where the photo's map samples inside ``box`` (where the copy differs),
+    faded into the photo's map over MAP_BAND crop px around it: outside the mouth every source moves alike."""
+    mx, my = photo
+    x0, y0, x1, y1 = box
+    out = np.maximum(np.maximum(np.maximum(x0 - mx, mx - x1), np.maximum(y0 - my, my - y1)), 0.0)
+    keep = np.clip(1.0 - out / MAP_BAND, 0.0, 1.0).astype(np.float32)
+    return mx + keep * (own[0] - mx), my + keep * (own[1] - my)
 
 
 def source_weights(source: np.ndarray, driving: np.ndarray, fractions: tuple[float, ...]) -> list[tuple[int, float]]:

@@ -14,7 +14,7 @@ from parla.errors import require
 
 GRID = 33  # the spline is evaluated on GRID x GRID points, then interpolated (smooth, so no loss)
 ANCHORS_PER_SIDE = 6  # fixed points on each crop border keep the background still
-REGULARISATION = 1e-3
+REGULARISATIONS = (1e-3, 1e-1, 1e1, 1e3)  # the spline's smoothing: the first whose map does not fold is used
 N_COND = 3  # conditioning channels: inner mouth, eyes, landmark lines
 # Closing eyelids and lips bring two control points onto one spot with different sources; the spline then folds
 # (a swirl over the face). No landmark pair may be squeezed below this fraction of its distance in the source:
@@ -87,43 +87,71 @@ def reconcile(src_pts: np.ndarray, dst_pts: np.ndarray) -> np.ndarray:
 def tps_map(src_pts: np.ndarray, dst_pts: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Backward maps (map_x, map_y), each (size, size) float32: output pixel q samples the source at f(q),
     where f is the thin-plate spline taking each dst point to its src point (and the border to itself)."""
-    mapped = tps_grid(src_pts, dst_pts, size)
+    return tps_maps([src_pts], dst_pts, size)[0]
+
+
+def tps_maps(sources: list[np.ndarray], dst_pts: np.ndarray, size: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``tps_map`` for several sources onto one driving shape (a photo and its lip copies): the spline's system
+    depends on the driving points only, so it is solved once for all of them."""
     up = _upsampler(size)
-    mx = (up @ mapped[:, 0].reshape(GRID, GRID) @ up.T).astype(np.float32)
-    my = (up @ mapped[:, 1].reshape(GRID, GRID) @ up.T).astype(np.float32)
-    return mx, my
+    return [
+        tuple((up @ g[:, k].reshape(GRID, GRID) @ up.T).astype(np.float32) for k in (0, 1))  # type: ignore[misc]
+        for g in tps_grids(sources, dst_pts, size)
+    ]
 
 
 def tps_grid(src_pts: np.ndarray, dst_pts: np.ndarray, size: int) -> np.ndarray:
     """The spline on the GRID x GRID evaluation grid, well-posed for any driving shape: pairs squeezed together
     share their source (``reconcile``), and a map that still folds anywhere (its Jacobian below MIN_JACOBIAN) is
     solved again, smoother, until it does not (the guard: a degenerate warp never reaches the picture)."""
-    src, dst = reconcile(src_pts, dst_pts), dst_pts.astype(np.float64)
-    for reg in (REGULARISATION, 1e-1, 1e1, 1e3):
-        mapped = _mapped_grid(src, dst, size, reg)
-        if jacobian_min(mapped, size) >= MIN_JACOBIAN:
+    return tps_grids([src_pts], dst_pts, size)[0]
+
+
+def tps_grids(sources: list[np.ndarray], dst_pts: np.ndarray, size: int) -> list[np.ndarray]:
+    """``tps_grid`` for each source, sharing the driving shape's kernels; each source gets the least smoothing
+    under which its own map does not fold."""
+    dst = dst_pts.astype(np.float64)
+    srcs = [reconcile(s, dst) for s in sources]
+    spline = _Spline(dst, size)
+    out: list[np.ndarray | None] = [None] * len(srcs)
+    todo = list(range(len(srcs)))
+    for reg in REGULARISATIONS:
+        for i, mapped in zip(todo, spline.grids([srcs[i] for i in todo], reg), strict=True):
+            if jacobian_min(mapped, size) >= MIN_JACOBIAN or reg == REGULARISATIONS[-1]:
+                out[i] = mapped
+        todo = [i for i in todo if out[i] is None]
+        if not todo:
             break
-    return mapped
+    return [m for m in out if m is not None]
 
 
-def _mapped_grid(src: np.ndarray, dst: np.ndarray, size: int, reg: float) -> np.ndarray:
-    """(GRID * GRID, 2): where the spline sends each point of the evaluation grid."""
-    scale = size / 256.0  # solve in a fixed frame so the regularisation means the same at every size
-    anchors = _anchors(size)
-    ctrl = np.concatenate([dst, anchors]) / scale
-    target = np.concatenate([src, anchors]) / scale
-    n = len(ctrl)
-    d2 = _sq_distances(ctrl, ctrl)
-    p = np.concatenate([np.ones((n, 1)), ctrl], 1)
-    a = np.zeros((n + 3, n + 3))
-    a[:n, :n] = _kernel(d2) + reg * np.eye(n)
-    a[:n, n:], a[n:, :n] = p, p.T
-    b = np.zeros((n + 3, 2))
-    b[:n] = target
-    coef = np.linalg.solve(a, b)
-    g = _grid(size) / scale
-    k = _kernel(_sq_distances(g, ctrl))
-    return (k @ coef[:n] + np.concatenate([np.ones((len(g), 1)), g], 1) @ coef[n:]) * scale
+class _Spline:
+    """The thin-plate spline through the driving points (and the border anchors) evaluated on the GRID x GRID
+    grid: its kernels depend on the driving shape only, the coefficients on the sources and the smoothing."""
+
+    def __init__(self, dst: np.ndarray, size: int) -> None:
+        self.size, self.scale = size, size / 256.0  # solved in a fixed frame: the smoothing means the same at any size
+        anchors = _anchors(size)
+        self.anchors = anchors / self.scale
+        ctrl = np.concatenate([dst, anchors]) / self.scale
+        n = self.n = len(ctrl)
+        self.a = np.zeros((n + 3, n + 3))
+        self.a[:n, :n] = _kernel(_sq_distances(ctrl, ctrl))
+        p = np.concatenate([np.ones((n, 1)), ctrl], 1)
+        self.a[:n, n:], self.a[n:, :n] = p, p.T
+        g = _grid(size) / self.scale
+        self.k = np.concatenate([_kernel(_sq_distances(g, ctrl)), np.ones((len(g), 1)), g], 1)
+
+    def grids(self, srcs: list[np.ndarray], reg: float) -> list[np.ndarray]:
+        """(GRID * GRID, 2) per source: where the spline sends each point of the evaluation grid."""
+        n = self.n
+        a = self.a.copy()
+        a[np.arange(n), np.arange(n)] += reg
+        b = np.zeros((n + 3, 2 * len(srcs)))
+        for j, src in enumerate(srcs):
+            b[:n, 2 * j : 2 * j + 2] = np.concatenate([src / self.scale, self.anchors])
+        mapped = self.k @ np.linalg.solve(a, b) * self.scale
+        return [mapped[:, 2 * j : 2 * j + 2] for j in range(len(srcs))]
 
 
 def jacobian_min(mapped: np.ndarray, size: int) -> float:
@@ -137,10 +165,10 @@ def jacobian_min(mapped: np.ndarray, size: int) -> float:
 def warp(image: np.ndarray, src_pts: np.ndarray, dst_pts: np.ndarray) -> np.ndarray:
     """Move the face in ``image`` (square crop) so that its landmarks ``src_pts`` land on ``dst_pts``."""
     mx, my = tps_map(src_pts.astype(np.float64), dst_pts.astype(np.float64), image.shape[0])
-    return _remap(image, mx, my)
+    return remap(image, mx, my)
 
 
-def _remap(image: np.ndarray, mx: np.ndarray, my: np.ndarray) -> np.ndarray:
+def remap(image: np.ndarray, mx: np.ndarray, my: np.ndarray) -> np.ndarray:
     cv2 = require("cv2", "core")
     return cv2.remap(image, mx, my, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
@@ -181,5 +209,5 @@ def warp_inputs(
     the driving landmarks at full resolution, the same at the refiner's ``res``, the landmark maps, and the
     backward map itself (crop coordinates) for compositing at the photo's resolution."""
     mx, my = tps_map(landmarks.astype(np.float64), driving.astype(np.float64), crop.shape[0])
-    w = _remap(crop, mx, my)
+    w = remap(crop, mx, my)
     return w, downsize(w, res), condition_maps(driving, res, crop.shape[0]), (mx, my)

@@ -50,6 +50,8 @@ class MotionTrainConfig:
     # windows) or "stream:PAST:FUTURE" (as the streaming encoder computes them; seconds), see parla.audio.phonemes;
     # several joined by "+" (e.g. "offline+stream:2:0.3"): each training window draws one, so that one net serves
     # audio known ahead and live audio; validation uses the first
+    w_corr: float = 0.0  # weight of a scale-free loss: 1 - the correlation, per window, of the predicted with the
+    # real mouth opening and width (linear read-outs of the coefficients); the L1 loss alone under-articulates
 
 
 @dataclass
@@ -217,6 +219,28 @@ def _warp_bins(mels: np.ndarray, factors: np.ndarray) -> np.ndarray:
     return out
 
 
+def mouth_readouts(basis: ExpressionBasis) -> np.ndarray:
+    """(K, 2): the mouth opening (vertical inner-lip gap) and width (corner distance), in inter-ocular distances,
+    as linear functions of the standardised coefficients (the basis's offsets are canonical, its eyes fixed)."""
+    from parla.face.landmarks import INNER_LIP_PAIRS, interocular
+
+    offsets = basis.decode(np.diag(basis.stds).astype(np.float64))  # (K, 68, 2): one standard deviation each
+    iod = float(interocular(basis.mean_shape.astype(np.float64)))
+    opening = np.mean([offsets[:, d, 1] - offsets[:, u, 1] for u, d in INNER_LIP_PAIRS], axis=0)
+    width = offsets[:, 54, 0] - offsets[:, 48, 0]
+    return (np.stack([opening, width], 1) / iod).astype(np.float32)
+
+
+def _pearson_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 - correlation per column of (T, C) signals; columns whose target does not move are skipped."""
+    p, t = pred - pred.mean(0), target - target.mean(0)
+    ok = t.std(0) > 1e-6
+    if not bool(ok.any()):
+        return torch.zeros(())
+    r = (p[:, ok] * t[:, ok]).sum(0) / (p[:, ok].norm(dim=0) * t[:, ok].norm(dim=0) + 1e-8)
+    return (1 - r).mean()
+
+
 def _loss(
     net: LipNet,
     clips: list[MotionClip],
@@ -224,6 +248,7 @@ def _loss(
     mc: LipNetConfig,
     tc: MotionTrainConfig,
     rng: np.random.Generator,
+    readouts: torch.Tensor | None = None,
 ) -> torch.Tensor:
     windows = [_window(clips[rng.integers(len(clips))], mc, tc, rng) for _ in range(tc.batch)]
     windows = [w for w in windows if len(w[1]) >= 3]
@@ -241,6 +266,8 @@ def _loss(
         pred = out[k, :, torch.from_numpy(idx)].T
         y = torch.from_numpy(target)
         total = total + F.l1_loss(pred[:, :n], y) + tc.w_vel * F.l1_loss(pred[1:, :n] - pred[:-1, :n], y[1:] - y[:-1])
+        if readouts is not None and len(y) >= 8:
+            total = total + tc.w_corr * _pearson_loss(pred[:, :n] @ readouts, y @ readouts)
         if mc.closure:
             total = total + tc.w_close * F.binary_cross_entropy_with_logits(pred[:, n], torch.from_numpy(closed))
     return total / max(len(windows), 1)
@@ -311,13 +338,14 @@ def fit(
     net = LipNet(mc)
     opt = torch.optim.AdamW(net.parameters(), lr=tc.lr, weight_decay=1e-2)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, tc.steps)
+    readouts = torch.from_numpy(mouth_readouts(basis)) if tc.w_corr > 0 else None
     t0 = time.time()
     metrics: dict[str, float] = {}
     best = (-np.inf, None, {})  # the weights with the best held-out mouth correlation are kept
     with progress(tc.steps, "motion", enabled=show, unit="step") as bar:
         for step in range(1, tc.steps + 1):
             net.train()
-            loss = _loss(net, trn, norm, mc, tc, rng)
+            loss = _loss(net, trn, norm, mc, tc, rng, readouts)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
