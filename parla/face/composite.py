@@ -76,11 +76,12 @@ class NativeCompositor:
             x0 - MAP_STEP + (np.arange(nx) + 0.5) * MAP_STEP - 0.5,
             y0 - MAP_STEP + (np.arange(ny) + 0.5) * MAP_STEP - 0.5,
         )
-        self.gx, self.gy = gx + MAP_PAD, gy + MAP_PAD  # positions in the padded map
-        n = alignment.size + 2 * MAP_PAD
-        self.pad_x, self.pad_y = np.meshgrid(
-            np.arange(n, dtype=np.float32) - MAP_PAD, np.arange(n, dtype=np.float32) - MAP_PAD
-        )
+        # The map is looked up as a displacement from the identity (zero beyond the crop, where the warp is the
+        # identity), then the identity at the grid (held at MAP_PAD beyond the crop) is added back.
+        self.gx, self.gy = gx, gy
+        s = alignment.size
+        self.grid_x, self.grid_y = (np.clip(g, -MAP_PAD, s - 1 + MAP_PAD).astype(np.float32) for g in (gx, gy))
+        self.id_x, self.id_y = np.meshgrid(np.arange(s, dtype=np.float32), np.arange(s, dtype=np.float32))
         alpha = cv2.warpAffine(
             feather_mask(alignment.size), inv, self.size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
         )
@@ -144,19 +145,15 @@ class NativeCompositor:
         cv2, inv = self.cv2, self.alignment.inverse
         # the backward map (extended by the identity) in photo coordinates, looked up on the coarse grid, then
         # interpolated at every footprint pixel
-        s, p = self.alignment.size, MAP_PAD
-        fx, fy = self.pad_x.copy(), self.pad_y.copy()
-        fx[p : p + s, p : p + s], fy[p : p + s, p : p + s] = mx, my
+        cx, cy = (
+            cv2.remap(m - i, self.gx, self.gy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0) + g
+            for m, i, g in ((mx, self.id_x, self.grid_x), (my, self.id_y, self.grid_y))
+        )
         a, b, c, d, e, f = (float(v) for v in inv.ravel())  # python floats keep the arithmetic in float32
-        ix, iy = a * fx + b * fy + c, d * fx + e * fy + f
         w, h, k = self.size[0], self.size[1], MAP_STEP
         px, py = (
-            cv2.resize(
-                cv2.remap(m, self.gx, self.gy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE),
-                self.ext,
-                interpolation=cv2.INTER_LINEAR,
-            )[k : k + h, k : k + w]
-            for m in (ix, iy)
+            cv2.resize(m, self.ext, interpolation=cv2.INTER_LINEAR)[k : k + h, k : k + w]
+            for m in (a * cx + b * cy + c, d * cx + e * cy + f)
         )
         return px, py
 
