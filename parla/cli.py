@@ -226,7 +226,7 @@ def _fit_probe(args: argparse.Namespace, show: bool) -> int:
     if not args.output:
         raise ParlaError("parla eval probe needs -o OUT.npz (the bundled probe is parla/assets/sync_probe.npz)")
     check_output(args.output)
-    probe = fit_probe(args.path, progress=show)
+    probe = fit_probe(args.path, progress=show, kind=args.probe_features)
     probe.save(args.output)
     m = probe.meta
     print(
@@ -462,6 +462,12 @@ def _add_eval_parser(sub) -> None:
     s.add_argument("--net", choices=["teacher", "student"], default="teacher", help="reenact: which refiner")
     s.add_argument("path", help="folder of videos (real, probe) or a video file (gen)")
     s.add_argument("-o", "--output", help="probe: where to write the fitted probe (.npz)")
+    s.add_argument(
+        "--probe-features",
+        choices=["log-mel", "phonemes"],
+        default="log-mel",
+        help="probe: the audio features (phonemes: the phoneme encoder's state; parla/assets/sync_probe_phonemes.npz)",
+    )
     s.add_argument("--json", help="write the report as JSON to this file")
     s.add_argument("--portrait", help="gen: the photo the video was generated from")
     s.add_argument("--sheet", help="gen: also write a contact sheet PNG (frames, spike and blink frames, mouths)")

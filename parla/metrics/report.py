@@ -21,6 +21,8 @@ CLIP_KEYS = (
     "file",
     "sync_offset_frames",
     "sync_confidence",
+    "sync_offset_frames_ph",  # the same with the phoneme probe (docs/metrics.md; None without it)
+    "sync_confidence_ph",
     "mouth_activity_ratio",
     "blink_per_min",
     "head_motion",
@@ -40,6 +42,31 @@ def _probe():
     from parla.metrics.sync_probe import SyncProbe
 
     return SyncProbe.load()
+
+
+@functools.lru_cache(maxsize=1)
+def _phoneme_probe():
+    """The phoneme-feature probe, or None where it or the phoneme encoder is not installed."""
+    from parla.errors import ParlaError
+    from parla.metrics.sync_probe import ASSET_PHONEMES, SyncProbe, _encoder
+
+    try:
+        probe = SyncProbe.load(asset=ASSET_PHONEMES)
+        _encoder()
+    except (ParlaError, ImportError):
+        return None
+    return probe
+
+
+def _sync(clip: dict[str, Any], mouth: np.ndarray, samples: np.ndarray, mel: np.ndarray | None) -> None:
+    """Both probes' lip sync of a mouth track against speech, into ``clip``."""
+    fps, n = clip["fps"], len(mouth)
+    predicted = _probe().predict(samples, fps, n, mel=mel)
+    clip["sync_offset_frames"], clip["sync_confidence"], clip["sync_correlation"] = av.lip_sync(mouth, predicted, fps)
+    ph = _phoneme_probe()
+    if ph is not None:
+        predicted = ph.predict(samples, fps, n, mel=mel)
+        clip["sync_offset_frames_ph"], clip["sync_confidence_ph"], _ = av.lip_sync(mouth, predicted, fps)
 
 
 def portrait_embedding(portrait: str | os.PathLike, face_index: int | None = None, *, with_reference: bool = False):
@@ -93,10 +120,7 @@ def _measure(
     if samples is not None:
         mel = log_mel(samples)  # shared by the envelope and the probe
         env = av.envelope_from_mel(mel, track.fps, track.n_frames)
-        predicted = _probe().predict(samples, track.fps, track.n_frames, mel=mel)
-        clip["sync_offset_frames"], clip["sync_confidence"], clip["sync_correlation"] = av.lip_sync(
-            mouth, predicted, track.fps
-        )
+        _sync(clip, mouth, samples, mel)
         act = av.mouth_activity(mouth, env)
         clip.update(
             mouth_activity_ratio=act["ratio"],
@@ -197,17 +221,10 @@ def _swapped_audio_control(measured: list) -> list[dict[str, Any]]:
         other_clip, _, other = with_audio[(i + 1) % len(with_audio)]
         if other_clip is clip:
             continue
-        predicted = _probe().predict(other, clip["fps"], len(mouth))
-        offset, conf, corr = av.lip_sync(mouth, predicted, clip["fps"])
-        out.append(
-            {
-                **dict.fromkeys(CLIP_KEYS),
-                "file": f"{clip['file']} + audio of {other_clip['file']}",
-                "sync_offset_frames": offset,
-                "sync_confidence": conf,
-                "sync_correlation": corr,
-            }
-        )
+        row = {**dict.fromkeys(CLIP_KEYS), "file": f"{clip['file']} + audio of {other_clip['file']}"}
+        row["fps"] = clip["fps"]
+        _sync(row, mouth, other, None)
+        out.append(row)
     return out
 
 
@@ -258,6 +275,7 @@ def format_table(report: dict[str, Any]) -> str:
     cols = [
         ("sync_offset_frames", "offset", "{:+d}"),
         ("sync_confidence", "sync conf", "{:.3f}"),
+        ("sync_confidence_ph", "sync ph", "{:.3f}"),
         ("mouth_activity_ratio", "mouth v/s", "{:.2f}"),
         ("blink_per_min", "blink/min", "{:.1f}"),
         ("jitter", "jitter", "{:.4f}"),
@@ -281,5 +299,6 @@ def format_table(report: dict[str, Any]) -> str:
     for kind, ctl in report.get("control", {}).items():
         s = ctl["summary"]
         conf, ratio = cell(s.get("sync_confidence"), "{:.3f}"), cell(s.get("mouth_activity_ratio"), "{:.2f}")
-        lines.append(f"control {kind}: median sync confidence {conf}, mouth v/s {ratio}")
+        ph = cell(s.get("sync_confidence_ph"), "{:.3f}")
+        lines.append(f"control {kind}: median sync confidence {conf} (phoneme probe {ph}), mouth v/s {ratio}")
     return "\n".join(lines)
