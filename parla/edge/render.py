@@ -159,7 +159,7 @@ class FrameRenderer:
     def render(self, fm) -> np.ndarray:
         from parla.face.composite import paint_region
         from parla.face.mouth import localize, source_weights
-        from parla.face.warp import condition_maps, downsize, remap, tps_maps
+        from parla.face.warp import condition_maps, downsize, remap, tps_grids, upsample
 
         p, t0 = self.portrait, time.perf_counter()
         drv = self.basis.drive(p.landmarks, fm.coeffs, fm.pose, fm.blink, fm.mouth_close)
@@ -168,11 +168,12 @@ class FrameRenderer:
         # by its own map at the mouth and the photo's everywhere else; the spline is solved once for all of them
         chosen = source_weights(p.landmarks, drv, self.fractions) if p.mouths else [(0, 1.0)]
         used = [p] + [p.mouths[i - 1] for i, _ in chosen if i]
-        maps = tps_maps([s.landmarks.astype(np.float64) for s in used], drv.astype(np.float64), size)
+        grids = tps_grids([s.landmarks.astype(np.float64) for s in used], drv.astype(np.float64), size)
+        photo_map = upsample(grids[0], size)
         sources, w_lr, source_lr = [], None, None
         for i, weight in chosen:
             src = p if i == 0 else p.mouths[i - 1]  # both have crop, landmarks, source_lr
-            mx, my = maps[0] if i == 0 else localize(maps[used.index(src)], maps[0], p.mouths[i - 1].box)
+            mx, my = photo_map if i == 0 else localize(grids[used.index(src)], photo_map, p.mouths[i - 1].box)
             lo = downsize(remap(src.crop, mx, my), self.res)
             sources.append((i, mx, my, weight))
             w_lr = lo if w_lr is None else _mix(w_lr, lo, weight)

@@ -48,6 +48,7 @@ CREASE_WIDTH = 1.2
 # the glasses and the collar by 2-4 crop px (eval p16, the demo) whenever a frame changes source. A copy is warped
 # by its own map only where it differs from the photo, and by the photo's map from MAP_BAND crop px beyond that.
 MAP_BAND = 24.0
+STEP = 8  # localize looks for the part of the map that can differ on every STEP-th pixel
 
 UPPER_OUTER = (48, 49, 50, 51, 52, 53, 54)
 LOWER_OUTER = (48, 59, 58, 57, 56, 55, 54)
@@ -76,15 +77,33 @@ def changed_box(image: np.ndarray, other: np.ndarray, reach: float = 0.0) -> tup
 
 
 def localize(
-    own: tuple[np.ndarray, np.ndarray], photo: tuple[np.ndarray, np.ndarray], box: tuple[int, int, int, int]
+    own: np.ndarray, photo: tuple[np.ndarray, np.ndarray], box: tuple[int, int, int, int]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A copy's backward map (crop px) kept where the photo's map samples inside ``box`` (where the copy differs),
-    faded into the photo's map over MAP_BAND crop px around it: outside the mouth every source moves alike."""
+    """A copy's backward map (crop px; ``own``: its spline on the evaluation grid, ``parla.face.warp.tps_grids``)
+    kept where the photo's map samples inside ``box`` (where the copy differs), faded into the photo's map over
+    MAP_BAND crop px around it: outside the mouth every source moves alike. Computed over the part that can differ
+    only (found on every STEP-th pixel, with a STEP-wide margin)."""
+    from parla.face.warp import upsample
+
     mx, my = photo
+    size = mx.shape[0]
     x0, y0, x1, y1 = box
-    out = np.maximum(np.maximum(np.maximum(x0 - mx, mx - x1), np.maximum(y0 - my, my - y1)), 0.0)
+    reach = MAP_BAND + 2 * STEP  # a map moves a pixel by at most 2 px per px between samples (the fold guard)
+    sx, sy = mx[::STEP, ::STEP], my[::STEP, ::STEP]
+    near = (sx > x0 - reach) & (sx < x1 + reach) & (sy > y0 - reach) & (sy < y1 + reach)
+    rows, cols = np.flatnonzero(near.any(1)), np.flatnonzero(near.any(0))
+    if not len(rows):
+        return mx, my
+    r = slice(max(0, (rows[0] - 1) * STEP), min(size, (rows[-1] + 2) * STEP))
+    c = slice(max(0, (cols[0] - 1) * STEP), min(size, (cols[-1] + 2) * STEP))
+    ox, oy = upsample(own, size, r, c)
+    px, py = mx[r, c], my[r, c]
+    out = np.maximum(np.maximum(np.maximum(x0 - px, px - x1), np.maximum(y0 - py, py - y1)), 0.0)
     keep = np.clip(1.0 - out / MAP_BAND, 0.0, 1.0).astype(np.float32)
-    return mx + keep * (own[0] - mx), my + keep * (own[1] - my)
+    mx, my = mx.copy(), my.copy()
+    mx[r, c] += keep * (ox - px)
+    my[r, c] += keep * (oy - py)
+    return mx, my
 
 
 def source_weights(source: np.ndarray, driving: np.ndarray, fractions: tuple[float, ...]) -> list[tuple[int, float]]:

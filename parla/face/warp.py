@@ -24,7 +24,7 @@ MIN_JACOBIAN = 0.05  # the guard: a backward map whose area ratio falls below th
 
 
 def _kernel(r2: np.ndarray) -> np.ndarray:
-    return np.where(r2 > 0, r2 * np.log(r2 + 1e-12), 0.0)
+    return r2 * np.log(np.maximum(r2, 1e-300))  # r² log r² (0 at 0)
 
 
 @functools.lru_cache(maxsize=4)
@@ -93,11 +93,16 @@ def tps_map(src_pts: np.ndarray, dst_pts: np.ndarray, size: int) -> tuple[np.nda
 def tps_maps(sources: list[np.ndarray], dst_pts: np.ndarray, size: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """``tps_map`` for several sources onto one driving shape (a photo and its lip copies): the spline's system
     depends on the driving points only, so it is solved once for all of them."""
+    return [upsample(g, size) for g in tps_grids(sources, dst_pts, size)]
+
+
+def upsample(
+    mapped: np.ndarray, size: int, rows: slice = slice(None), cols: slice = slice(None)
+) -> tuple[np.ndarray, np.ndarray]:
+    """The backward maps (map_x, map_y) from a mapped evaluation grid, at every pixel of ``rows`` x ``cols``."""
     up = _upsampler(size)
-    return [
-        tuple(up @ g[:, k].reshape(GRID, GRID).astype(np.float32) @ up.T for k in (0, 1))  # type: ignore[misc]
-        for g in tps_grids(sources, dst_pts, size)
-    ]
+    g = mapped.astype(np.float32).reshape(GRID, GRID, 2)
+    return up[rows] @ g[..., 0] @ up[cols].T, up[rows] @ g[..., 1] @ up[cols].T
 
 
 def tps_grid(src_pts: np.ndarray, dst_pts: np.ndarray, size: int) -> np.ndarray:
