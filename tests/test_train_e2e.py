@@ -158,7 +158,7 @@ def test_phoneme_motion_model_end_to_end(tmp_path, prepared, face_path, speech_p
     from parla.edge.avatar import Avatar, animate
     from parla.edge.config import load_config
     from parla.modelfolder import bundled_path
-    from parla.training.bundle import add_motion
+    from parla.training.bundle import MIC_FUTURE_S, add_motion
     from parla.training.motion import MotionTrainConfig, train_motion
 
     data, _ = prepared
@@ -172,6 +172,7 @@ def test_phoneme_motion_model_end_to_end(tmp_path, prepared, face_path, speech_p
     add_motion(folder, motion)
     model = json.loads((folder / "config.json").read_text())
     assert model["close_pauses"] is False and model["silence_hold_s"] == 0.0
+    assert model["phonemes"]["future_s"] == MIC_FUTURE_S  # a live source waits for the trade-off's knee
     assert not any(k.startswith("motion_") for k in model["edge"])  # stale exports dropped
 
     out = animate(face_path, speech_path, tmp_path / "out.mp4", model=folder, net="student", device="cpu", show=False)
@@ -187,3 +188,17 @@ def test_phoneme_motion_model_end_to_end(tmp_path, prepared, face_path, speech_p
         n = int(round(len(speech) / 16000 * 25))
         assert [f.index for f in fms[:n]] == list(range(n))
         assert all(np.isfinite(f.coeffs).all() and 0.0 <= f.mouth_close <= 1.0 for f in fms)
+
+
+def test_a_phoneme_net_runs_without_the_level_driven_pauses():
+    """apply_synthesis: a phoneme-fed net gets no pause closing or hold even without a closure output (they cost
+    it held-out correlation); a log-mel net keeps the calibrated settings."""
+    from parla.training.bundle import MIC_FUTURE_S, SYNTHESIS, apply_synthesis
+
+    blink = {"mean_interval_s": 2.2}
+    mel = apply_synthesis({"motion": {"closure": False}, "blink": blink, "close_pauses": False})
+    assert mel["silence_hold_s"] == SYNTHESIS["silence_hold_s"] and "close_pauses" not in mel
+    ph = apply_synthesis({"motion": {"closure": False}, "blink": blink, "phonemes": {"future_s": 0.3}})
+    assert ph["silence_hold_s"] == 0.0 and ph["close_pauses"] is False
+    assert ph["phonemes"]["future_s"] == MIC_FUTURE_S
+    assert apply_synthesis(ph) == ph  # idempotent
