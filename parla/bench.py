@@ -75,6 +75,7 @@ def bench_one(
     fps: float,
     frames: int,
     threads: int | None,
+    model: str = "default",
 ) -> dict:
     """One backend x precision, in this process."""
     from parla.audio import load_audio
@@ -94,6 +95,7 @@ def bench_one(
             "threads": threads,
             "video.fps": fps,
             "fallback_to_cpu": False,
+            "model": model,
         },
     )
     t = time.perf_counter()
@@ -225,7 +227,10 @@ def run_bench(
     frames: int,
     threads: int | None,
     show: bool = True,
+    model: str = "default",
 ) -> dict:
+    """Each (backend, device, precision) of ``runs`` in a fresh process; ``model``: a model folder other than the
+    bundled one (a candidate)."""
     from parla.progress import progress
 
     results, skipped = [], []
@@ -258,6 +263,8 @@ def run_bench(
             ]
             if threads:
                 cmd += ["--threads", str(threads)]
+            if model != "default":
+                cmd += ["--model", str(Path(model).resolve())]
             p = subprocess.run(cmd, capture_output=True, text=True)
             line = [x for x in p.stdout.splitlines() if x.startswith("{")]
             if p.returncode != 0 or not line:
@@ -275,6 +282,7 @@ def run_bench(
             "fps": fps,
             "unpaced_frames": frames,
             "threads": threads,
+            "model": model,
         },
         "results": results,
         "skipped": skipped,
@@ -387,9 +395,17 @@ def _main_one(argv: list[str]) -> int:
     ap.add_argument("--fps", type=float, default=30)
     ap.add_argument("--frames", type=int, default=300)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--model", default="default")
     a = ap.parse_args(argv)
     row = bench_one(
-        *a.one, portrait=a.portrait, audio=a.audio, seconds=a.seconds, fps=a.fps, frames=a.frames, threads=a.threads
+        *a.one,
+        portrait=a.portrait,
+        audio=a.audio,
+        seconds=a.seconds,
+        fps=a.fps,
+        frames=a.frames,
+        threads=a.threads,
+        model=a.model,
     )
     print(json.dumps(row))
     return 0

@@ -208,6 +208,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         runs = [r for r in runs if r[0] in args.backends]
     from parla.assets import demo_file
 
+    if args.model:
+        from parla.modelfolder import ModelFolder
+
+        ModelFolder(args.model)  # a missing or broken folder fails here, in one line, before any backend starts
     report = bench.run_bench(
         runs,
         out=out,
@@ -218,6 +222,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         frames=args.frames,
         threads=args.threads,
         show=not args.quiet,
+        model=args.model or "default",
     )
     print(bench.markdown(report))
     print(f"reports: {out / 'bench.json'}, {out / 'bench.md'}")
@@ -234,6 +239,7 @@ def add_bench(sub) -> None:
     s.add_argument("--fps", type=T.fps, default=30.0)
     s.add_argument("--frames", type=T.frames, default=300, help="frames of the unpaced run")
     s.add_argument("--threads", type=T.threads, default=2)
+    s.add_argument("--model", help="a model folder to bench instead of the bundled one (e.g. a candidate)")
     s.add_argument("--merge", nargs="+", metavar="JSON", help="join bench.json files from several machines")
     s.add_argument("-o", "--output", default="benchmarks/results/edge")
     s.add_argument("-q", "--quiet", action="store_true")

@@ -365,6 +365,25 @@ def test_bench_report_keys_and_merge(tmp_path):
     assert main(["bench", "--merge", str(out / "bench.json"), str(out / "bench.json"), "-o", str(tmp_path / "m")]) == 0
     md = (tmp_path / "m" / "bench.md").read_text()
     assert md.count("| onnxruntime | int8 |") == 2
+    assert rep["settings"]["model"] == "default"
+
+
+def test_bench_takes_a_candidate_model_folder(tmp_path):
+    """``--model``: a copy of the bundled folder is benched in its place (the report says which)."""
+    import shutil
+
+    from parla.cli import main
+    from parla.modelfolder import bundled_path
+
+    folder = tmp_path / "candidate"
+    shutil.copytree(bundled_path(), folder)
+    out = tmp_path / "b"
+    argv = ["bench", "--backends", "onnxruntime", "--seconds", "1", "--frames", "10", "--model", str(folder)]
+    assert main([*argv, "-o", str(out), "-q"]) == 0
+    rep = json.loads((out / "bench.json").read_text())
+    assert rep["settings"]["model"] == str(folder) and rep["results"][0]["fps"] > 0
+    (folder / "edge" / "refiner_int8.onnx").write_bytes(b"tampered")  # the candidate's files are checked too
+    assert main([*argv, "-o", str(tmp_path / "c"), "-q"]) == 1
 
 
 def test_compositor_moves_the_photo_and_paints_only_inside_its_footprint(avatar):

@@ -294,6 +294,7 @@ def cases() -> list[Case]:
         ("stream-no-portrait", ["stream", "--audio", "{speech}"], "portrait"),
         ("verify-frames", ["verify", "{face}", "--frames", "0"], "--frames"),
         ("bench-threads", ["bench", "--threads", "0"], "--threads"),
+        ("bench-model", ["bench", "--model", "{face}"], "model folder"),
         ("unknown-command", ["fly"], "invalid choice"),
     ]
     c += [Case(f"option-{i}", argv, match=m.lower()) for i, argv, m in options]
