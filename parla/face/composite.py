@@ -120,8 +120,8 @@ class NativeCompositor:
         return self.finish(self.warp(sources), change)
 
     def warp(self, sources: list[tuple[int, np.ndarray, np.ndarray, float]]) -> np.ndarray | None:
-        """The first half of ``sources``: the footprint warped from its sources (None: no footprint). It does not
-        need the refiner's output, so the renderer runs it while the refiner runs."""
+        """The first half of ``sources``: the footprint warped from its sources (None: no footprint); it does not
+        need the refiner's output."""
         if self.empty:
             return None
         patch, first = None, None

@@ -88,7 +88,9 @@ def localize(
     mx, my = photo
     size = mx.shape[0]
     x0, y0, x1, y1 = box
-    reach = MAP_BAND + 2 * STEP  # a map moves a pixel by at most 2 px per px between samples (the fold guard)
+    # between samples a pixel's position moves about as far as the pixel (no landmark pair is squeezed past 2:1):
+    # 2 STEP of margin; tests/test_mouth.py checks that the map is the photo's, exactly, beyond the band
+    reach = MAP_BAND + 2 * STEP
     sx, sy = mx[::STEP, ::STEP], my[::STEP, ::STEP]
     near = (sx > x0 - reach) & (sx < x1 + reach) & (sy > y0 - reach) & (sy < y1 + reach)
     rows, cols = np.flatnonzero(near.any(1)), np.flatnonzero(near.any(0))
