@@ -28,26 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
-PH_TAPS = np.arange(-20, 21, 4)  # mel frames (10 ms): +-0.2 s every 40 ms
-PH_DIMS = 64  # the encoder's 256-d state projected on its first principal components (fitted on the training clips)
+from parla.metrics.sync_probe import PH_DIMS
+
 RIDGES = (1e2, 1e3, 1e4, 1e5)
 
 
 def source(name: str) -> str:
     return name.split("_")[0]
-
-
-def phoneme_taps(feats: np.ndarray, fps: float, n_frames: int) -> np.ndarray:
-    """(n_frames, len(PH_TAPS) * D) phoneme-encoder features (at the mel rate) around each video frame, mean-
-    normalised per clip, as ``sync_probe.features`` treats the log-mel."""
-    from parla.audio.mel import FRAMES_PER_SECOND
-
-    feats = feats - feats.mean(0)
-    margin = int(np.abs(PH_TAPS).max())
-    padded = np.pad(feats, ((margin, margin), (0, 0)), mode="edge")
-    centre = np.round(np.arange(n_frames) / fps * FRAMES_PER_SECOND).astype(int) + margin
-    idx = np.clip(centre[:, None] + PH_TAPS[None], 0, len(padded) - 1)
-    return padded[idx].reshape(n_frames, -1)
 
 
 def raw_features(audio: np.ndarray, encoder) -> tuple[np.ndarray, np.ndarray]:
@@ -60,11 +47,11 @@ def raw_features(audio: np.ndarray, encoder) -> tuple[np.ndarray, np.ndarray]:
 
 
 def clip_features(raw, fps: float, n_frames: int, pca: np.ndarray) -> dict[str, np.ndarray]:
-    from parla.metrics.sync_probe import features
+    from parla.metrics.sync_probe import features, phoneme_features
 
     mel, ph = raw
     lm = features(None, fps, n_frames, mel=mel)
-    pt = phoneme_taps(ph @ pca, fps, n_frames)
+    pt = phoneme_features(ph, pca, fps, n_frames)  # the bundled phoneme probe's features
     return {"log-mel": lm, "phonemes": pt, "both": np.concatenate([lm, pt], 1)}
 
 
