@@ -117,13 +117,9 @@ class NativeCompositor:
     ) -> np.ndarray:
         """As ``__call__`` for one or two (image index, map x, map y, weight) warped and blended (weights sum to
         1; each later one is mixed in by its weight)."""
-        return self.finish(self.warp(sources), change)
-
-    def warp(self, sources: list[tuple[int, np.ndarray, np.ndarray, float]]) -> np.ndarray | None:
-        """The first half of ``sources``: the footprint warped from its sources (None: no footprint); it does not
-        need the refiner's output."""
+        out = self.image.copy()
         if self.empty:
-            return None
+            return out
         patch, first = None, None
         for i, mx, my, weight in sources:
             px, py = self._positions(mx, my)
@@ -132,13 +128,6 @@ class NativeCompositor:
                 continue
             self._mix_in(patch, first, (self.images[i], px, py, i), weight)
         assert patch is not None
-        return patch
-
-    def finish(self, patch: np.ndarray | None, change: np.ndarray | None) -> np.ndarray:
-        """The second half: ``change`` added to the warped footprint (in place), blended into a copy of the photo."""
-        out = self.image.copy()
-        if patch is None:
-            return out
         if change is not None:
             if self.grey:
                 change = np.repeat(change.mean(axis=2, keepdims=True), 3, axis=2)
