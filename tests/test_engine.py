@@ -173,3 +173,46 @@ def test_animate_teacher_is_the_engine_on_the_teacher(tmp_path, face_path, clip)
         av.render(short, b)
     fa, fb = ([f for _, f in iter_frames(p)] for p in (a, b))
     assert len(fa) == len(fb) == 25 and all(np.array_equal(x, y) for x, y in zip(fa, fb, strict=True))
+
+
+def test_the_end_of_input_drops_no_frame():
+    """A model with look-ahead gives its last frames in one burst at the end of the input (a phoneme net's 0.3 s
+    is 10 frames at 30 fps), more than the queue holds; no newer audio will come, so none of them is dropped."""
+    import time
+    from types import SimpleNamespace
+
+    from parla.edge.engine import StreamEngine
+    from parla.edge.render import StageTimer
+    from parla.edge.sources import ArraySource
+
+    class Motion:
+        timer = None
+
+        def push(self, chunk):
+            return []
+
+        def flush(self, n_samples):
+            return [SimpleNamespace(index=i) for i in range(20)]
+
+    class Renderer:
+        timer = StageTimer()
+
+        def render(self, fm):
+            time.sleep(0.005)
+            return fm.index
+
+    written = []
+    sink = SimpleNamespace(audio=lambda s: None, write=lambda f, i: written.append(i), close=lambda ok: None)
+    source = ArraySource(np.zeros(1280, np.float32), 40, speed=0)
+    stats = StreamEngine(source, Motion(), Renderer(), sink, fps=25.0, queue_frames=4).run()
+    assert stats.dropped == 0 and written == list(range(20))
+
+
+def test_a_built_avatar_holds_no_face_models(face_path):
+    """The landmark model is 70 MB resident; once the portrait is built a running avatar never uses it."""
+    from parla.edge.avatar import Avatar
+    from parla.face import detect
+
+    detect._models()
+    with Avatar.from_image(face_path, "x86-cpu", overrides=TORCH_STUDENT):
+        assert detect._models.cache_info().currsize == 0

@@ -22,16 +22,18 @@ def encoder():
 
 def _fake_package(tmp_path: Path, monkeypatch, mutate=None) -> None:
     """Point the loader at a copy of hama's asset folder (optionally modified)."""
-    import importlib.resources
+    from types import SimpleNamespace
 
-    src = importlib.resources.files(ph.PACKAGE).joinpath(ph.ASSET)
+    src = ph.model_path()
     dst = tmp_path / ph.ASSET
     dst.parent.mkdir(parents=True)
     if mutate is not None:
         data = bytearray(src.read_bytes())
         mutate(data)
         dst.write_bytes(bytes(data))
-    monkeypatch.setattr(ph.importlib.resources, "files", lambda pkg: tmp_path)
+    monkeypatch.setattr(
+        ph.importlib.util, "find_spec", lambda pkg: SimpleNamespace(submodule_search_locations=[tmp_path])
+    )
 
 
 def test_tampered_model_is_refused(tmp_path, monkeypatch):
@@ -45,7 +47,7 @@ def test_tampered_model_is_refused(tmp_path, monkeypatch):
 
 def test_missing_model_says_what_to_install(tmp_path, monkeypatch):
     _fake_package(tmp_path, monkeypatch)  # the folder exists, the file does not
-    with pytest.raises(ParlaError, match=r"pip install hama==1\.3\.13"):
+    with pytest.raises(ParlaError, match=r"pip install --force-reinstall hama==1\.3\.13"):
         ph.model_bytes()
 
 
@@ -60,15 +62,24 @@ def test_encoder_frames_and_backends_agree(encoder, speech):
 
 
 def test_offline_windows_cover_long_audio(encoder, speech):
-    """Beyond 30 s the clip is encoded in overlapping windows; every frame comes from a window that holds at least
-    2 s on both sides of it, so the first window's frames far from its end are exactly the single-window ones."""
-    long = np.tile(speech, 6)[: 40 * ph.SAMPLE_RATE]  # 40 s
+    """Beyond one window the clip is encoded in overlapping windows of one length; every frame comes from a window
+    that holds at least 2 s on both sides of it, so the first window's frames far from its end are exactly the
+    single-window ones, and so are the last window's near the clip's end."""
+    long = np.tile(speech, 6)[: 25 * ph.SAMPLE_RATE + 123]  # 25 s: three 10-s windows
     feats = ph.encode(encoder, long)
-    assert feats.shape == (ph.n_frames(len(long)), ph.DIM) and np.isfinite(feats).all()
-    first = encoder(long[: 1499 * ph.HOP])
-    np.testing.assert_array_equal(feats[:1000], first[:1000])
+    total = ph.n_frames(len(long))
+    assert feats.shape == (total, ph.DIM) and np.isfinite(feats).all()
+    win = int(ph.WINDOW_S * ph.FRAMES_PER_SECOND) - 1
+    first = encoder(long[: win * ph.HOP])
+    np.testing.assert_array_equal(feats[: win - 100], first[: win - 100])
+    last = encoder(long[(total - 1 - win) * ph.HOP : (total - 1) * ph.HOP])
+    np.testing.assert_array_equal(feats[-200:], last[-200:])
+    # against one 25-s window: every frame had 2 s each side, so the features agree closely (not exactly)
+    whole = encoder(long)
+    corr = np.mean([np.corrcoef(feats[:, j], whole[:, j])[0, 1] for j in range(ph.DIM) if whole[:, j].std() > 0])
+    assert corr > 0.95, corr
     with pytest.raises(ParlaError, match="at most 30 s"):
-        encoder(long)
+        encoder(np.tile(speech, 12)[: 31 * ph.SAMPLE_RATE])
 
 
 def test_streaming_does_not_depend_on_chunking_and_follows_offline(encoder, speech):
@@ -84,14 +95,18 @@ def test_streaming_does_not_depend_on_chunking_and_follows_offline(encoder, spee
     off = ph.encode(encoder, speech)[:n]
     corr = np.mean([np.corrcoef(outs[0][:n, j], off[:, j])[0, 1] for j in range(ph.DIM) if off[:, j].std() > 0])
     assert corr > 0.7, corr  # measured 0.78 on the fixture
-    # where the contexts agree (past_s reaches the clip's start, so a block's window is the clip up to future_s
-    # after the block), each block's features are the encoder's on that window
-    st = ph.StreamingPhonemes(encoder, past_s=20.0, future_s=1.0, every=2)
+    # where the contexts agree, each block's features are the encoder's on the block's window: past_s before the
+    # block (silence before the stream's start, so that every window has one length) to future_s after it
+    past, future = 50, 25  # frames: 1 s, 0.5 s
+    st = ph.StreamingPhonemes(encoder, past_s=1.0, future_s=0.5, every=2)
     got = st.push(speech[: 3 * ph.SAMPLE_RATE])
-    for b in (0, len(got) // 2 - 1):
-        np.testing.assert_array_equal(
-            got[2 * b : 2 * b + 2], encoder(speech[: (2 * b + 52) * ph.HOP])[2 * b : 2 * b + 2]
-        )
+    shapes = set()
+    for b in (0, 10, 40, len(got) // 2 - 1):
+        lo, hi = 2 * b - past, 2 * b + 2 + future
+        win = np.concatenate([np.zeros(max(0, -lo) * ph.HOP, np.float32), speech[max(0, lo) * ph.HOP : hi * ph.HOP]])
+        shapes.add(len(win))
+        np.testing.assert_array_equal(got[2 * b : 2 * b + 2], encoder(win)[past : past + 2])
+    assert shapes == {(past + 2 + future) * ph.HOP}
 
 
 def test_stream_memory_is_bounded(encoder):
@@ -135,9 +150,15 @@ def test_synth_join_equals_offline_interpolation(encoder, speech):
 
 
 def test_missing_hama_is_one_clear_error(monkeypatch):
-    def missing(pkg):
-        raise ModuleNotFoundError(f"No module named {pkg!r}")
-
-    monkeypatch.setattr(ph.importlib.resources, "files", missing)
-    with pytest.raises(ParlaError, match="needs the hama package"):
+    monkeypatch.setattr(ph.importlib.util, "find_spec", lambda pkg: None)
+    with pytest.raises(ParlaError, match=r"needs the hama package.*pip install hama==1\.3\.13"):
         ph.model_bytes()
+
+
+def test_loading_the_encoder_file_does_not_import_hama():
+    """hama's own import loads onnxruntime and its tokenizers (26 MB); the verified file is read without it."""
+    import subprocess
+    import sys
+
+    code = "import sys; from parla.audio import phonemes as ph; ph.model_bytes(); print('hama' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"

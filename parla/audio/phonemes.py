@@ -9,9 +9,11 @@ on many speakers, it carries what the mouth does for voices our 52 training clip
 - It runs on onnxruntime (always installed with hama) or OpenVINO (the x86 default), both giving the same
   features to within float16 rounding. Targets whose networks run on TFLite run the encoder on onnxruntime.
 - The encoder attends over its whole input (it is not causal), so a frame's features depend on the window around
-  it. Offline (``encode``) windows are 30 s (the model's cap) with 4 s of overlap, each frame taken from the window
-  in which it lies farthest from an edge. Streaming (``StreamingPhonemes``) re-encodes a sliding window and emits
-  a frame once ``future_s`` of audio after it has arrived: the look-ahead the source can afford.
+  it. Offline (``encode``) windows are 10 s with 4 s of overlap, each frame taken from the window in which it lies
+  farthest from an edge: the lips net was trained on clips of 1-20 s (median 5 s), and a 30-s window (the model's
+  cap) costs 170-240 MB of attention buffers against 25-35 MB for 10 s (docs/decisions.md). Streaming
+  (``StreamingPhonemes``) re-encodes a sliding window of one fixed length (silence before the stream's start) and
+  emits a frame once ``future_s`` of audio after it has arrived: the look-ahead the source can afford.
 
 Frame k is centred on sample 320 k; a clip of n samples has n // 320 + 1 frames.
 """
@@ -20,7 +22,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.resources
+import importlib.util
+from pathlib import Path
 
 import numpy as np
 
@@ -35,6 +38,7 @@ SAMPLE_RATE = 16_000
 HOP = 320  # samples per encoder frame (20 ms)
 FRAMES_PER_SECOND = SAMPLE_RATE // HOP
 MAX_SECONDS = 30.0  # the model's input cap (1,500 frames)
+WINDOW_S = 10.0  # offline windows: inside the training clips' lengths, and bounded memory
 OVERLAP_S = 4.0  # offline windows overlap by this much; each frame comes from the window it is central in
 BACKENDS = ("onnxruntime", "openvino")
 
@@ -43,15 +47,27 @@ def n_frames(n_samples: int) -> int:
     return n_samples // HOP + 1
 
 
-def model_bytes() -> bytes:
-    """The encoder's ONNX file from the installed hama package, verified."""
-    try:
-        path = importlib.resources.files(PACKAGE).joinpath(ASSET)
-        data = path.read_bytes()
-    except (ModuleNotFoundError, FileNotFoundError, OSError) as e:
+def model_path() -> Path:
+    """Where the installed hama package keeps the encoder, found without importing hama (whose import loads
+    onnxruntime and its tokenizers: 26 MB that a process running the encoder on OpenVINO does not need)."""
+    spec = importlib.util.find_spec(PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
         raise ParlaError(
             f"the phoneme encoder needs the {PACKAGE} package's model file ({ASSET}): "
             f"pip install {PACKAGE}=={PACKAGE_VERSION}"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / ASSET
+
+
+def model_bytes() -> bytes:
+    """The encoder's ONNX file from the installed hama package, verified."""
+    path = model_path()
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ParlaError(
+            f"the phoneme encoder needs the {PACKAGE} package's model file ({ASSET}): "
+            f"pip install --force-reinstall {PACKAGE}=={PACKAGE_VERSION}"
         ) from e
     digest = hashlib.sha256(data).hexdigest()
     if digest != SHA256:
@@ -78,6 +94,7 @@ class PhonemeEncoder:
             if threads:
                 opts.intra_op_num_threads = threads
             opts.log_severity_level = 3
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # the frame loop needs the cores
             self.session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
             self._run = self._run_ort
         else:
@@ -113,27 +130,25 @@ class PhonemeEncoder:
         return self(np.zeros(SAMPLE_RATE, np.float32))[FRAMES_PER_SECOND // 2]
 
 
-def encode(encoder: PhonemeEncoder, audio: np.ndarray) -> np.ndarray:
-    """Features of a whole clip of any length: 30 s windows overlapping by 4 s, each frame taken from the window
-    it is farthest inside (so every frame has ≥ 2 s of context on both sides where the clip has it)."""
+def encode(encoder: PhonemeEncoder, audio: np.ndarray, window_s: float = WINDOW_S) -> np.ndarray:
+    """Features of a whole clip of any length: windows of ``window_s`` overlapping by ``OVERLAP_S``, each frame
+    taken from the window it is farthest inside (so every frame has ≥ 2 s of context on both sides where the clip
+    has it). The last window ends at the clip's end, so every window but a short clip's one has the same length."""
     audio = np.asarray(audio, np.float32).reshape(-1)
     total = n_frames(len(audio))
-    win = int(MAX_SECONDS * FRAMES_PER_SECOND) - 1  # frames per window (a window of win * HOP samples)
+    win = int(min(window_s, MAX_SECONDS) * FRAMES_PER_SECOND) - 1  # a window of win * HOP samples: win + 1 frames
     if total <= win + 1:
         return encoder(audio)
-    overlap = int(OVERLAP_S * FRAMES_PER_SECOND)
-    hop, half = win - overlap, overlap // 2
+    hop, half = win - int(OVERLAP_S * FRAMES_PER_SECOND), int(OVERLAP_S * FRAMES_PER_SECOND) // 2
+    starts = list(range(0, total - 1 - win, hop)) + [total - 1 - win]
     out = np.empty((total, DIM), np.float32)
-    start = 0
-    while True:
-        last = start + win >= total
+    done = 0  # frames written so far
+    for k, start in enumerate(starts):
         h = encoder(audio[start * HOP : (start + win) * HOP])
-        lo = 0 if start == 0 else half
-        hi = len(h) if last else len(h) - half
-        out[start + lo : start + hi] = h[lo:hi]
-        if last:
-            return out
-        start += hop
+        hi = win + 1 if k == len(starts) - 1 else win + 1 - half
+        out[done : start + hi] = h[done - start : hi]
+        done = start + hi
+    return out
 
 
 class StreamingPhonemes:
@@ -168,8 +183,10 @@ class StreamingPhonemes:
         return np.concatenate(out) if out else np.zeros((0, DIM), np.float32)
 
     def _block(self, upto: int) -> np.ndarray:
-        first = max(0, self.emitted - self.past)
-        win = self.buf[first * HOP - self.offset : (upto + self.future) * HOP - self.offset]
+        first = self.emitted - self.past  # the window's first frame: before the stream's start, silence
+        win = self.buf[max(0, first) * HOP - self.offset : (upto + self.future) * HOP - self.offset]
+        if first < 0:  # one window length from the first block on: a runtime that compiles per shape compiles once
+            win = np.concatenate([np.zeros(-first * HOP, np.float32), win])
         new = self.encoder(win)[self.emitted - first : upto - first]
         self.emitted = upto
         keep = max(0, (self.emitted - self.past) * HOP)  # the next window starts past_s before the next block

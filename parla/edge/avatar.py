@@ -25,6 +25,7 @@ from parla.edge.backends.base import Backend
 from parla.edge.config import RuntimeConfig, load_config
 from parla.edge.render import FrameRenderer, Portrait, StageTimer, content_credentials, provenance
 from parla.edge.synth import FILE_LOOKAHEAD_FRAMES, MotionSettings, MotionSynth, emotion_vector
+from parla.face.detect import release as release_face_models
 
 if TYPE_CHECKING:
     from parla.audio.phonemes import PhonemeEncoder
@@ -92,6 +93,8 @@ class Avatar:
             for m in models:
                 m.close()
             raise
+        finally:
+            release_face_models()  # the portrait is built: a running avatar needs no detector (70 MB resident)
         return cls(portrait, cfg, models=models, **kwargs)
 
     @classmethod

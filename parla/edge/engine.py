@@ -124,14 +124,14 @@ class StreamEngine:
                     self._queue((fm, self._arrival_of(fm.index)))
                 if self.max_seconds and self._samples >= self.max_seconds * SAMPLE_RATE:
                     break
-            if not self.source.stopped:  # end of input: the last frames
-                for fm in self.motion.flush(self._samples):
-                    self._queue((fm, self._arrival_of(fm.index)))
+            if not self.source.stopped:  # end of input: the last frames, all of them (no newer audio will come,
+                for fm in self.motion.flush(self._samples):  # and the look-ahead's frames come out in one burst)
+                    self._queue((fm, self._arrival_of(fm.index)), wait=True)
         except BaseException as e:  # surfaced in the render thread
             self.error = e
         finally:
             self.stats.audio_s = self._samples / SAMPLE_RATE
-            self._queue(_END)
+            self._queue(_END, wait=True)
 
     def _arrival_of(self, index: int) -> float:
         """Wall time at which the audio at this frame's instant arrived (the chunk that held it). Scanned from
@@ -144,7 +144,14 @@ class StreamEngine:
             t = arrival
         return t
 
-    def _queue(self, job) -> None:
+    def _queue(self, job, wait: bool = False) -> None:
+        if wait:  # until the render thread takes it, or the stream is stopped
+            while not self.source.stopped:
+                try:
+                    self.jobs.put(job, timeout=0.1)
+                    return
+                except queue.Full:
+                    pass
         while True:
             try:
                 self.jobs.put_nowait(job)
