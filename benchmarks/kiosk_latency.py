@@ -45,7 +45,6 @@ def main() -> int:
     from parla.audio import load_audio
     from parla.edge.avatar import Avatar
     from parla.edge.sources import ArraySource
-    from parla.edge.synth import FILE_LOOKAHEAD_FRAMES
     from parla.edge.web import WebRTCSink
     from parla.export.parity import machine
 
@@ -75,7 +74,7 @@ def main() -> int:
             if time.monotonic() - t0 > 60:
                 sys.exit("the page never played")
             time.sleep(0.2)
-        source = ArraySource(audio, av.config.audio.chunk_ms, lead_s=FILE_LOOKAHEAD_FRAMES / fps)
+        source = ArraySource(audio, av.config.audio.chunk_ms, lead_s=av.ahead_s)
         result: dict = {}
         runner = threading.Thread(target=lambda: result.update(stats=av.run(source, sink)))
         runner.start()

@@ -91,7 +91,6 @@ def stream_all(args) -> list[dict]:
     from parla.edge.avatar import Avatar
     from parla.edge.sinks import FileSink
     from parla.edge.sources import FileSource
-    from parla.edge.synth import FILE_LOOKAHEAD_FRAMES
     from parla.metrics.report import evaluate_generated
 
     rows = []
@@ -101,7 +100,7 @@ def stream_all(args) -> list[dict]:
             with tempfile.TemporaryDirectory() as tmp, Avatar.from_image(p, args.config) as av:
                 video = Path(tmp) / "stream.mp4"
                 t = time.time()
-                lead = FILE_LOOKAHEAD_FRAMES / av.config.video.fps  # as `parla stream --audio` plays a file
+                lead = av.ahead_s  # as `parla stream --audio` plays a file
                 stats = av.run(
                     FileSource(s, av.config.audio.chunk_ms, lead_s=lead),
                     FileSink(video, av.config.video.fps, av.metadata),

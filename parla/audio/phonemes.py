@@ -41,6 +41,10 @@ MAX_SECONDS = 30.0  # the model's input cap (1,500 frames)
 WINDOW_S = 10.0  # offline windows: inside the training clips' lengths, and bounded memory
 OVERLAP_S = 4.0  # offline windows overlap by this much; each frame comes from the window it is central in
 BACKENDS = ("onnxruntime", "openvino")
+# A source whose audio exists ahead of playback but not whole (a long file decoded as it plays) streams with the
+# offline windows' context: 2 s on both sides of every frame, in 0.1-s blocks (a 4.1-s window each: the encoder
+# takes 7-13 % of real time on 2 threads)
+AHEAD_PAST_S, AHEAD_FUTURE_S, AHEAD_EVERY = 2.0, 2.0, 5
 
 
 def n_frames(n_samples: int) -> int:
@@ -78,6 +82,53 @@ def model_bytes() -> bytes:
     return data
 
 
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+        n >>= 7
+        if not n:
+            return bytes(out)
+
+
+def _read_varint(data: bytes, i: int) -> tuple[int, int]:
+    n = shift = 0
+    while True:
+        b = data[i]
+        n |= (b & 0x7F) << shift
+        i, shift = i + 1, shift + 7
+        if b < 0x80:
+            return n, i
+
+
+def with_output(model: bytes, name: str) -> bytes:
+    """An ONNX model (serialized ModelProto) with the tensor ``name`` added as a graph output, edited in its
+    protobuf encoding (ModelProto.graph is field 7, GraphProto.output field 12, ValueInfoProto.name field 1), so
+    that onnxruntime can return the hidden state without the onnx package."""
+    i = 0
+    while i < len(model):
+        start = i
+        tag, i = _read_varint(model, i)
+        field, wire = tag >> 3, tag & 7
+        if wire == 0:
+            _, i = _read_varint(model, i)
+        elif wire == 1:
+            i += 8
+        elif wire == 5:
+            i += 4
+        elif wire == 2:
+            size, body = _read_varint(model, i)
+            i = body + size
+            if field == 7:
+                name_b = name.encode()
+                info = b"\x0a" + _varint(len(name_b)) + name_b
+                graph = model[body:i] + b"\x62" + _varint(len(info)) + info
+                return model[:start] + b"\x3a" + _varint(len(graph)) + graph + model[i:]
+        else:
+            break
+    raise ParlaError(f"{PACKAGE}/{ASSET}: not an ONNX model with a graph")
+
+
 class PhonemeEncoder:
     """One window of audio (≤ 30 s, 16 kHz float) -> (n_frames, 256) float32 hidden features."""
 
@@ -86,16 +137,13 @@ class PhonemeEncoder:
             raise ParlaError(f"phoneme encoder: backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
         data = model_bytes()
         if backend == "onnxruntime":
-            ort = require("onnxruntime", "onnx")
-            onnx = require("onnx", "onnx")
-            model = onnx.load_from_string(data)
-            model.graph.output.append(onnx.ValueInfoProto(name=HIDDEN))
+            ort = require("onnxruntime", "core")
             opts = ort.SessionOptions()
             if threads:
                 opts.intra_op_num_threads = threads
             opts.log_severity_level = 3
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # the frame loop needs the cores
-            self.session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(with_output(data, HIDDEN), opts, providers=["CPUExecutionProvider"])
             self._run = self._run_ort
         else:
             ov = require("openvino", "openvino")
@@ -194,6 +242,16 @@ class StreamingPhonemes:
             self.buf = self.buf[keep - self.offset :]
             self.offset = keep
         return new
+
+
+def ahead_stream(encoder: PhonemeEncoder) -> StreamingPhonemes:
+    """The front-end of a source that delivers its audio ``ahead_latency_s()`` before it plays (a long file)."""
+    return StreamingPhonemes(encoder, past_s=AHEAD_PAST_S, future_s=AHEAD_FUTURE_S, every=AHEAD_EVERY)
+
+
+def ahead_latency_s() -> float:
+    """Audio that ``ahead_stream`` needs after a frame's centre before it gives that frame."""
+    return (int(round(AHEAD_FUTURE_S * FRAMES_PER_SECOND)) + AHEAD_EVERY + 1) * HOP / SAMPLE_RATE
 
 
 class KnownPhonemes:

@@ -114,10 +114,12 @@ class Avatar:
         lookahead_frames: int = 0,
         known_audio: np.ndarray | None = None,
         closures: list[tuple[float, float]] | None = None,
+        lead_s: float = 0.0,
     ) -> MotionSynth:
         """The synthesizer for one clip or stream. ``known_audio``: the whole audio when it exists ahead of playback
         (a file, a TTS reply), which a phoneme front-end then encodes offline, with full context; ``closures``:
-        where the lips must touch, when the phoneme timing is known (a TTS's /p b m/)."""
+        where the lips must touch, when the phoneme timing is known (a TTS's /p b m/); ``lead_s``: how far ahead of
+        playback a source delivers audio it does not hold whole (see ``ahead_s``)."""
         return MotionSynth(
             self.settings,
             self.lips.run,
@@ -126,11 +128,14 @@ class Avatar:
             pose_scale=self.pose_scale,
             emotion=self.emotion,
             lookahead_frames=lookahead_frames,
-            phonemes=self._phonemes(known_audio),
+            phonemes=self._phonemes(known_audio, lead_s),
             closures=closures,
         )
 
-    def _phonemes(self, known_audio: np.ndarray | None):
+    def _phonemes(self, known_audio: np.ndarray | None, lead_s: float = 0.0):
+        """The phoneme front-end for a clip or stream: offline features of audio known whole; the offline windows'
+        context for a source ahead of playback by ``lead_s`` ≥ ``ahead_s`` (a long file); else a live source's
+        sliding window with the model's published look-ahead (a microphone)."""
         ph = self.settings.phonemes
         if ph is None:
             return None
@@ -143,7 +148,21 @@ class Avatar:
         if known_audio is not None:
             feats = phonemes.encode(encoder, known_audio)
             return phonemes.KnownPhonemes(feats, encoder.silence)
+        if lead_s >= self.ahead_s:
+            return phonemes.ahead_stream(encoder)
         return phonemes.StreamingPhonemes(encoder, past_s=ph["past_s"], future_s=ph["future_s"])
+
+    @property
+    def ahead_s(self) -> float:
+        """How early a source whose audio exists ahead of playback (a file) should deliver it: the synthesizer's
+        file look-ahead, and with a phoneme front-end the future audio it reads for such a source (2.5 s), so that
+        frames come out as their audio plays."""
+        lead = FILE_LOOKAHEAD_FRAMES / self.config.video.fps
+        if self.settings.phonemes is not None:
+            from parla.audio.phonemes import ahead_latency_s
+
+            lead += ahead_latency_s() + self.config.audio.chunk_ms / 1000
+        return lead
 
     def new_renderer(self, timer: StageTimer | None = None, *, stages: bool = True) -> FrameRenderer:
         return FrameRenderer(self.portrait, self.settings.basis, self.refiner, self.stages if stages else (), timer)
@@ -220,7 +239,8 @@ class Avatar:
         from parla.edge.engine import StreamEngine
 
         known = source.known_audio if source.lead_s > 0 else None  # a source that is ahead of playback
-        motion = self.new_motion(lookahead_frames=round(source.lead_s * self.config.video.fps), known_audio=known)
+        held = min(FILE_LOOKAHEAD_FRAMES, round(source.lead_s * self.config.video.fps))  # frames held for a pause
+        motion = self.new_motion(lookahead_frames=held, known_audio=known, lead_s=source.lead_s)
         engine = StreamEngine(
             source,
             motion,
