@@ -63,7 +63,9 @@ def mouth_width(lms: np.ndarray) -> np.ndarray:
     return np.linalg.norm(lms[:, 54] - lms[:, 48], axis=-1) / interocular(lms)
 
 
-def evaluate_clip(run_lips, norm, clip, raw: dict, basis, silence_hold_s: float, mc, close_pauses=True) -> dict:
+def evaluate_clip(
+    run_lips, norm, clip, raw: dict, basis, silence_hold_s: float, mc, close_pauses=True, min_pause_s: float = 0.0
+) -> dict:
     """Landmark-space evaluation of one held-out clip, its lips driven through the runtime's synthesizer."""
     from dataclasses import replace as dc_replace
 
@@ -90,6 +92,7 @@ def evaluate_clip(run_lips, norm, clip, raw: dict, basis, silence_hold_s: float,
             basis=basis,
             lookahead=mc.lookahead,
             close_pauses=close_pauses,
+            min_pause_s=min_pause_s,
             receptive_field=mc.receptive_field,
         )
         synth = MotionSynth(settings, run_lips, fps=clip.fps)
@@ -105,6 +108,13 @@ def evaluate_clip(run_lips, norm, clip, raw: dict, basis, silence_hold_s: float,
             raw = np.stack([basis.drive(lms[0], f.z[:k] * basis.stds, np.zeros(6), 0.0, 0.0) for f in fms])
             row["net_corr0"] = lagged_corr(mouth_opening(raw), real_open, 0).get(0)
             row["corr0"] = cs.get(0)
+            # mouth open while voiced over open while not (the eval report's mouth v/s, in landmark space), for the
+            # driven mouth and the real one
+            voiced = np.array([f.voiced for f in fms])
+            for name, o in (("vs", mouth_opening(drv)), ("vs_real", real_open)):
+                ok = ~np.isnan(o)
+                v, q = o[ok & voiced], o[ok & ~voiced]
+                row[name] = float(v.mean() / max(q.mean(), 1e-3)) if len(v) > 5 and len(q) > 5 else None
             row["best_lag"] = max(cs, key=cs.get) if cs else None
             row["corr_best"] = cs[row["best_lag"]] if cs else None
     row["lmd_still"] = mouth_lmd(np.repeat(lms[:1], n, 0), lms)
@@ -122,6 +132,8 @@ def summarize(rows: list[dict]) -> dict:
             np.nanmedian([np.nan if r["width_corr0"] is None else r["width_corr0"] for r in rows])
         ),
         "best_lag_median": float(np.nanmedian([np.nan if r["best_lag"] is None else r["best_lag"] for r in rows])),
+        "vs_median": float(np.nanmedian([np.nan if r.get("vs") is None else r["vs"] for r in rows])),
+        "vs_real_median": float(np.nanmedian([np.nan if r.get("vs_real") is None else r["vs_real"] for r in rows])),
     }
     for s in SCALES:
         lmd = float(np.mean([r[f"lmd_x{s:g}"] for r in rows]))
@@ -165,6 +177,13 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--phones", help="experiment: a folder of benchmarks/phone_features.py tracks, as extra inputs")
     ap.add_argument("--cmvn", action="store_true", help="experiment: each clip's mel mean removed (offline only)")
     ap.add_argument("--no-pause-close", action="store_true", help="no lip closure in level-detected pauses")
+    ap.add_argument("--scales", nargs="*", type=float, default=list(SCALES), help="output scales of the LMD gain")
+    ap.add_argument(
+        "--closing",
+        nargs="*",
+        help="synthesizer pause closings to evaluate, each on every held-out clip: none, pause (every silent frame) "
+        "or pause:S (silences of at least S seconds); default: pause, or none with --no-pause-close",
+    )
     ap.add_argument("--no-rest", action="store_true", help="drive the first frame's mouth as it is (no rest_offset)")
     return ap.parse_args()
 
@@ -186,6 +205,9 @@ def main() -> None:
     basis = ExpressionBasis.load(data / "basis.npz")
     clips, _ = build(data, basis, tc.phonemes)
     specs = args.eval_phonemes or [tc.phonemes.split("+")[0]]
+    closings = args.closing or (["none"] if args.no_pause_close else ["pause"])
+    global SCALES
+    SCALES = tuple(args.scales)
     trained = dict(zip(tc.phonemes.split("+"), zip(*[c.variants for c in clips], strict=True), strict=True))
     eval_mels = {  # per evaluated front-end: the held-out clips' inputs
         spec: [v for v in trained[spec]] if spec in trained else [c.mel for c in build(data, basis, spec)[0]]
@@ -244,13 +266,17 @@ def main() -> None:
         for i in held:
             for spec, mels in eval_mels.items():
                 c = dataclasses.replace(clips[i], mel=mels[i])
-                row = evaluate_clip(
-                    run_lips, norm, c, raws[c.name], fold_basis, args.silence_hold, mc, not args.no_pause_close
-                )
-                rows.append({"fold": k, "features": spec, **row})
+                for closing in closings:
+                    close, min_pause = closing != "none", float(closing.partition(":")[2] or 0)
+                    row = evaluate_clip(
+                        run_lips, norm, c, raws[c.name], fold_basis, args.silence_hold, mc, close, min_pause
+                    )
+                    key = spec if len(closings) == 1 else f"{spec}|{closing}"
+                    rows.append({"fold": k, "features": key, "closing": closing, **row})
         print(f"fold {k}: {len(held)} clips, inner val {metrics}, {time.time() - t0:.0f} s", flush=True)
-    by = {spec: summarize([r for r in rows if r["features"] == spec]) for spec in specs}
-    summary = by[specs[0]]
+    keys = list(dict.fromkeys(r["features"] for r in rows))
+    by = {key: summarize([r for r in rows if r["features"] == key]) for key in keys}
+    summary = by[keys[0]]
     print(json.dumps(by, indent=1))
     result = {"train": asdict(tc), "summary": summary, "by_features": by, "clips": rows}
     (out / "cv.json").write_text(json.dumps(result, indent=1))

@@ -116,12 +116,14 @@ def test_head_and_blink_models_are_seeded_and_bounded():
     assert 8 <= len(starts) <= 30  # per minute
 
 
-def _synth_on(loud: np.ndarray, lookahead_frames: int, chunk: int = 0):
+def _synth_on(loud: np.ndarray, lookahead_frames: int, chunk: int = 0, min_pause_s: float = 0.0):
     """The synthesizer on a tone that is on where ``loud`` (per 40 ms frame) is true, with a random lips net."""
+    from dataclasses import replace
+
     from parla.edge.synth import MotionSettings, MotionSynth
     from parla.modelfolder import ModelFolder
 
-    settings = MotionSettings.from_folder(ModelFolder())
+    settings = replace(MotionSettings.from_folder(ModelFolder()), min_pause_s=min_pause_s)
     rng = np.random.default_rng(0)
     lips_rng = np.random.default_rng(1)
     t = np.arange(640) / 16000
@@ -165,6 +167,26 @@ def test_look_ahead_closes_the_lips_before_the_pause():
         whole, _ = _synth_on(loud, la)
         for chunk in (320, 640, 4000):
             assert np.array_equal(_synth_on(loud, la, chunk)[0], whole), (la, chunk)
+
+
+def test_a_minimum_pause_leaves_short_silences_to_the_net():
+    """A phoneme net's mouth follows the words; only silences of ``min_pause_s`` close its lips: a 0.2-s dip inside
+    speech stays open, a 1.2-s pause closes once 0.4 s of it is heard (live: its first 0.4 s; with the look-ahead
+    that much earlier) and stays closed to its end, in one
+    piece whatever the chunking."""
+    from parla.edge.synth import CLOSE_RAMP, FILE_LOOKAHEAD_FRAMES
+
+    loud = np.ones(120, bool)
+    loud[20:25] = False  # 0.2 s
+    loud[60:90] = False  # 1.2 s
+    for la in (0, FILE_LOOKAHEAD_FRAMES):
+        close, _ = _synth_on(loud, la, min_pause_s=0.4)
+        assert close[15:35].max() == 0.0, la
+        assert close[60 + 10 - 1 - la] == 0.0 and np.all(close[60 + 10 + CLOSE_RAMP - la : 90] == 1.0), la
+        assert close[100] == 0.0
+        assert np.array_equal(_synth_on(loud, la, 640, min_pause_s=0.4)[0], close)
+    # without the minimum, the dip closes too
+    assert _synth_on(loud, 0)[0][15:35].max() > 0
 
 
 def test_mouth_lmd_ignores_head_position():

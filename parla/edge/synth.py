@@ -63,6 +63,9 @@ class MotionSettings:
     receptive_field: int  # mel frames the net's output depends on
     phonemes: dict | None = None  # the phoneme front-end (config.json "phonemes"): its features follow the mel
     close_pauses: bool = True  # close the lips in pauses found by the speech level (off: the net's mouth alone)
+    # 0: every silent frame starts closing (a log-mel net); else only silences at least this long (a phoneme net,
+    # whose mouth already follows the words: short level dips inside speech are stops, not pauses)
+    min_pause_s: float = 0.0
 
     @classmethod
     def from_folder(cls, folder) -> MotionSettings:
@@ -82,6 +85,7 @@ class MotionSettings:
             5 + 2 * sum(dil),
             c.get("phonemes"),
             bool(c.get("close_pauses", True)),
+            float(c.get("min_pause_s", 0.0)),
         )
 
 
@@ -156,6 +160,8 @@ class MotionSynth:
         self.hold: deque[np.ndarray] = deque(maxlen=max(1, int(settings.silence_hold_s * fps)))
         self.voiced_hist: deque[float] = deque(maxlen=VOICED_SMOOTH)
         self.close = 1.0  # start with the lips at rest
+        self.min_pause = max(1, int(round(settings.min_pause_s * fps))) if settings.min_pause_s > 0 else 0
+        self.silent_run = 0  # silent frames in a row up to the last emitted one
         self.timer = None  # a StageTimer, set by the engine
 
     @property
@@ -264,8 +270,17 @@ class MotionSynth:
         # close before a pause that is coming within the look-ahead (a single silent frame inside speech is not a
         # pause), open when the speech resumes
         ahead = [x.silent for x in itertools.islice(self.heard, self.lookahead_frames)]
-        pause_ahead = any(all(ahead[j : j + MIN_PAUSE_FRAMES]) for j in range(len(ahead) - MIN_PAUSE_FRAMES + 1))
-        target = 1.0 if s.close_pauses and (h.silent or pause_ahead) else 0.0
+        self.silent_run = self.silent_run + 1 if h.silent else 0
+        if self.min_pause:  # a pause is a silence of min_pause frames, seen so far or through the look-ahead
+            run = self.silent_run + (next((j for j, x in enumerate(ahead) if not x), len(ahead)) if h.silent else 0)
+            in_pause = run >= self.min_pause
+            pause_ahead = len(ahead) >= self.min_pause and any(
+                all(ahead[j : j + self.min_pause]) for j in range(min(CLOSE_RAMP, len(ahead) - self.min_pause + 1))
+            )
+        else:
+            in_pause = h.silent
+            pause_ahead = any(all(ahead[j : j + MIN_PAUSE_FRAMES]) for j in range(len(ahead) - MIN_PAUSE_FRAMES + 1))
+        target = 1.0 if s.close_pauses and (in_pause or pause_ahead) else 0.0
         self.close += float(np.clip(target - self.close, -1 / (CLOSE_RAMP + 1), 1 / (CLOSE_RAMP + 1)))
         self.hold.append(coeffs)
         if s.silence_hold_s > 0:
