@@ -187,6 +187,10 @@ def test_a_minimum_pause_leaves_short_silences_to_the_net():
         assert np.array_equal(_synth_on(loud, la, 640, min_pause_s=0.4)[0], close)
     # without the minimum, the dip closes too
     assert _synth_on(loud, 0)[0][15:35].max() > 0
+    # a stream that starts in silence starts in a pause: the lips stay at rest from the first frame
+    quiet = np.zeros(30, bool)
+    quiet[20:] = True
+    assert np.all(_synth_on(quiet, 0, min_pause_s=0.4)[0][:20] == 1.0)
 
 
 def test_mouth_lmd_ignores_head_position():

@@ -199,3 +199,30 @@ def test_a_source_ahead_of_playback_gets_the_offline_context(encoder, speech):
     assert np.all(np.asarray(emitted_at) - centre <= ph.ahead_latency_s() * ph.SAMPLE_RATE + 640)
     corr = np.mean([np.corrcoef(a[:, j], off[:n, j])[0, 1] for j in range(ph.DIM) if off[:n, j].std() > 0])
     assert corr > 0.85, corr  # measured 0.91 on a 20-s file; the microphone's window: 0.66
+
+
+def test_known_utterances_get_their_offline_features_without_look_ahead(encoder, speech):
+    """A TTS source: each reply is encoded whole as it starts, silence between replies is the encoder's silence,
+    and each frame is handed out as soon as its audio is pushed, whatever the chunking."""
+    a, b = speech[: 2 * ph.SAMPLE_RATE], speech[ph.SAMPLE_RATE : 4 * ph.SAMPLE_RATE]
+    gap = np.zeros(ph.SAMPLE_RATE // 2, np.float32)
+    stream = np.concatenate([a, gap, b, gap])
+    starts = (0, len(a) + len(gap))
+    outs = []
+    for chunk in (640, 1600):
+        seg = ph.SegmentPhonemes(encoder)
+        got = []
+        for i in range(0, len(stream), chunk):
+            for s0, u in zip(starts, (a, b), strict=True):
+                if i <= s0 < i + chunk:
+                    seg.add(s0, u)
+            new = seg.push(stream[i : i + chunk])
+            assert sum(map(len, got)) + len(new) == (i + chunk - ph.HOP // 2) // ph.HOP + 1  # no look-ahead
+            got.append(new)
+        outs.append(np.concatenate(got))
+    np.testing.assert_array_equal(outs[0], outs[1])
+    out, k = outs[0], len(a) // ph.HOP
+    np.testing.assert_array_equal(out[:k], ph.encode(encoder, a)[:k])
+    np.testing.assert_array_equal(out[k + 1 : starts[1] // ph.HOP], np.tile(encoder.silence, (24, 1)))
+    np.testing.assert_array_equal(out[starts[1] // ph.HOP :][: len(b) // ph.HOP], ph.encode(encoder, b)[:-1])
+    assert seg.segments == []  # both replies have passed

@@ -276,6 +276,39 @@ class KnownPhonemes:
         return self.features[idx]
 
 
+class SegmentPhonemes:
+    """The front-end of a stream made of known segments and digital silence between them (a TTS source: each
+    reply exists whole when it starts): every segment is encoded offline when it is announced (``add``, before the
+    audio that starts it is pushed), the silence between segments is the encoder's silence, and frames are handed
+    out as the audio is pushed, with no look-ahead. Bounded: a segment is dropped once its audio has passed."""
+
+    def __init__(self, encoder: PhonemeEncoder) -> None:
+        self.encoder, self.silence = encoder, encoder.silence
+        self.heard = 0
+        self.emitted = 0
+        self.segments: list[tuple[int, np.ndarray]] = []  # (first frame, features), in order
+
+    @property
+    def latency_samples(self) -> int:
+        return HOP
+
+    def add(self, start_sample: int, audio: np.ndarray) -> None:
+        """A segment of ``audio`` that starts at stream sample ``start_sample`` (a multiple of HOP)."""
+        self.segments.append((start_sample // HOP, encode(self.encoder, audio)[: len(audio) // HOP]))
+
+    def push(self, chunk: np.ndarray) -> np.ndarray:
+        self.heard += len(chunk)
+        ready = max(self.emitted, (self.heard - HOP // 2) // HOP + 1)
+        out = np.tile(self.silence, (ready - self.emitted, 1))
+        for first, feats in self.segments:
+            lo, hi = max(first, self.emitted), min(first + len(feats), ready)
+            if lo < hi:
+                out[lo - self.emitted : hi - self.emitted] = feats[lo - first : hi - first]
+        self.emitted = ready
+        self.segments = [(f, x) for f, x in self.segments if f + len(x) > ready]
+        return out
+
+
 def to_mel_rate(features: np.ndarray, n_mel: int) -> np.ndarray:
     """Encoder frames (50 Hz, frame k centred on sample 320 k) at the mel frame rate (100 Hz, frame m centred on
     sample 160 m): linear interpolation, clamped at the ends."""

@@ -115,11 +115,13 @@ class Avatar:
         known_audio: np.ndarray | None = None,
         closures: list[tuple[float, float]] | None = None,
         lead_s: float = 0.0,
+        segments: bool = False,
     ) -> MotionSynth:
         """The synthesizer for one clip or stream. ``known_audio``: the whole audio when it exists ahead of playback
         (a file, a TTS reply), which a phoneme front-end then encodes offline, with full context; ``closures``:
         where the lips must touch, when the phoneme timing is known (a TTS's /p b m/); ``lead_s``: how far ahead of
-        playback a source delivers audio it does not hold whole (see ``ahead_s``)."""
+        playback a source delivers audio it does not hold whole (see ``ahead_s``); ``segments``: the source announces
+        each utterance whole as it starts (``add_utterance``) and is silent between them (a TTS source)."""
         return MotionSynth(
             self.settings,
             self.lips.run,
@@ -128,14 +130,15 @@ class Avatar:
             pose_scale=self.pose_scale,
             emotion=self.emotion,
             lookahead_frames=lookahead_frames,
-            phonemes=self._phonemes(known_audio, lead_s),
+            phonemes=self._phonemes(known_audio, lead_s, segments),
             closures=closures,
         )
 
-    def _phonemes(self, known_audio: np.ndarray | None, lead_s: float = 0.0):
-        """The phoneme front-end for a clip or stream: offline features of audio known whole; the offline windows'
-        context for a source ahead of playback by ``lead_s`` ≥ ``ahead_s`` (a long file); else a live source's
-        sliding window with the model's published look-ahead (a microphone)."""
+    def _phonemes(self, known_audio: np.ndarray | None, lead_s: float = 0.0, segments: bool = False):
+        """The phoneme front-end for a clip or stream: offline features of audio known whole; offline features
+        of each utterance as it starts (``segments``: a TTS source); the offline windows' context for a source ahead
+        of playback by ``lead_s`` ≥ ``ahead_s`` (a long file); else a live source's sliding window with the model's
+        published look-ahead (a microphone)."""
         ph = self.settings.phonemes
         if ph is None:
             return None
@@ -148,6 +151,8 @@ class Avatar:
         if known_audio is not None:
             feats = phonemes.encode(encoder, known_audio)
             return phonemes.KnownPhonemes(feats, encoder.silence)
+        if segments:
+            return phonemes.SegmentPhonemes(encoder)
         if lead_s >= self.ahead_s:
             return phonemes.ahead_stream(encoder)
         return phonemes.StreamingPhonemes(encoder, past_s=ph["past_s"], future_s=ph["future_s"])
@@ -240,7 +245,9 @@ class Avatar:
 
         known = source.known_audio if source.lead_s > 0 else None  # a source that is ahead of playback
         held = min(FILE_LOOKAHEAD_FRAMES, round(source.lead_s * self.config.video.fps))  # frames held for a pause
-        motion = self.new_motion(lookahead_frames=held, known_audio=known, lead_s=source.lead_s)
+        motion = self.new_motion(
+            lookahead_frames=held, known_audio=known, lead_s=source.lead_s, segments=source.segments
+        )
         engine = StreamEngine(
             source,
             motion,

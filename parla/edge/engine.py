@@ -115,6 +115,8 @@ class StreamEngine:
             for chunk in self.source:
                 if chunk.closures:  # known phoneme timing (a TTS reply): where the lips must touch
                     self.motion.add_closures(chunk.closures)
+                if chunk.utterance is not None:  # a reply known whole as it starts: its phoneme features at once
+                    self.motion.add_utterance(self._samples, chunk.utterance)
                 if chunk.text_arrival is not None:  # an utterance starts with this chunk: time its first frame
                     self.utterances.append((math.ceil(self._samples / SAMPLE_RATE * self.fps), chunk.text_arrival))
                 self.sink.audio(chunk.samples)

@@ -30,6 +30,7 @@ class AudioChunk:
     arrival: float  # time.monotonic() when the last sample of the chunk was available
     closures: list[tuple[float, float]] | None = None  # stream seconds where the lips must touch (known timing)
     text_arrival: float | None = None  # time.monotonic() when the text of an utterance starting here arrived
+    utterance: np.ndarray | None = None  # the whole audio of an utterance that starts with this chunk (TTS)
 
 
 class Source:
@@ -37,6 +38,7 @@ class Source:
 
     lead_s = 0.0  # seconds ahead of playback at which the source delivers its audio (live sources: 0)
     known_audio: np.ndarray | None = None  # the whole audio, where it is in memory ahead of playback
+    segments = False  # True: known utterances (AudioChunk.utterance) and digital silence between them
 
     def __init__(self) -> None:
         self._stop = threading.Event()
@@ -115,6 +117,8 @@ class TextSource(Source):
     the TTS's own /p b m/ timing (the lips touch there); between utterances the source yields silence, so the face
     idles instead of freezing. It ends when the lines end and the last utterance has played."""
 
+    segments = True
+
     def __init__(
         self,
         lines,
@@ -164,7 +168,7 @@ class TextSource(Source):
     def __iter__(self) -> Iterator[AudioChunk]:
         start, pos, pending, ended = time.monotonic(), 0, np.zeros(0, np.float32), False
         while not self._stop.is_set():
-            closures, text_arrival = None, None
+            closures, text_arrival, utterance = None, None, None
             if not len(pending):
                 try:
                     item = self.queue.get_nowait()
@@ -176,7 +180,7 @@ class TextSource(Source):
                     speech, text_arrival = item
                     t0 = pos / SAMPLE_RATE
                     closures = [(t0 + p.start_s, t0 + p.end_s) for p in speech.phonemes if p.bilabial]
-                    pending = speech.audio
+                    pending = utterance = speech.audio
             if self.error is not None:
                 raise ParlaError(f"tts: {self.error}") from self.error
             if ended and not len(pending):
@@ -187,7 +191,7 @@ class TextSource(Source):
                 block = np.concatenate([block, np.zeros(self.chunk - len(block), np.float32)])
             pos += len(block)
             plays = self._pace(start, pos, self.speed) if self.speed > 0 else time.monotonic()
-            yield AudioChunk(block, plays, closures, text_arrival)
+            yield AudioChunk(block, plays, closures, text_arrival, utterance)
 
 
 def _pcm16(raw: bytes, channels: int) -> np.ndarray:

@@ -161,7 +161,7 @@ class MotionSynth:
         self.voiced_hist: deque[float] = deque(maxlen=VOICED_SMOOTH)
         self.close = 1.0  # start with the lips at rest
         self.min_pause = max(1, int(round(settings.min_pause_s * fps))) if settings.min_pause_s > 0 else 0
-        self.silent_run = 0  # silent frames in a row up to the last emitted one
+        self.silent_run = self.min_pause  # silent frames in a row up to the last emitted one (a stream starts at rest)
         self.timer = None  # a StageTimer, set by the engine
 
     @property
@@ -299,6 +299,12 @@ class MotionSynth:
             p = 1.0 / (1.0 + math.exp(-float(np.clip(h.z[k], -30, 30))))
             close = max(close, float(np.clip((p - CLOSURE_P[0]) / (CLOSURE_P[1] - CLOSURE_P[0]), 0.0, 1.0)))
         return FrameMotion(h.index, coeffs, pose, self.blink.step(), close, h.voiced, h.z)
+
+    def add_utterance(self, start_sample: int, audio: np.ndarray) -> None:
+        """An utterance known whole as it starts at this stream sample (a TTS reply): a phoneme front-end that
+        takes segments encodes it now; any other front-end reads it as it is pushed."""
+        if hasattr(self.phonemes, "add"):
+            self.phonemes.add(start_sample, audio)
 
     def add_closures(self, closures: list[tuple[float, float]]) -> None:
         """More (start, end) seconds where the lips must touch (an utterance that starts during a stream)."""
