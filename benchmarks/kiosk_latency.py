@@ -74,7 +74,8 @@ def main() -> int:
             if time.monotonic() - t0 > 60:
                 sys.exit("the page never played")
             time.sleep(0.2)
-        source = ArraySource(audio, av.config.audio.chunk_ms, lead_s=av.ahead_s)
+        source = ArraySource(audio, av.config.audio.chunk_ms)
+        source.lead_s = av.lead_for(source)
         result: dict = {}
         runner = threading.Thread(target=lambda: result.update(stats=av.run(source, sink)))
         runner.start()

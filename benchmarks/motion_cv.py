@@ -64,7 +64,16 @@ def mouth_width(lms: np.ndarray) -> np.ndarray:
 
 
 def evaluate_clip(
-    run_lips, norm, clip, raw: dict, basis, silence_hold_s: float, mc, close_pauses=True, min_pause_s: float = 0.0
+    run_lips,
+    norm,
+    clip,
+    raw: dict,
+    basis,
+    silence_hold_s: float,
+    mc,
+    close_pauses=True,
+    min_pause_s: float = 0.0,
+    quiet_pauses: bool = False,
 ) -> dict:
     """Landmark-space evaluation of one held-out clip, its lips driven through the runtime's synthesizer."""
     from dataclasses import replace as dc_replace
@@ -93,6 +102,7 @@ def evaluate_clip(
             lookahead=mc.lookahead,
             close_pauses=close_pauses,
             min_pause_s=min_pause_s,
+            quiet_pauses=quiet_pauses,
             receptive_field=mc.receptive_field,
         )
         synth = MotionSynth(settings, run_lips, fps=clip.fps)
@@ -182,7 +192,8 @@ def parse_args() -> argparse.Namespace:
         "--closing",
         nargs="*",
         help="synthesizer pause closings to evaluate, each on every held-out clip: none, pause (every silent frame) "
-        "or pause:S (silences of at least S seconds); default: pause, or none with --no-pause-close",
+        "pause:S (silences of at least S seconds), quiet:S (the same, below the absolute silence level only); "
+        "default: pause, or none with --no-pause-close",
     )
     ap.add_argument("--no-rest", action="store_true", help="drive the first frame's mouth as it is (no rest_offset)")
     return ap.parse_args()
@@ -268,8 +279,9 @@ def main() -> None:
                 c = dataclasses.replace(clips[i], mel=mels[i])
                 for closing in closings:
                     close, min_pause = closing != "none", float(closing.partition(":")[2] or 0)
+                    quiet = closing.startswith("quiet")
                     row = evaluate_clip(
-                        run_lips, norm, c, raws[c.name], fold_basis, args.silence_hold, mc, close, min_pause
+                        run_lips, norm, c, raws[c.name], fold_basis, args.silence_hold, mc, close, min_pause, quiet
                     )
                     key = spec if len(closings) == 1 else f"{spec}|{closing}"
                     rows.append({"fold": k, "features": key, "closing": closing, **row})

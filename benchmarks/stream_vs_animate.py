@@ -100,9 +100,10 @@ def stream_all(args) -> list[dict]:
             with tempfile.TemporaryDirectory() as tmp, Avatar.from_image(p, args.config) as av:
                 video = Path(tmp) / "stream.mp4"
                 t = time.time()
-                lead = av.ahead_s  # as `parla stream --audio` plays a file
+                source = FileSource(s, av.config.audio.chunk_ms)
+                source.lead_s = av.lead_for(source)  # as `parla stream --audio` plays a file
                 stats = av.run(
-                    FileSource(s, av.config.audio.chunk_ms, lead_s=lead),
+                    source,
                     FileSink(video, av.config.video.fps, av.metadata),
                 )
                 wall = time.time() - t

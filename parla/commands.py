@@ -42,7 +42,7 @@ def _overrides(args: argparse.Namespace) -> dict:
     }
 
 
-def _source(cfg, args: argparse.Namespace, ahead_s: float):
+def _source(cfg, args: argparse.Namespace, avatar):
     from parla.edge.sources import FileSource, MicSource, StdinSource
 
     a = cfg.audio
@@ -56,8 +56,10 @@ def _source(cfg, args: argparse.Namespace, ahead_s: float):
     if a.source == "file":
         if not args.audio:
             raise ParlaError("the config's audio.source is 'file': give --audio SPEECH (or --mic / --stdin)")
-        # the file exists ahead of playback: delivered early by what the model reads ahead (Avatar.ahead_s)
-        return FileSource(args.audio, a.chunk_ms, speed=args.speed, lead_s=ahead_s)
+        # the file exists ahead of playback: delivered early by what the model reads ahead (Avatar.lead_for)
+        source = FileSource(args.audio, a.chunk_ms, speed=args.speed)
+        source.lead_s = avatar.lead_for(source)
+        return source
     if a.source == "mic":
         return MicSource(a.sample_rate, a.chunk_ms, a.device_index, a.channels)
     return StdinSource(a.sample_rate, a.chunk_ms, a.channels)
@@ -94,7 +96,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
         else Avatar.from_image(args.portrait, cfg, **kw)
     )
     with avatar:
-        source = _source(cfg, args, avatar.ahead_s)
+        source = _source(cfg, args, avatar)
         sink = open_sink(
             cfg.video.sink,
             cfg.video.fps,

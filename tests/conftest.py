@@ -38,3 +38,35 @@ def shared(*parts: str) -> Path:
     if not p.exists():
         pytest.skip(f"needs {p} (../shared/data is not beside this checkout)")
     return p
+
+
+def logmel_settings(**overrides):
+    """The bundled model's synthesis settings as a log-mel lips net would have them (80 inputs, the calibrated
+    level-driven pause closing and 1-s hold): for tests of the synthesizer's mechanisms with a stand-in net."""
+    from dataclasses import replace
+
+    from parla.edge.synth import MotionSettings
+    from parla.modelfolder import ModelFolder
+    from parla.training.bundle import SYNTHESIS
+
+    s = MotionSettings.from_folder(ModelFolder())
+    base = dict(
+        mel_mean=s.mel_mean[:80],
+        mel_std=s.mel_std[:80],
+        phonemes=None,
+        close_pauses=True,
+        min_pause_s=0.0,
+        quiet_pauses=False,
+        silence_hold_s=SYNTHESIS["silence_hold_s"],
+    )
+    return replace(s, **{**base, **overrides})
+
+
+def known_front_end(settings, audio):
+    """The phoneme front-end for audio known whole, when the settings' lips read phoneme features (else None)."""
+    if settings.phonemes is None:
+        return None
+    from parla.audio import phonemes as ph
+
+    encoder = ph.PhonemeEncoder()
+    return ph.KnownPhonemes(ph.encode(encoder, audio), encoder.silence)

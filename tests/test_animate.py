@@ -56,7 +56,10 @@ def test_pose_scale_zero_keeps_the_head_still(tmp_path, face_path, short_speech)
     folder = ModelFolder()
     settings = MotionSettings.from_folder(folder)
     audio = load_audio(short_speech)
-    synth = MotionSynth(settings, TorchBackend(folder.path, kind="lips").run, seed=1, pose_scale=0.0)
+    from .conftest import known_front_end
+
+    lips = TorchBackend(folder.path, kind="lips").run
+    synth = MotionSynth(settings, lips, seed=1, pose_scale=0.0, phonemes=known_front_end(settings, audio))
     fms = synth.push(audio) + synth.flush(len(audio))
     assert len(fms) == 50
     # the head stays still (breathing scales with pose_scale too): no pose at all

@@ -78,7 +78,8 @@ def test_threaded_stream_delivers_the_offline_frames(face_path, clip):
     got: dict[int, np.ndarray] = {}
     with Avatar.from_image(face_path, "x86-cpu", overrides=TORCH_STUDENT, seed=5) as av:
         chunk = 16_000 * av.config.audio.chunk_ms // 1000
-        offline = list(av.stream((audio[i : i + chunk] for i in range(0, len(audio), chunk)), lookahead_frames=2))
+        chunks = (audio[i : i + chunk] for i in range(0, len(audio), chunk))
+        offline = list(av.stream(chunks, lookahead_frames=2, known_audio=audio))  # the run's source is ahead too
         stats = av.run(
             ArraySource(audio, av.config.audio.chunk_ms, speed=0.5, lead_s=2 / av.config.video.fps),
             RawSink(callback=lambda f, i: got.__setitem__(i, f)),
@@ -134,7 +135,9 @@ def test_parla_stream_file_sink_matches_animate(tmp_path, face_path, clip, anima
         chunk = 16_000 * av.config.audio.chunk_ms // 1000
         offline = list(
             av.stream(
-                (audio[i : i + chunk] for i in range(0, len(audio), chunk)), lookahead_frames=FILE_LOOKAHEAD_FRAMES
+                (audio[i : i + chunk] for i in range(0, len(audio), chunk)),
+                lookahead_frames=FILE_LOOKAHEAD_FRAMES,
+                known_audio=audio,  # a file: its phoneme features at once, as `parla stream --audio` has them
             )
         )
         sink = FileSink(ref, 25.0, metadata=av.metadata)

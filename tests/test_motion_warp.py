@@ -118,12 +118,11 @@ def test_head_and_blink_models_are_seeded_and_bounded():
 
 def _synth_on(loud: np.ndarray, lookahead_frames: int, chunk: int = 0, min_pause_s: float = 0.0):
     """The synthesizer on a tone that is on where ``loud`` (per 40 ms frame) is true, with a random lips net."""
-    from dataclasses import replace
+    from parla.edge.synth import MotionSynth
 
-    from parla.edge.synth import MotionSettings, MotionSynth
-    from parla.modelfolder import ModelFolder
+    from .conftest import logmel_settings
 
-    settings = replace(MotionSettings.from_folder(ModelFolder()), min_pause_s=min_pause_s)
+    settings = logmel_settings(min_pause_s=min_pause_s)
     rng = np.random.default_rng(0)
     lips_rng = np.random.default_rng(1)
     t = np.arange(640) / 16000
@@ -274,11 +273,14 @@ def test_the_mouth_never_opens_wider_than_the_training_speakers():
     from parla.edge.synth import MAX_COEFF_STD, MotionSettings, MotionSynth
     from parla.modelfolder import ModelFolder
 
+    from .conftest import known_front_end
+
     settings = MotionSettings.from_folder(ModelFolder())
     k = settings.basis.n_components
-    synth = MotionSynth(settings, lambda w: np.full((1, k, w.shape[-1]), 50.0, np.float32))  # a wild lips net
     t = np.arange(16000) / 16000
     audio = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    wild = lambda w: np.full((1, k, w.shape[-1]), 50.0, np.float32)  # noqa: E731 - a wild lips net
+    synth = MotionSynth(settings, wild, phonemes=known_front_end(settings, audio))
     fms = synth.push(audio) + synth.flush(len(audio))
     z = np.stack([f.coeffs / settings.basis.stds for f in fms])
     assert np.abs(z).max() <= MAX_COEFF_STD + 1e-5 and np.abs(z).max() > MAX_COEFF_STD - 0.5

@@ -190,16 +190,18 @@ def test_phoneme_motion_model_end_to_end(tmp_path, prepared, face_path, speech_p
         assert all(np.isfinite(f.coeffs).all() and 0.0 <= f.mouth_close <= 1.0 for f in fms)
 
 
-def test_a_phoneme_net_closes_only_in_real_pauses():
-    """apply_synthesis: a phoneme-fed net gets no hold and closes its lips only in silences of 0.5 s or more
-    (every silent frame cost it held-out correlation); a log-mel net keeps the calibrated settings."""
+def test_a_phoneme_net_closes_only_where_nobody_speaks():
+    """apply_synthesis: a phoneme-fed net gets no hold and closes its lips only after a second under the absolute
+    silence level (closing in the speech's pauses cost it held-out correlation); a log-mel net keeps the calibrated
+    settings."""
     from parla.training.bundle import MIC_FUTURE_S, SYNTHESIS, apply_synthesis
 
     blink = {"mean_interval_s": 2.2}
     mel = apply_synthesis({"motion": {"closure": False}, "blink": blink, "close_pauses": False, "min_pause_s": 1})
     assert mel["silence_hold_s"] == SYNTHESIS["silence_hold_s"] and "close_pauses" not in mel
-    assert "min_pause_s" not in mel
+    assert "min_pause_s" not in mel and "quiet_pauses" not in mel
     ph = apply_synthesis({"motion": {"closure": False}, "blink": blink, "phonemes": {"future_s": 0.3}})
-    assert ph["silence_hold_s"] == 0.0 and ph["close_pauses"] is True and ph["min_pause_s"] == 0.5
+    assert ph["silence_hold_s"] == 0.0 and ph["close_pauses"] is True
+    assert ph["min_pause_s"] == 1.0 and ph["quiet_pauses"] is True
     assert ph["phonemes"]["future_s"] == MIC_FUTURE_S
     assert apply_synthesis(ph) == ph  # idempotent

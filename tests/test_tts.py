@@ -41,16 +41,18 @@ def test_known_closures_close_the_lips():
     from parla.edge.synth import MotionSettings, MotionSynth
     from parla.modelfolder import ModelFolder
 
+    from .conftest import known_front_end
+
     settings = MotionSettings.from_folder(ModelFolder())
     fps = 25.0
     closures = [(0.50, 0.56), (1.20, 1.30)]
+    loud = (np.random.default_rng(0).standard_normal(32_000) * 0.3).astype(np.float32)  # speech-level noise
 
     def run(closures):
         synth = MotionSynth(
             settings, lambda w: np.zeros((1, settings.basis.n_components, w.shape[-1]), np.float32), fps=fps,
-            closures=closures,
+            closures=closures, phonemes=known_front_end(settings, loud),
         )  # fmt: skip
-        loud = (np.random.default_rng(0).standard_normal(32_000) * 0.3).astype(np.float32)  # speech-level noise
         return {f.index: f.mouth_close for f in synth.push(loud) + synth.flush(len(loud))}
 
     with_c, without = run(closures), run(None)
@@ -108,7 +110,7 @@ def test_text_stream_closes_the_lips_and_shows_the_first_frame_soon(face_path):
                 return np.zeros((8, 8, 3), np.uint8)
 
         threading.Thread(target=assistant, daemon=True).start()
-        motion = av.new_motion(lookahead_frames=FILE_LOOKAHEAD_FRAMES)
+        motion = av.new_motion(lookahead_frames=FILE_LOOKAHEAD_FRAMES, segments=source.segments)  # as Avatar.run
         stats = StreamEngine(source, motion, Recording(), RawSink(callback=lambda f, i: None), fps=fps).run()
         p, basis = av.portrait, av.settings.basis
         drive = np.stack([basis.drive(p.landmarks, f.coeffs, np.zeros(6), 0.0, f.mouth_close) for f in seen])

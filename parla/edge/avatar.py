@@ -157,6 +157,14 @@ class Avatar:
             return phonemes.ahead_stream(encoder)
         return phonemes.StreamingPhonemes(encoder, past_s=ph["past_s"], future_s=ph["future_s"])
 
+    def lead_for(self, source) -> float:
+        """How early ``source``, whose audio exists ahead of playback, should deliver it: the synthesizer's file
+        look-ahead when the source holds its audio whole (the phoneme features are computed at once), else
+        ``ahead_s``."""
+        if source.known_audio is not None:
+            return FILE_LOOKAHEAD_FRAMES / self.config.video.fps
+        return self.ahead_s
+
     @property
     def ahead_s(self) -> float:
         """How early a source whose audio exists ahead of playback (a file) should deliver it: the synthesizer's

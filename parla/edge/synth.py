@@ -66,6 +66,7 @@ class MotionSettings:
     # 0: every silent frame starts closing (a log-mel net); else only silences at least this long (a phoneme net,
     # whose mouth already follows the words: short level dips inside speech are stops, not pauses)
     min_pause_s: float = 0.0
+    quiet_pauses: bool = False  # pauses are silences below the absolute level only (not dips relative to the speech)
 
     @classmethod
     def from_folder(cls, folder) -> MotionSettings:
@@ -86,6 +87,7 @@ class MotionSettings:
             c.get("phonemes"),
             bool(c.get("close_pauses", True)),
             float(c.get("min_pause_s", 0.0)),
+            bool(c.get("quiet_pauses", False)),
         )
 
 
@@ -108,6 +110,7 @@ class _Heard:
     z: np.ndarray
     voiced: bool
     silent: bool
+    quiet: bool  # below the absolute silence level (digital silence, a muted microphone, a gap between replies)
 
 
 class MotionSynth:
@@ -173,6 +176,13 @@ class MotionSynth:
         return ahead + int(math.ceil(self.lookahead_frames / self.fps * SAMPLE_RATE))
 
     def push(self, chunk: np.ndarray) -> list[FrameMotion]:
+        if self.s.phonemes is not None and self.phonemes is None:
+            from parla.errors import ParlaError
+
+            raise ParlaError(
+                "this model's lips read phoneme features: build the synthesizer with Avatar.new_motion (or pass "
+                "phonemes=, see parla.audio.phonemes), or push joined features with push_mel"
+            )
         t0 = time.perf_counter()
         chunk = np.asarray(chunk, np.float32)
         mel = self.mel.push(chunk)
@@ -251,8 +261,9 @@ class MotionSynth:
             e_lo = max(0, int(round(pos - FRAMES_PER_SECOND / self.fps / 2)))
             e_hi = max(e_lo + 1, int(round(pos + FRAMES_PER_SECOND / self.fps / 2)))
             energy = list(self.energy)[e_lo:e_hi]
-            voiced, silent = self._classify(float(np.mean(energy)))
-            self.heard.append(_Heard(self.next_heard, z, voiced, silent))
+            level = float(np.mean(energy))
+            voiced, silent = self._classify(level)
+            self.heard.append(_Heard(self.next_heard, z, voiced, silent, level < ABS_SILENCE_DB))
             self.next_heard += 1
 
     def _emit(self) -> list[FrameMotion]:
@@ -269,16 +280,18 @@ class MotionSynth:
         coeffs = np.clip(h.z[:k] * s.articulation, -MAX_COEFF_STD, MAX_COEFF_STD) * s.basis.stds
         # close before a pause that is coming within the look-ahead (a single silent frame inside speech is not a
         # pause), open when the speech resumes
-        ahead = [x.silent for x in itertools.islice(self.heard, self.lookahead_frames)]
-        self.silent_run = self.silent_run + 1 if h.silent else 0
+        quiet = s.quiet_pauses
+        ahead = [x.quiet if quiet else x.silent for x in itertools.islice(self.heard, self.lookahead_frames)]
+        h_silent = h.quiet if quiet else h.silent
+        self.silent_run = self.silent_run + 1 if h_silent else 0
         if self.min_pause:  # a pause is a silence of min_pause frames, seen so far or through the look-ahead
-            run = self.silent_run + (next((j for j, x in enumerate(ahead) if not x), len(ahead)) if h.silent else 0)
+            run = self.silent_run + (next((j for j, x in enumerate(ahead) if not x), len(ahead)) if h_silent else 0)
             in_pause = run >= self.min_pause
             pause_ahead = len(ahead) >= self.min_pause and any(
                 all(ahead[j : j + self.min_pause]) for j in range(min(CLOSE_RAMP, len(ahead) - self.min_pause + 1))
             )
         else:
-            in_pause = h.silent
+            in_pause = h_silent
             pause_ahead = any(all(ahead[j : j + MIN_PAUSE_FRAMES]) for j in range(len(ahead) - MIN_PAUSE_FRAMES + 1))
         target = 1.0 if s.close_pauses and (in_pause or pause_ahead) else 0.0
         self.close += float(np.clip(target - self.close, -1 / (CLOSE_RAMP + 1), 1 / (CLOSE_RAMP + 1)))

@@ -28,13 +28,15 @@ BLINK_MEAN_INTERVAL_S = 5.0
 SYNTHESIS_CLOSURE = {"silence_hold_s": 0.0, "close_pauses": False}
 
 
-# A phoneme-fed net (issue 14) moves the lips with the words, not the level: closing at every silent frame and the
-# hold cost it 0.12 of held-out mouth correlation, closing only in silences of 0.5 s or more 0.03 offline and
-# nothing streaming, with the mouth then open while voiced 1.15x as wide as while not (real training mouths: 1.09;
-# benchmarks/results/motion_cv/ph_closing, docs/training.md, session 10). A live source waits for MIC_FUTURE_S of
-# audio after each encoder frame: the knee of the microphone trade-off (docs/training.md, session 7: 0.1 s 0.327,
+# A phoneme-fed net (issue 14) moves the lips with the words, not the level: every way of closing its lips in
+# pauses costs held-out mouth correlation (benchmarks/results/motion_cv/ph_closing*: at every silent frame 0.42 ->
+# 0.31, in silences of 0.5 s 0.32-0.39, in silences under the absolute level of 0.5 s 0.38), and on the eval
+# videos the phoneme probe falls 0.41 -> 0.35 with the 0.5-s closing (docs/training.md, session 10). It closes
+# its lips only where nobody speaks: a second of audio under the absolute silence level (an idle kiosk, the gap
+# between two replies, the start of a stream), and holds nothing. A live source waits for MIC_FUTURE_S of audio
+# after each encoder frame: the knee of the microphone trade-off (docs/training.md, session 7: 0.1 s 0.327,
 # 0.2 s 0.356, 0.3 s 0.353, 0.5 s 0.358).
-SYNTHESIS_PHONEMES = {"silence_hold_s": 0.0, "close_pauses": True, "min_pause_s": 0.5}
+SYNTHESIS_PHONEMES = {"silence_hold_s": 0.0, "close_pauses": True, "min_pause_s": 1.0, "quiet_pauses": True}
 MIC_FUTURE_S = 0.2
 
 
@@ -44,11 +46,13 @@ def apply_synthesis(config: dict) -> dict:
     if config["motion"].get("closure"):
         out.update(SYNTHESIS_CLOSURE)
         out.pop("min_pause_s", None)
+        out.pop("quiet_pauses", None)
     elif config.get("phonemes"):
         out.update(SYNTHESIS_PHONEMES)
     else:
         out.pop("close_pauses", None)
         out.pop("min_pause_s", None)
+        out.pop("quiet_pauses", None)
     if config.get("phonemes"):
         out["phonemes"] = {**config["phonemes"], "future_s": MIC_FUTURE_S}
     out.setdefault("blink_fitted_interval_s", config["blink"]["mean_interval_s"])
