@@ -63,17 +63,15 @@ def mouth_width(lms: np.ndarray) -> np.ndarray:
     return np.linalg.norm(lms[:, 54] - lms[:, 48], axis=-1) / interocular(lms)
 
 
+def closing_settings(closing: str) -> dict:
+    """A ``--closing`` spec as MotionSettings fields: none, pause (every silent frame), pause:S (silences of at least
+    S seconds), quiet:S (the same, below the absolute silence level only)."""
+    kind, _, seconds = closing.partition(":")
+    return {"close_pauses": kind != "none", "min_pause_s": float(seconds or 0), "quiet_pauses": kind == "quiet"}
+
+
 def evaluate_clip(
-    run_lips,
-    norm,
-    clip,
-    raw: dict,
-    basis,
-    silence_hold_s: float,
-    mc,
-    close_pauses=True,
-    min_pause_s: float = 0.0,
-    quiet_pauses: bool = False,
+    run_lips, norm, clip, raw: dict, basis, silence_hold_s: float, mc, closing: str = "pause", scales=SCALES
 ) -> dict:
     """Landmark-space evaluation of one held-out clip, its lips driven through the runtime's synthesizer."""
     from dataclasses import replace as dc_replace
@@ -91,7 +89,7 @@ def evaluate_clip(
     row = {"clip": clip.name, "frames": n}
     real_open = mouth_opening(lms)
     pad = np.repeat(clip.mel[-1:], mc.lookahead + 8 + int(100 / clip.fps), 0)  # the end, as the net pads it
-    for s in SCALES:
+    for s in scales:
         settings = dc_replace(
             shipped,
             mel_mean=norm[0],
@@ -100,10 +98,8 @@ def evaluate_clip(
             silence_hold_s=silence_hold_s,
             basis=basis,
             lookahead=mc.lookahead,
-            close_pauses=close_pauses,
-            min_pause_s=min_pause_s,
-            quiet_pauses=quiet_pauses,
             receptive_field=mc.receptive_field,
+            **closing_settings(closing),
         )
         synth = MotionSynth(settings, run_lips, fps=clip.fps)
         fms = synth.push_mel(np.concatenate([clip.mel, pad]))[first : first + n]
@@ -131,21 +127,12 @@ def evaluate_clip(
     return row
 
 
-def summarize(rows: list[dict]) -> dict:
+def summarize(rows: list[dict], scales=SCALES) -> dict:
     still = float(np.mean([r["lmd_still"] for r in rows]))
-    out = {
-        "clips": len(rows),
-        "lmd_still": still,
-        "corr0_median": float(np.nanmedian([np.nan if r["corr0"] is None else r["corr0"] for r in rows])),
-        "net_corr0_median": float(np.nanmedian([np.nan if r["net_corr0"] is None else r["net_corr0"] for r in rows])),
-        "width_corr0_median": float(
-            np.nanmedian([np.nan if r["width_corr0"] is None else r["width_corr0"] for r in rows])
-        ),
-        "best_lag_median": float(np.nanmedian([np.nan if r["best_lag"] is None else r["best_lag"] for r in rows])),
-        "vs_median": float(np.nanmedian([np.nan if r.get("vs") is None else r["vs"] for r in rows])),
-        "vs_real_median": float(np.nanmedian([np.nan if r.get("vs_real") is None else r["vs_real"] for r in rows])),
-    }
-    for s in SCALES:
+    out: dict = {"clips": len(rows), "lmd_still": still}
+    for key in ("corr0", "net_corr0", "width_corr0", "best_lag", "vs", "vs_real"):  # clips without a value aside
+        out[f"{key}_median"] = float(np.nanmedian([np.nan if r.get(key) is None else r[key] for r in rows]))
+    for s in scales:
         lmd = float(np.mean([r[f"lmd_x{s:g}"] for r in rows]))
         out[f"improvement_x{s:g}"] = 1 - lmd / still
     return out
@@ -191,8 +178,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument(
         "--closing",
         nargs="*",
-        help="synthesizer pause closings to evaluate, each on every held-out clip: none, pause (every silent frame) "
-        "pause:S (silences of at least S seconds), quiet:S (the same, below the absolute silence level only); "
+        help="synthesizer pause closings to evaluate, each on every held-out clip (see closing_settings); "
         "default: pause, or none with --no-pause-close",
     )
     ap.add_argument("--no-rest", action="store_true", help="drive the first frame's mouth as it is (no rest_offset)")
@@ -217,8 +203,7 @@ def main() -> None:
     clips, _ = build(data, basis, tc.phonemes)
     specs = args.eval_phonemes or [tc.phonemes.split("+")[0]]
     closings = args.closing or (["none"] if args.no_pause_close else ["pause"])
-    global SCALES
-    SCALES = tuple(args.scales)
+    scales = tuple(args.scales)
     trained = dict(zip(tc.phonemes.split("+"), zip(*[c.variants for c in clips], strict=True), strict=True))
     eval_mels = {  # per evaluated front-end: the held-out clips' inputs
         spec: [v for v in trained[spec]] if spec in trained else [c.mel for c in build(data, basis, spec)[0]]
@@ -278,16 +263,14 @@ def main() -> None:
             for spec, mels in eval_mels.items():
                 c = dataclasses.replace(clips[i], mel=mels[i])
                 for closing in closings:
-                    close, min_pause = closing != "none", float(closing.partition(":")[2] or 0)
-                    quiet = closing.startswith("quiet")
                     row = evaluate_clip(
-                        run_lips, norm, c, raws[c.name], fold_basis, args.silence_hold, mc, close, min_pause, quiet
+                        run_lips, norm, c, raws[c.name], fold_basis, args.silence_hold, mc, closing, scales
                     )
                     key = spec if len(closings) == 1 else f"{spec}|{closing}"
                     rows.append({"fold": k, "features": key, "closing": closing, **row})
         print(f"fold {k}: {len(held)} clips, inner val {metrics}, {time.time() - t0:.0f} s", flush=True)
     keys = list(dict.fromkeys(r["features"] for r in rows))
-    by = {key: summarize([r for r in rows if r["features"] == key]) for key in keys}
+    by = {key: summarize([r for r in rows if r["features"] == key], scales) for key in keys}
     summary = by[keys[0]]
     print(json.dumps(by, indent=1))
     result = {"train": asdict(tc), "summary": summary, "by_features": by, "clips": rows}

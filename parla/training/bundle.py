@@ -38,21 +38,16 @@ SYNTHESIS_CLOSURE = {"silence_hold_s": 0.0, "close_pauses": False}
 # 0.2 s 0.356, 0.3 s 0.353, 0.5 s 0.358).
 SYNTHESIS_PHONEMES = {"silence_hold_s": 0.0, "close_pauses": True, "min_pause_s": 1.0, "quiet_pauses": True}
 MIC_FUTURE_S = 0.2
+PAUSE_KEYS = ("close_pauses", "min_pause_s", "quiet_pauses")  # a log-mel net: the synthesizer's defaults
 
 
 def apply_synthesis(config: dict) -> dict:
     """The calibrated synthesis settings on a model config (make_bundle applies them; idempotent)."""
-    out = dict(config, **SYNTHESIS)
+    out = {k: v for k, v in dict(config, **SYNTHESIS).items() if k not in PAUSE_KEYS}  # set afresh below
     if config["motion"].get("closure"):
         out.update(SYNTHESIS_CLOSURE)
-        out.pop("min_pause_s", None)
-        out.pop("quiet_pauses", None)
     elif config.get("phonemes"):
         out.update(SYNTHESIS_PHONEMES)
-    else:
-        out.pop("close_pauses", None)
-        out.pop("min_pause_s", None)
-        out.pop("quiet_pauses", None)
     if config.get("phonemes"):
         out["phonemes"] = {**config["phonemes"], "future_s": MIC_FUTURE_S}
     out.setdefault("blink_fitted_interval_s", config["blink"]["mean_interval_s"])
