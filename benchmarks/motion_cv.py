@@ -191,7 +191,7 @@ def main() -> None:
     import torch
 
     from parla.face.expression import ExpressionBasis
-    from parla.models.lips import LipNetConfig
+    from parla.models.lips import LipNetConfig, ensemble
     from parla.training.basis import fit_rest, load_clip
     from parla.training.motion import MotionTrainConfig, build, fit
 
@@ -254,10 +254,11 @@ def main() -> None:
                 fit_rest([raws[c.name]["landmarks"][raws[c.name]["valid"]] for c in trn + val], basis)
             )
 
-        def run_lips(window: np.ndarray, nets=nets) -> np.ndarray:
+        lips = ensemble(nets)  # as `parla train motion --members` ships them
+
+        def run_lips(window: np.ndarray, lips=lips) -> np.ndarray:
             with torch.no_grad():
-                x = torch.from_numpy(window)
-                return np.mean([n(x).numpy() for n in nets], axis=0)
+                return lips(torch.from_numpy(window)).numpy()
 
         for i in held:
             for spec, mels in eval_mels.items():

@@ -43,6 +43,7 @@ device_index = number(int, 0, 1000)
 count = number(int, 1, 1_000_000)
 frames = number(int, 1, 100_000)
 workers = number(int, 0, 64)
+members = number(int, 1, 16, "nets")
 resolution = number(int, 32, 2048, "px")
 
 

@@ -149,6 +149,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             tc = replace(tc, phonemes="" if args.phonemes == "none" else args.phonemes)
         if args.closure is not None:
             tc = replace(tc, closure=args.closure == "on")
+        if args.members is not None:
+            tc = replace(tc, members=args.members)
         run = train_motion(args.data, args.output, device=args.device, train=tc, show=not args.quiet)
     print(f"trained; checkpoint in {run}")
     return 0
@@ -266,6 +268,12 @@ def _add_train_parser(sub) -> None:
         "'none': log-mel only); default: the shipped recipe",
     )
     s.add_argument("--closure", choices=["on", "off"], default=None, help="motion: the lips-closed output")
+    s.add_argument(
+        "--members",
+        type=T.members,
+        default=None,
+        help="motion: lips nets trained from different seeds and shipped averaged (an ensemble; default 1)",
+    )
     s.add_argument("--res", type=T.resolution, default=None, help="teacher: the refiner's working resolution")
     s.add_argument(
         "--mode", choices=["residual_mask", "full"], default=None, help="teacher: how the output is composed"

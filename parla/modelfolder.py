@@ -115,10 +115,10 @@ class ModelFolder:
 
     def lipnet(self, device: str = "cpu"):
         """The audio->lips ``nn.Module`` (eval mode) with its verified weights, and its config."""
-        from parla.models.lips import LipNet, LipNetConfig
+        from parla.models.lips import LipNetConfig, build_lipnet
 
         cfg = LipNetConfig.from_dict(self.config["motion"])
-        net = LipNet(cfg).eval()
+        net = build_lipnet(cfg).eval()
         load_weights(net, self.file("motion.safetensors"), device)
         return net.to(device), cfg
 

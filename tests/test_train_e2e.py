@@ -162,10 +162,11 @@ def test_phoneme_motion_model_end_to_end(tmp_path, prepared, face_path, speech_p
     from parla.training.motion import MotionTrainConfig, train_motion
 
     data, _ = prepared
-    tc = MotionTrainConfig(steps=3, batch=2, log_every=3, phonemes="offline+stream:1:0.2", closure=True)
+    tc = MotionTrainConfig(steps=3, batch=2, log_every=3, phonemes="offline+stream:1:0.2", closure=True, members=2)
     motion = train_motion(data, tmp_path / "motion", train=tc, show=False)
     cfg = json.loads((motion / "config.json").read_text())
-    assert cfg["motion"]["n_mels"] == 80 + 256 and cfg["motion"]["closure"]
+    assert cfg["motion"]["n_mels"] == 80 + 256 and cfg["motion"]["closure"] and cfg["motion"]["members"] == 2
+    assert (motion / "log_member1.csv").is_file()  # each member's own log
     assert cfg["phonemes"]["train_features"] == ["offline", "stream:1:0.2"]
     folder = tmp_path / "model"
     shutil.copytree(bundled_path(), folder)
@@ -188,6 +189,47 @@ def test_phoneme_motion_model_end_to_end(tmp_path, prepared, face_path, speech_p
         n = int(round(len(speech) / 16000 * 25))
         assert [f.index for f in fms[:n]] == list(range(n))
         assert all(np.isfinite(f.coeffs).all() and 0.0 <= f.mouth_close <= 1.0 for f in fms)
+
+
+def test_an_ensemble_of_lips_nets_is_their_mean_in_torch_and_onnx(tmp_path):
+    """LipNetConfig.members: the trained nets' weights copied into one module whose output is their mean, which
+    reloads from its config and exports as one graph (onnx here; every format in test_edge_assets)."""
+    import torch
+
+    from parla.edge.backends import open_model
+    from parla.export.exporter import export_motion
+    from parla.modelfolder import load_weights
+    from parla.models.lips import LipNet, LipNetConfig, build_lipnet, ensemble
+    from parla.training import checkpoint as ckpt
+
+    cfg = LipNetConfig(n_mels=12, n_coeffs=5, width=8, lookahead=4)
+    nets = []
+    for seed in (1, 2, 3):
+        torch.manual_seed(seed)
+        nets.append(LipNet(cfg).eval())
+    ens = ensemble(nets)
+    assert ens.cfg.members == 3 and ensemble(nets[:1]) is nets[0]
+    x = torch.randn(2, 12, 64)
+    with torch.no_grad():
+        want = torch.stack([n(x) for n in nets]).mean(0)
+        assert torch.allclose(ens(x), want, atol=1e-6)
+        assert not torch.allclose(nets[0](x), want, atol=1e-3)  # the members differ: the mean is not any one
+    ckpt.save_weights(ens, tmp_path / "m.safetensors")
+    again = build_lipnet(LipNetConfig.from_dict(ens.cfg.to_dict())).eval()
+    load_weights(again, tmp_path / "m.safetensors")
+    with torch.no_grad():
+        assert torch.equal(again(x), ens(x))
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    norm = (np.zeros(12, np.float32), np.ones(12, np.float32))
+    path = export_motion(ens, ens.cfg, norm, "test", "onnx", tmp_path)
+    from parla.formats import MOTION_WINDOW
+
+    w = np.random.default_rng(0).normal(size=(1, 12, MOTION_WINDOW)).astype(np.float32)
+    with open_model(path) as b, torch.no_grad():
+        assert np.abs(b.run(w) - ens(torch.from_numpy(w)).numpy()).max() < 1e-4
+    with pytest.raises(ValueError, match="members"):
+        build_lipnet(LipNetConfig(members=0))
 
 
 def test_a_phoneme_net_closes_only_where_nobody_speaks():

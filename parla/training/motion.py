@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,7 @@ from parla.face.landmarks import mouth_opening
 from parla.files import atomic_output
 from parla.metrics import av
 from parla.models.head_blink import fit_ar2, fit_blinks
-from parla.models.lips import LipNet, LipNetConfig
+from parla.models.lips import LipEnsemble, LipNet, LipNetConfig, ensemble
 from parla.training import checkpoint as ckpt
 from parla.training.basis import clip_offsets, fit_rest, load_clip
 
@@ -50,6 +50,7 @@ class MotionTrainConfig:
     # windows) or "stream:PAST:FUTURE" (as the streaming encoder computes them; seconds), see parla.audio.phonemes;
     # several joined by "+" (e.g. "offline+stream:2:0.3"): each training window draws one, so that one net serves
     # audio known ahead and live audio; validation uses the first
+    members: int = 1  # nets trained from seeds seed, seed + 1000, ... and shipped as one averaging ensemble
     w_corr: float = 0.0  # weight of a scale-free loss: 1 - the correlation, per window, of the predicted with the
     # real mouth opening and width (linear read-outs of the coefficients); the L1 loss alone under-articulates
 
@@ -273,7 +274,7 @@ def _loss(
     return total / max(len(windows), 1)
 
 
-def _validate(net: LipNet, clips: list[MotionClip], norm, basis: ExpressionBasis) -> dict[str, float]:
+def _validate(net: LipNet | LipEnsemble, clips: list[MotionClip], norm, basis: ExpressionBasis) -> dict[str, float]:
     """L1 of the coefficients and the correlation of the predicted with the true mouth opening, per held-out clip."""
     from parla.face.landmarks import mouth_opening
 
@@ -292,7 +293,7 @@ def _validate(net: LipNet, clips: list[MotionClip], norm, basis: ExpressionBasis
     return {"val_l1": float(np.mean(l1s)), "val_mouth_corr": float(np.median(corrs)) if corrs else float("nan")}
 
 
-def articulation_gain(net: LipNet, clips: list[MotionClip], norm, basis: ExpressionBasis) -> float:
+def articulation_gain(net: LipNet | LipEnsemble, clips: list[MotionClip], norm, basis: ExpressionBasis) -> float:
     """std(true mouth opening) / std(predicted) over the training clips.
 
     An L1-trained audio->lips regressor predicts the conditional median and under-articulates (measured: the
@@ -389,7 +390,19 @@ def train_motion(
     run.mkdir(parents=True, exist_ok=True)
     basis.meta.update(stochastic.pop("rest"))  # the basis travels with the motion model, with its rest opening
     basis.save(run / "basis.npz")
-    net, norm, metrics = fit(trn, val, basis, tc, log=ckpt.CsvLog(run / "log.csv"), show=show, rng=rng)
+    if tc.members < 1:
+        raise ParlaError(f"parla train motion: --members must be at least 1, got {tc.members}")
+    nets = []
+    for j in range(tc.members):  # member j: its own seed, the same clips and normalisation
+        member = replace(tc, seed=tc.seed + 1000 * j)
+        log = ckpt.CsvLog(run / ("log.csv" if j == 0 else f"log_member{j}.csv"))
+        net, norm, metrics = fit(
+            trn, val, basis, member, log=log, show=show, rng=rng if j == 0 else np.random.default_rng(member.seed)
+        )
+        nets.append(net)
+    net = ensemble(nets)
+    if tc.members > 1:
+        metrics = _validate(net, val, norm, basis)  # the ensemble's, on the same held-out clips
     mc = net.cfg
     gain = articulation_gain(net, trn, norm, basis)
     config = {
