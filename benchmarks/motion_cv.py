@@ -71,9 +71,19 @@ def closing_settings(closing: str) -> dict:
 
 
 def evaluate_clip(
-    run_lips, norm, clip, raw: dict, basis, silence_hold_s: float, mc, closing: str = "pause", scales=SCALES
+    run_lips,
+    norm,
+    clip,
+    raw: dict,
+    basis,
+    silence_hold_s: float,
+    mc,
+    closing: str = "pause",
+    scales=SCALES,
+    lookahead_frames: int = 0,
 ) -> dict:
-    """Landmark-space evaluation of one held-out clip, its lips driven through the runtime's synthesizer."""
+    """Landmark-space evaluation of one held-out clip, its lips driven through the runtime's synthesizer, which
+    looks ``lookahead_frames`` video frames ahead (a file's or a TTS reply's look-ahead; 0: a microphone)."""
     from dataclasses import replace as dc_replace
 
     from parla.edge.synth import MotionSettings, MotionSynth
@@ -88,7 +98,7 @@ def evaluate_clip(
     n = len(lms)
     row = {"clip": clip.name, "frames": n}
     real_open = mouth_opening(lms)
-    pad = np.repeat(clip.mel[-1:], mc.lookahead + 8 + int(100 / clip.fps), 0)  # the end, as the net pads it
+    pad = np.repeat(clip.mel[-1:], mc.lookahead + 8 + (lookahead_frames + 1) * int(100 / clip.fps), 0)  # the end
     for s in scales:
         settings = dc_replace(
             shipped,
@@ -101,7 +111,7 @@ def evaluate_clip(
             receptive_field=mc.receptive_field,
             **closing_settings(closing),
         )
-        synth = MotionSynth(settings, run_lips, fps=clip.fps)
+        synth = MotionSynth(settings, run_lips, fps=clip.fps, lookahead_frames=lookahead_frames)
         fms = synth.push_mel(np.concatenate([clip.mel, pad]))[first : first + n]
         coeffs, close = np.stack([f.coeffs for f in fms]), np.array([f.mouth_close for f in fms])
         drv = np.stack([basis.drive(lms[0], coeffs[t], np.zeros(6), 0.0, close[t]) for t in range(n)])
@@ -190,6 +200,7 @@ def main() -> None:
 
     import torch
 
+    from parla.edge.synth import FILE_LOOKAHEAD_FRAMES
     from parla.face.expression import ExpressionBasis
     from parla.models.lips import LipNetConfig, ensemble
     from parla.training.basis import fit_rest, load_clip
@@ -263,9 +274,11 @@ def main() -> None:
         for i in held:
             for spec, mels in eval_mels.items():
                 c = dataclasses.replace(clips[i], mel=mels[i])
+                # audio known ahead (offline features) gets the runtime's file look-ahead, a stream none
+                la = FILE_LOOKAHEAD_FRAMES if spec == "offline" else 0
                 for closing in closings:
                     row = evaluate_clip(
-                        run_lips, norm, c, raws[c.name], fold_basis, args.silence_hold, mc, closing, scales
+                        run_lips, norm, c, raws[c.name], fold_basis, args.silence_hold, mc, closing, scales, la
                     )
                     key = spec if len(closings) == 1 else f"{spec}|{closing}"
                     rows.append({"fold": k, "features": key, "closing": closing, **row})

@@ -171,8 +171,8 @@ def test_look_ahead_closes_the_lips_before_the_pause():
 def test_a_minimum_pause_leaves_short_silences_to_the_net():
     """A phoneme net's mouth follows the words; only silences of ``min_pause_s`` close its lips: a 0.2-s dip inside
     speech stays open, a 1.2-s pause closes once 0.4 s of it is heard (live: its first 0.4 s; with the look-ahead
-    that much earlier) and stays closed to its end, in one
-    piece whatever the chunking."""
+    that much earlier) and stays closed to its end (with the look-ahead: until the sound coming back is within the
+    ramp), in one piece whatever the chunking."""
     from parla.edge.synth import CLOSE_RAMP, FILE_LOOKAHEAD_FRAMES
 
     loud = np.ones(120, bool)
@@ -181,7 +181,9 @@ def test_a_minimum_pause_leaves_short_silences_to_the_net():
     for la in (0, FILE_LOOKAHEAD_FRAMES):
         close, _ = _synth_on(loud, la, min_pause_s=0.4)
         assert close[15:35].max() == 0.0, la
-        assert close[60 + 10 - 1 - la] == 0.0 and np.all(close[60 + 10 + CLOSE_RAMP - la : 90] == 1.0), la
+        opens = 90 - (CLOSE_RAMP if la else 0)  # seen ahead, the sound coming back parts the lips before it
+        assert close[60 + 10 - 1 - la] == 0.0 and np.all(close[60 + 10 + CLOSE_RAMP - la : opens] == 1.0), la
+        assert close[90] == (0.0 if la else 1.0 - 1 / (CLOSE_RAMP + 1)), la  # apart at the first sound, or opening
         assert close[100] == 0.0
         assert np.array_equal(_synth_on(loud, la, 640, min_pause_s=0.4)[0], close)
     # without the minimum, the dip closes too

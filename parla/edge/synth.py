@@ -286,7 +286,9 @@ class MotionSynth:
         self.silent_run = self.silent_run + 1 if h_silent else 0
         if self.min_pause:  # a pause is a silence of min_pause frames, seen so far or through the look-ahead
             run = self.silent_run + (next((j for j, x in enumerate(ahead) if not x), len(ahead)) if h_silent else 0)
-            in_pause = run >= self.min_pause
+            # ... and ends as early as the look-ahead shows the sound coming back within the ramp: the lips part
+            # before the first sound, as a speaker's do, instead of CLOSE_RAMP frames after it
+            in_pause = run >= self.min_pause and all(ahead[:CLOSE_RAMP])
             pause_ahead = len(ahead) >= self.min_pause and any(
                 all(ahead[j : j + self.min_pause]) for j in range(min(CLOSE_RAMP, len(ahead) - self.min_pause + 1))
             )
