@@ -90,6 +90,30 @@ def test_threaded_stream_delivers_the_offline_frames(face_path, clip):
     assert all(np.array_equal(offline[i], f) for i, f in got.items())
 
 
+def test_a_file_pushed_in_net_steps_gives_the_40ms_motion(face_path, clip):
+    """Avatar.render pushes a file ``known_chunk_samples`` at a time (one lips-net run per push instead of one per
+    40-ms chunk): the same motion as 40-ms chunks, to float rounding (the net reads each frame at another place
+    of its window)."""
+    from parla.audio import load_audio
+    from parla.edge.avatar import Avatar
+
+    audio = load_audio(clip)
+    with Avatar.from_image(face_path, "x86-cpu", overrides=TORCH_STUDENT, seed=5) as av:
+        step = av.settings.known_chunk_samples
+        assert step == av.settings.mel_step * 160 and step > 16_000 * av.config.audio.chunk_ms // 1000
+        runs = []
+        for size in (step, 16_000 * av.config.audio.chunk_ms // 1000):
+            m = av.new_motion(lookahead_frames=2, known_audio=audio)
+            runs.append([f for i in range(0, len(audio), size) for f in m.push(audio[i : i + size])])
+            runs[-1] += m.flush(len(audio))
+    a, b = runs
+    assert [f.index for f in a] == [f.index for f in b] == list(range(75))
+    for x, y in zip(a, b, strict=True):
+        assert np.allclose(x.z, y.z, atol=1e-3) and np.allclose(x.coeffs, y.coeffs, atol=0.05)
+        assert (x.mouth_close, x.blink, x.voiced) == (y.mouth_close, y.blink, y.voiced)
+        assert np.array_equal(x.pose, y.pose)
+
+
 def test_parla_stream_file_sink_matches_animate(tmp_path, face_path, clip, animated):
     """`parla stream --sink file:` on the torch backend gives the frames of the offline engine, frame for frame
     where no frame was dropped. The file sink encodes with x264 ultrafast (2 grey levels from animate's

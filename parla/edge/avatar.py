@@ -228,7 +228,7 @@ class Avatar:
 
             raise EmptyAudioError("audio: no samples to animate")
         n = int(round(len(samples) / SAMPLE_RATE * self.config.video.fps))
-        chunk = SAMPLE_RATE * self.config.audio.chunk_ms // 1000
+        chunk = self.settings.known_chunk_samples  # the whole file is here: one lips-net run per push
         chunks = (samples[i : i + chunk] for i in range(0, len(samples), chunk))
         with (
             VideoWriter(

@@ -68,6 +68,17 @@ class MotionSettings:
     min_pause_s: float = 0.0
     quiet_pauses: bool = False  # pauses are silences below the absolute level only (not dips relative to the speech)
 
+    @property
+    def mel_step(self) -> int:
+        """Mel frames one run of the lips net reads exactly (its window less the receptive field and look-ahead)."""
+        return max(1, MOTION_WINDOW - 1 - self.lookahead - self.receptive_field)
+
+    @property
+    def known_chunk_samples(self) -> int:
+        """Audio to push at a time when it exists ahead of playback (a file rendered as fast as the device goes):
+        one run of the lips net per push instead of one per 40-ms chunk, the same frames (chunk-invariant)."""
+        return self.mel_step * HOP
+
     @classmethod
     def from_folder(cls, folder) -> MotionSettings:
         """From a ``parla.modelfolder.ModelFolder``."""
@@ -219,7 +230,7 @@ class MotionSynth:
         out: list[FrameMotion] = []
         # A long chunk is taken in pieces, so that every frame is read where the window holds its whole receptive
         # field: the output then does not depend on how the audio was chunked.
-        step = max(1, MOTION_WINDOW - 1 - self.s.lookahead - self.s.receptive_field)
+        step = self.s.mel_step
         for i in range(0, len(mel), step):
             self._add_mel(mel[i : i + step])
             self._hear()
