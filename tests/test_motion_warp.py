@@ -180,7 +180,7 @@ def test_a_minimum_pause_leaves_short_silences_to_the_net():
     loud[60:90] = False  # 1.2 s
     for la in (0, FILE_LOOKAHEAD_FRAMES):
         close, _ = _synth_on(loud, la, min_pause_s=0.4)
-        assert close[15:35].max() == 0.0, la
+        assert close[:35].max() == 0.0, la  # audio that starts in speech finds the lips open (no ramp from rest)
         opens = 90 - (CLOSE_RAMP if la else 0)  # seen ahead, the sound coming back parts the lips before it
         assert close[60 + 10 - 1 - la] == 0.0 and np.all(close[60 + 10 + CLOSE_RAMP - la : opens] == 1.0), la
         assert close[90] == (0.0 if la else 1.0 - 1 / (CLOSE_RAMP + 1)), la  # apart at the first sound, or opening

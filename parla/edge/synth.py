@@ -173,7 +173,7 @@ class MotionSynth:
         self.level: deque[float] = deque(maxlen=int(LEVEL_WINDOW_S * fps))
         self.hold: deque[np.ndarray] = deque(maxlen=max(1, int(settings.silence_hold_s * fps)))
         self.voiced_hist: deque[float] = deque(maxlen=VOICED_SMOOTH)
-        self.close = 1.0  # start with the lips at rest
+        self.close: float | None = None  # set by the first frame: at rest if the stream starts in a pause, else open
         self.min_pause = max(1, int(round(settings.min_pause_s * fps))) if settings.min_pause_s > 0 else 0
         self.silent_run = self.min_pause  # silent frames in a row up to the last emitted one (a stream starts at rest)
         self.timer = None  # a StageTimer, set by the engine
@@ -307,7 +307,10 @@ class MotionSynth:
             in_pause = h_silent
             pause_ahead = any(all(ahead[j : j + MIN_PAUSE_FRAMES]) for j in range(len(ahead) - MIN_PAUSE_FRAMES + 1))
         target = 1.0 if s.close_pauses and (in_pause or pause_ahead) else 0.0
-        self.close += float(np.clip(target - self.close, -1 / (CLOSE_RAMP + 1), 1 / (CLOSE_RAMP + 1)))
+        if self.close is None:  # audio that starts in speech (a file cut mid-sentence) finds the lips already moving
+            self.close = target
+        else:
+            self.close += float(np.clip(target - self.close, -1 / (CLOSE_RAMP + 1), 1 / (CLOSE_RAMP + 1)))
         self.hold.append(coeffs)
         if s.silence_hold_s > 0:
             coeffs = coeffs + self.close * (np.mean(self.hold, axis=0) - coeffs)
