@@ -378,6 +378,8 @@ def train_motion(
     show: bool = True,
 ) -> Path:
     tc = train or MotionTrainConfig()
+    if tc.members < 1:
+        raise ParlaError(f"parla train motion: --members must be at least 1, got {tc.members}")
     data, run = Path(data_dir), Path(run_dir)
     basis = ExpressionBasis.load(data / "basis.npz")
     clips, stochastic = build(data, basis, tc.phonemes)
@@ -390,8 +392,6 @@ def train_motion(
     run.mkdir(parents=True, exist_ok=True)
     basis.meta.update(stochastic.pop("rest"))  # the basis travels with the motion model, with its rest opening
     basis.save(run / "basis.npz")
-    if tc.members < 1:
-        raise ParlaError(f"parla train motion: --members must be at least 1, got {tc.members}")
     nets = []
     for j in range(tc.members):  # member j: its own seed, the same clips and normalisation
         member = replace(tc, seed=tc.seed + 1000 * j)
