@@ -56,10 +56,15 @@ class Avatar:
         self.refiner: Backend
         self.lips: Backend
         self.refiner, self.lips = models or open_models(config, net=net)
-        self._encoder: PhonemeEncoder | None = None  # opened on first use (models with a phoneme front-end)
+        self._encoder: PhonemeEncoder | None = None  # a model with a phoneme front-end: opened here, below
         try:
             self.settings = MotionSettings.from_folder(ModelFolder(config.model))
             self.emotion = emotion_vector(emotion, self.settings.basis)
+            if self.settings.phonemes is not None:  # loaded with the avatar, not on the first reply (0.3-0.4 s)
+                from parla.audio.phonemes import PhonemeEncoder
+
+                backend = "openvino" if config.backend == "openvino" else "onnxruntime"
+                self._encoder = PhonemeEncoder(backend, threads=config.threads)
         except BaseException:
             self.close()
             raise
@@ -144,10 +149,8 @@ class Avatar:
             return None
         from parla.audio import phonemes
 
-        if self._encoder is None:
-            backend = "openvino" if self.config.backend == "openvino" else "onnxruntime"
-            self._encoder = phonemes.PhonemeEncoder(backend, threads=self.config.threads)
         encoder = self._encoder
+        assert encoder is not None  # opened with the avatar when the model has phoneme settings
         if known_audio is not None:
             feats = phonemes.encode(encoder, known_audio)
             return phonemes.KnownPhonemes(feats, encoder.silence)
