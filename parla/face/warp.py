@@ -101,10 +101,8 @@ def upsample(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The backward maps (map_x, map_y) from a mapped evaluation grid, at every pixel of ``rows`` x ``cols``."""
     up = _upsampler(size)
-    # contiguous operands: numpy hands them to BLAS (strided ones took a slow path: 2.2 ms instead of 0.4 at 256²)
-    g = np.ascontiguousarray(mapped.astype(np.float32).reshape(GRID, GRID, 2).transpose(2, 0, 1))
-    left, right = up[rows], np.ascontiguousarray(up[cols].T)
-    return left @ g[0] @ right, left @ g[1] @ right
+    g = mapped.astype(np.float32).reshape(GRID, GRID, 2)
+    return up[rows] @ g[..., 0] @ up[cols].T, up[rows] @ g[..., 1] @ up[cols].T
 
 
 def tps_grid(src_pts: np.ndarray, dst_pts: np.ndarray, size: int) -> np.ndarray:
