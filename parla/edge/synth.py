@@ -272,9 +272,7 @@ class MotionSynth:
             e_lo = max(0, int(round(pos - FRAMES_PER_SECOND / self.fps / 2)))
             e_hi = max(e_lo + 1, int(round(pos + FRAMES_PER_SECOND / self.fps / 2)))
             energy = list(self.energy)[e_lo:e_hi]
-            level = float(np.mean(energy))
-            voiced, silent = self._classify(level)
-            self.heard.append(_Heard(self.next_heard, z, voiced, silent, level < ABS_SILENCE_DB))
+            self.heard.append(_Heard(self.next_heard, z, *self._classify(float(np.mean(energy)))))
             self.next_heard += 1
 
     def _emit(self) -> list[FrameMotion]:
@@ -346,14 +344,16 @@ class MotionSynth:
             self.closures.pop(0)
         return any(a - half <= t <= b + half for a, b in self.closures[:4])
 
-    def _classify(self, energy: float) -> tuple[bool, bool]:
+    def _classify(self, energy: float) -> tuple[bool, bool, bool]:
+        """(voiced, silent, quiet) of a frame's speech-band level: against the recent range, and quiet under the
+        absolute silence level (then also silent)."""
         self.level.append(energy)
         lo, hi = np.percentile(self.level, [5, 95]) if len(self.level) >= 10 else (energy, energy)
         if energy < ABS_SILENCE_DB:
-            return False, True
+            return False, True, True
         if hi - lo < 12.0:
-            return energy > lo, False
-        return energy > lo + 0.6 * (hi - lo), energy < lo + 0.2 * (hi - lo)
+            return energy > lo, False, False
+        return energy > lo + 0.6 * (hi - lo), energy < lo + 0.2 * (hi - lo), False
 
 
 def emotion_vector(spec: str | None, basis: ExpressionBasis) -> np.ndarray | None:

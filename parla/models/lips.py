@@ -25,7 +25,7 @@ class LipNetConfig:
     dilations: tuple[int, ...] = (1, 2, 4, 8, 1, 2)
     lookahead: int = 8  # mel frames (80 ms) of future audio each output may see
     closure: bool = False  # one more output channel: the logit that the lips touch (/p b m/, pauses) at that frame
-    members: int = 1  # nets averaged (an ensemble of seeds: source-held-out opening 0.422 -> 0.440 at 3, docs)
+    members: int = 1  # nets averaged (an ensemble of seeds; three ship: docs/training.md, session 11)
 
     @property
     def receptive_field(self) -> int:
@@ -103,12 +103,11 @@ def build_lipnet(cfg: LipNetConfig) -> LipNet | LipEnsemble:
 
 def ensemble(nets: list[LipNet]) -> LipNet | LipEnsemble:
     """One module averaging trained nets of the same config (their weights copied)."""
-    cfg = replace(nets[0].cfg, members=len(nets))
     if any(n.cfg != nets[0].cfg for n in nets):
         raise ValueError("an ensemble needs nets of one config")
     if len(nets) == 1:
         return nets[0]
-    out = LipEnsemble(cfg)
+    out = LipEnsemble(replace(nets[0].cfg, members=len(nets)))
     for dst, src in zip(out.nets, nets, strict=True):
         dst.load_state_dict(src.state_dict())
     return out.eval()
