@@ -6,6 +6,11 @@ video (CRF given, yuv444p) plus its landmarks; `unpack` decodes them back to the
 
     python scripts/gpu_pack.py pack runs/data gpu_pack --crf 18
     python scripts/gpu_pack.py unpack gpu_pack runs/data
+    python scripts/gpu_pack.py seed parla/assets/default gpu_teacher   # a teacher run folder from a model folder
+
+`seed` writes the run folder a resumed `parla train teacher` reads (config.json, state.json at the model's teacher
+step, refiner.safetensors) from a model folder's teacher. It has no discriminator or optimiser state: the resume
+starts both afresh (the critic trains alone for a while first, parla.training.checkpoint.D_WARMUP).
 """
 
 from __future__ import annotations
@@ -59,7 +64,38 @@ def unpack(src: Path, dst: Path) -> None:
     print("unpacked", len(list((dst / "clips").glob("*.npz"))), "clips")
 
 
+def seed(model: Path, run: Path) -> None:
+    import json
+
+    from parla.files import sha256
+
+    cfg = json.loads((model / "config.json").read_text())
+    run.mkdir(parents=True, exist_ok=True)
+    shutil.copy(model / "refiner.safetensors", run / "refiner.safetensors")
+    if sha256(run / "refiner.safetensors") != cfg["sha256"]["refiner.safetensors"]:
+        raise SystemExit(f"{model}: refiner.safetensors does not match its config's sha256")
+    t = cfg["training"]
+    config = {
+        "kind": "teacher",
+        "refiner": cfg["refiner"],
+        "discriminator": {"cond": cfg["refiner"]["cond"]},
+        "train": t["teacher_train"],
+        "data": t.get("teacher_data"),
+        "device": "cuda",
+        "world": 1,
+        "seeded_from": cfg["version"],
+    }
+    (run / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    state = {"step": t["teacher_steps"], "sha256": {"refiner.safetensors": cfg["sha256"]["refiner.safetensors"]}}
+    (run / "state.json").write_text(json.dumps({**state, **config}, indent=2) + "\n")
+    print("seeded", run, "at step", t["teacher_steps"], "from", cfg["version"])
+
+
 if __name__ == "__main__":
     cmd, a, b = sys.argv[1:4]
     crf = int(sys.argv[sys.argv.index("--crf") + 1]) if "--crf" in sys.argv else 18
-    pack(Path(a), Path(b), crf) if cmd == "pack" else unpack(Path(a), Path(b))
+    {
+        "pack": lambda: pack(Path(a), Path(b), crf),
+        "unpack": lambda: unpack(Path(a), Path(b)),
+        "seed": lambda: seed(Path(a), Path(b)),
+    }[cmd]()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -75,6 +77,17 @@ def test_prepare_train_animate(tmp_path, prepared, talking_clip_dir, face_path, 
     # Resume continues to a new total instead of starting over.
     train_teacher(data, teacher, resume=True, train=TeacherTrainConfig(steps=6), show=False)
     assert json.loads((teacher / "state.json").read_text())["step"] == 6
+    # A run seeded from a shipped generator (no discriminator, no optimiser state) resumes with a fresh critic,
+    # which trains alone before the generator's adversarial terms return.
+    seeded = tmp_path / "seeded"
+    shutil.copytree(teacher, seeded)
+    (seeded / "discriminator.safetensors").unlink()
+    (seeded / "optim.pt").unlink()
+    train_teacher(data, seeded, resume=True, train=TeacherTrainConfig(steps=8), show=False)
+    with open(seeded / "log.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if int(r["step"]) > 6]
+    assert [r["step"] for r in rows] == ["7", "8"] and all(r["gan"] == "" and r["d"] != "" for r in rows)
+    assert (seeded / "discriminator.safetensors").is_file()
 
     motion = train_motion(data, tmp_path / "motion", train=MotionTrainConfig(steps=3, batch=2, log_every=3), show=False)
     bundle = make_bundle(teacher, motion, tmp_path / "model")

@@ -50,19 +50,31 @@ def load_state(run: Path) -> dict | None:
     return json.loads(p.read_text()) if p.is_file() else None
 
 
-def restore(run: Path, g, d, opt_g, opt_d, device: torch.device) -> int:
+def restore(run: Path, g, d, opt_g, opt_d, device: torch.device) -> tuple[int, bool]:
+    """Load a run's last checkpoint into the modules; returns (step, whether the discriminator starts fresh).
+
+    A run seeded from a shipped model (a generator, no discriminator) resumes with a fresh discriminator and a
+    fresh optimiser; the trainer then keeps the generator off the adversarial terms until the new critic has
+    trained (``D_WARMUP`` steps)."""
     state = load_state(run)
     if state is None:
-        return 0
+        return 0, False
     load_weights(g, run / "refiner.safetensors", device)
-    load_weights(d, run / "discriminator.safetensors", device)
-    if not (run / "optim.pt").is_file():  # e.g. weights carried to a GPU machine without the 38 MB of Adam state
+    fresh_d = not (run / "discriminator.safetensors").is_file()
+    if fresh_d:
+        log.warning("%s: no discriminator.safetensors, resuming the generator with a fresh discriminator", run)
+    else:
+        load_weights(d, run / "discriminator.safetensors", device)
+    if fresh_d or not (run / "optim.pt").is_file():  # e.g. weights carried to a GPU machine without the Adam state
         log.warning("%s: no optim.pt, resuming from the weights with a fresh optimiser", run)
-        return int(state["step"])
+        return int(state["step"]), fresh_d
     opt = torch.load(run / "optim.pt", map_location=device, weights_only=True)
     opt_g.load_state_dict(opt["g"])
     opt_d.load_state_dict(opt["d"])
-    return int(state["step"])
+    return int(state["step"]), fresh_d
+
+
+D_WARMUP = 250  # steps a fresh discriminator trains alone before the generator's adversarial terms resume
 
 
 class CsvLog:

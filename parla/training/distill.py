@@ -193,7 +193,8 @@ def train_student(
     g, d = Refiner(sc).to(dev), Discriminator(DiscriminatorConfig(cond=sc.cond)).to(dev)
     opt_g = torch.optim.Adam(g.parameters(), lr=dc.lr_g, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(d.parameters(), lr=dc.lr_d, betas=(0.5, 0.999))
-    step = ckpt.restore(run, g, d, opt_g, opt_d, dev) if state else 0
+    step, fresh_d = ckpt.restore(run, g, d, opt_g, opt_d, dev) if state else (0, False)
+    g_adv_from = max(dc.gan_start, step + ckpt.D_WARMUP) if fresh_d else dc.gan_start
     clips = load_clips(data_dir)
     run.mkdir(parents=True, exist_ok=True)
     sources = face_sources(clips, Path(photos) if photos else None, run / "photo_faces.npz", dc.seed, show=show)
@@ -227,7 +228,7 @@ def train_student(
             s_out = compose(b["warped"], b["warped_lr"], rgb, mask, sc.mode)
             loss, logs = _losses(s_out, t_out, b, dc.batch - n_syn, dc)
             gan_on = step >= dc.gan_start and dc.batch > n_syn
-            if gan_on:
+            if gan_on and step >= g_adv_from:
                 logs["gan"] = L.hinge_g(_disc(d, s_out, b))
                 loss = loss + dc.w_gan * logs["gan"]
             opt_g.zero_grad(set_to_none=True)

@@ -59,7 +59,7 @@ def _to(batch: dict[str, np.ndarray], dev: torch.device) -> dict[str, torch.Tens
     return {k: to_float(torch.from_numpy(v).to(dev, non_blocking=True)) for k, v in batch.items()}
 
 
-def _g_step(g, d, b, tc: TeacherTrainConfig, step: int, mode: str) -> tuple[torch.Tensor, dict, torch.Tensor]:
+def _g_step(g, d, b, tc: TeacherTrainConfig, adversarial: bool, mode: str) -> tuple[torch.Tensor, dict, torch.Tensor]:
     rgb, mask = g(b["warped_lr"], b["source_lr"], b["cond"])
     out = compose(b["warped"], b["warped_lr"], rgb, mask, mode)
     size = out.shape[-1]
@@ -71,7 +71,7 @@ def _g_step(g, d, b, tc: TeacherTrainConfig, step: int, mode: str) -> tuple[torc
         "mouth": F.l1_loss(m_out, m_tgt),
     }
     loss = tc.w_l1 * logs["l1"] + tc.w_ssim * logs["ssim"] + tc.w_mouth * logs["mouth"]
-    if step >= tc.gan_start:
+    if adversarial:
         out_lr = F.interpolate(out, size=b["cond"].shape[-2:], mode="area")
         tgt_lr = F.interpolate(b["target"], size=b["cond"].shape[-2:], mode="area")
         fake = d(out_lr, b["cond"], m_out)
@@ -120,7 +120,8 @@ def train_teacher(
     g, d = Refiner(rc).to(dev), Discriminator(dc).to(dev)
     opt_g = torch.optim.Adam(g.parameters(), lr=tc.lr_g, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(d.parameters(), lr=tc.lr_d, betas=(0.5, 0.999))
-    step = ckpt.restore(run, g, d, opt_g, opt_d, dev) if state else 0
+    step, fresh_d = ckpt.restore(run, g, d, opt_g, opt_d, dev) if state else (0, False)
+    g_adv_from = max(tc.gan_start, step + ckpt.D_WARMUP) if fresh_d else tc.gan_start
     if world > 1:
         g = torch.nn.parallel.DistributedDataParallel(g)
         d = torch.nn.parallel.DistributedDataParallel(d)
@@ -143,7 +144,7 @@ def train_teacher(
     with progress(tc.steps - step, "teacher", enabled=show and rank == 0, unit="step") as bar:
         while step < tc.steps:
             b = _to(next(stream), dev)
-            loss, logs, out = _g_step(g, d, b, tc, step, rc.mode)
+            loss, logs, out = _g_step(g, d, b, tc, step >= g_adv_from, rc.mode)
             opt_g.zero_grad(set_to_none=True)
             loss.backward()
             opt_g.step()
