@@ -208,7 +208,7 @@ def test_a_hand_over_warps_the_second_source_at_the_mouth_only(portrait):
     p = portrait
     comp = NativeCompositor(p.image, p.alignment, copies=tuple(m.image for m in p.mouths))
     size, remap, calls = p.crop.shape[0], comp._remap, []
-    comp._remap = lambda image, px, py: calls.append(px.size) or remap(image, px, py)
+    comp._remap = lambda i, px, py: calls.append(px.size) or remap(i, px, py)
     for amount, (a, b), weight in ((0.5, (0, 1), 0.4), (0.85, (1, 2), 0.7)):
         drv = closing(p, amount)
         grids = tps_grids([s.landmarks.astype(np.float64) for s in (p, *p.mouths)], drv, size)
@@ -216,9 +216,7 @@ def test_a_hand_over_warps_the_second_source_at_the_mouth_only(portrait):
         maps = {0: photo, **{i: localize(grids[i], photo, p.mouths[i - 1].box) for i in (1, 2)}}
         calls.clear()
         got = comp.sources([(a, *maps[a], 1.0 - weight), (b, *maps[b], weight)], None)
-        whole = cv2.addWeighted(
-            comp._warped(comp.images[a], *maps[a]), 1 - weight, comp._warped(comp.images[b], *maps[b]), weight, 0
-        )
+        whole = cv2.addWeighted(comp._warped(a, *maps[a]), 1 - weight, comp._warped(b, *maps[b]), weight, 0)
         want = p.image.copy()
         x0, y0, x1, y1 = comp.box
         want[y0:y1, x0:x1] = cv2.blendLinear(whole, comp.bg, comp.alpha, comp.beta)

@@ -41,12 +41,19 @@ def paint_region(driving: np.ndarray, res: int, crop_size: int = 256) -> np.ndar
 MAP_STEP = 4  # the backward map is smooth: built on every 4th footprint pixel, then interpolated
 MAP_PAD = 64  # crop px: the map extended beyond the crop (as the identity, which the warp is at its border) to
 # cover the corners of the footprint's bounding box
-# Resampling of the photo by footprint size: small faces keep their detail at the pixel level, so Lanczos; large
-# ones are seen downscaled, so bilinear loses little (p10, 1.2 MP: detail 1.02 bicubic, 0.90 bilinear) and a
+# Resampling of the photo by footprint size: small faces keep their detail at the pixel level, so Lanczos quality;
+# large ones are seen downscaled, so bilinear loses little (p10, 1.2 MP: detail 1.02 bicubic, 0.90 bilinear) and a
 # 30 fps stream needs the time (1.2 MP on 2 cores: Lanczos 49 ms, bicubic 9 ms, bilinear 3 ms).
+# Lanczos quality without its per-frame cost: OpenCV's Lanczos remap has no vector path (3.0 ms a frame for the
+# demo's 202 x 201 footprint on 2 cores). The photo is still, so the neighbourhood of its footprint is upsampled
+# once, x UPSAMPLE with Lanczos, and each frame remaps that copy bicubically: 0.65 ms, a Laplacian energy 1.02
+# times the direct Lanczos remap's (bicubic from the photo itself: 0.91), 0.2 grey levels apart on average. The
+# factor is odd so that a photo pixel is a pixel of the copy: the identity warp gives the photo back exactly.
 GREY_SPREAD = 12  # grey levels between a pixel's channels below which (99 % of the face) a photo is grey
 LANCZOS_MAX_PX = 512 * 512
-LANCZOS_REACH = 4  # photo px on each side that an interpolated pixel reads
+UPSAMPLE = 3
+SAMPLE_MARGIN = 16  # photo px kept around the footprint in the upsampled copy (the warp samples near its own pixel)
+SAMPLE_REACH = 5  # photo px on each side that an interpolated pixel reads (Lanczos: 4, then bicubic in the copy)
 CUBIC_MAX_PX = 800 * 800
 
 
@@ -90,14 +97,22 @@ class NativeCompositor:
         # Where each copy differs from the photo, grown by the band in which its map fades into the photo's
         # (``parla.face.mouth.localize``) and by the interpolation kernel's reach, in photo pixels: outside it every
         # source samples the same pixels by the same map, so a hand-over warps the second one over that part only.
-        reach = MAP_BAND / np.sqrt(abs(np.linalg.det(alignment.matrix[:, :2]))) + LANCZOS_REACH
+        reach = MAP_BAND / np.sqrt(abs(np.linalg.det(alignment.matrix[:, :2]))) + SAMPLE_REACH
         self.changed = [None] + [changed_box(image, c, reach) for c in copies]
         # A black-and-white photo gets a grey change: the refiner (trained on colour video) would tint its mouth
         self.grey = bool(np.percentile(np.ptp(self.bg[::4, ::4].astype(np.int16), axis=2), 99) <= GREY_SPREAD)
         px = w * h
-        self.interp = (
-            cv2.INTER_LANCZOS4 if px <= LANCZOS_MAX_PX else cv2.INTER_CUBIC if px <= CUBIC_MAX_PX else cv2.INTER_LINEAR
-        )
+        self.interp = cv2.INTER_CUBIC if px <= CUBIC_MAX_PX else cv2.INTER_LINEAR
+        # What each frame remaps: every image itself, or (a small footprint) its upsampled neighbourhood
+        self.factor, self.origin, self.sampled = 1, (0, 0), self.images
+        if px <= LANCZOS_MAX_PX:
+            m, f = SAMPLE_MARGIN, UPSAMPLE
+            ox, oy = int(max(x0 - m, 0)), int(max(y0 - m, 0))
+            self.factor, self.origin = f, (ox, oy)
+            self.sampled = tuple(
+                cv2.resize(im[oy : y1 + m, ox : x1 + m], None, fx=f, fy=f, interpolation=cv2.INTER_LANCZOS4)
+                for im in self.images
+            )
 
     def _crop_coords(self, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         gx, gy = np.meshgrid(xs.astype(np.float64), ys.astype(np.float64))
@@ -124,9 +139,9 @@ class NativeCompositor:
         for i, mx, my, weight in sources:
             px, py = self._positions(mx, my)
             if patch is None:
-                patch, first = self._remap(self.images[i], px, py), (self.images[i], px, py, i)
+                patch, first = self._remap(i, px, py), (i, px, py)
                 continue
-            self._mix_in(patch, first, (self.images[i], px, py, i), weight)
+            self._mix_in(patch, first, (i, px, py), weight)
         assert patch is not None
         if change is not None:
             if self.grey:
@@ -136,9 +151,9 @@ class NativeCompositor:
         out[y0:y1, x0:x1] = self.cv2.blendLinear(patch, self.bg, self.alpha, self.beta)
         return out
 
-    def _warped(self, image: np.ndarray, mx: np.ndarray, my: np.ndarray) -> np.ndarray:
-        """The footprint of ``image`` remapped by the crop-space backward map."""
-        return self._remap(image, *self._positions(mx, my))
+    def _warped(self, i: int, mx: np.ndarray, my: np.ndarray) -> np.ndarray:
+        """The footprint of image ``i`` (0: the photo, then the copies) remapped by the crop-space backward map."""
+        return self._remap(i, *self._positions(mx, my))
 
     def _positions(self, mx: np.ndarray, my: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The photo position each footprint pixel samples, from the crop-space backward map."""
@@ -157,28 +172,33 @@ class NativeCompositor:
         )
         return px, py
 
-    def _remap(self, image: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:
-        return self.cv2.remap(image, px, py, self.interp, borderMode=self.cv2.BORDER_REPLICATE)
+    def _remap(self, i: int, px: np.ndarray, py: np.ndarray) -> np.ndarray:
+        """Image ``i`` sampled at photo positions (``px``, ``py``)."""
+        f = self.factor
+        if f > 1:  # in the upsampled copy: photo x -> f (x - origin) + (f - 1) / 2 (half-pixel centres)
+            (ox, oy), c = self.origin, (f - 1) / 2  # python numbers keep the arithmetic in float32
+            px, py = (px - ox) * f + c, (py - oy) * f + c
+        return self.cv2.remap(self.sampled[i], px, py, self.interp, borderMode=self.cv2.BORDER_REPLICATE)
 
     def _mix_in(self, patch: np.ndarray, first: tuple, second: tuple, weight: float) -> None:
         """Blend a second source into ``patch`` (the first, warped) by ``weight``, in place: only over the footprint
         pixels where either source samples a part of the photo that the two hold differently (a hand-over between
         lip copies is the mouth's business); elsewhere both give the same pixels."""
-        boxes = [self.changed[i] for i in (first[3], second[3]) if self.changed[i] is not None]
+        boxes = [self.changed[i] for i in (first[0], second[0]) if self.changed[i] is not None]
         if not boxes:  # the same image twice
             rows, cols = np.arange(patch.shape[0]), np.arange(patch.shape[1])
         else:
             bx0, by0 = np.min([b[:2] for b in boxes], axis=0)
             bx1, by1 = np.max([b[2:] for b in boxes], axis=0)
             inside = np.zeros(patch.shape[:2], bool)
-            for _, px, py, _ in (first, second):
+            for _, px, py in (first, second):
                 inside |= (px >= bx0) & (px < bx1) & (py >= by0) & (py < by1)
             rows, cols = np.flatnonzero(inside.any(1)), np.flatnonzero(inside.any(0))
             if not len(rows):
                 return
         ya, yb, xa, xb = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-        image, px, py, _ = second
-        warped = self._remap(image, np.ascontiguousarray(px[ya:yb, xa:xb]), np.ascontiguousarray(py[ya:yb, xa:xb]))
+        i, px, py = second
+        warped = self._remap(i, np.ascontiguousarray(px[ya:yb, xa:xb]), np.ascontiguousarray(py[ya:yb, xa:xb]))
         patch[ya:yb, xa:xb] = self.cv2.addWeighted(patch[ya:yb, xa:xb], 1.0 - weight, warped, weight, 0.0)
 
     def _add(self, patch: np.ndarray, change: np.ndarray) -> None:
