@@ -70,15 +70,9 @@ def test_stream_is_chunk_size_invariant_and_complete(avatar, speech):
 
 
 def test_silence_keeps_the_mouth_closed_and_the_face_alive(avatar):
-    """4 s of nothing: never voiced; the lips are shut once the idle closing's pause has been heard (the time
-    before the stream is not a pause) and stay shut."""
-    from parla.edge.synth import CLOSE_RAMP
-
     motion = avatar.new_motion()
     fms = [fm for _ in range(100) for fm in motion.push(np.zeros(640, np.float32))]  # 4 s of nothing
-    assert not any(fm.voiced for fm in fms)
-    shut = int(round(avatar.settings.min_pause_s * motion.fps)) + CLOSE_RAMP
-    assert 0 < shut < 40 and all(fm.mouth_close == 1.0 for fm in fms[shut:])
+    assert all(fm.mouth_close == 1.0 and not fm.voiced for fm in fms)
     pose = np.stack([fm.pose for fm in fms])
     assert pose[:, 4].std() > 0.05  # breathing / idle head drift: not a frozen picture
 

@@ -173,12 +173,9 @@ class MotionSynth:
         self.level: deque[float] = deque(maxlen=int(LEVEL_WINDOW_S * fps))
         self.hold: deque[np.ndarray] = deque(maxlen=max(1, int(settings.silence_hold_s * fps)))
         self.voiced_hist: deque[float] = deque(maxlen=VOICED_SMOOTH)
-        self.close: float | None = None  # set by the first frame: closed if it is in a pause already, else open
+        self.close: float | None = None  # set by the first frame: at rest if the stream starts in a pause, else open
         self.min_pause = max(1, int(round(settings.min_pause_s * fps))) if settings.min_pause_s > 0 else 0
-        # silent frames in a row up to the last emitted one; the time before a stream is not heard, so it is not a
-        # pause: the lips close once min_pause of silence is heard (speakers about to talk hold the lips apart:
-        # docs/decisions.md, "the first second of a stream")
-        self.silent_run = 0
+        self.silent_run = self.min_pause  # silent frames in a row up to the last emitted one (a stream starts at rest)
         self.timer = None  # a StageTimer, set by the engine
 
     @property
