@@ -77,6 +77,12 @@ def restore(run: Path, g, d, opt_g, opt_d, device: torch.device) -> tuple[int, b
 D_WARMUP = 250  # steps a fresh discriminator trains alone before the generator's adversarial terms resume
 
 
+def adversarial_from(gan_start: int, step: int, fresh_d: bool) -> int:
+    """The step from which the generator takes the adversarial terms: ``gan_start``, or after ``D_WARMUP`` steps of
+    a fresh discriminator's own training when ``restore`` started one."""
+    return max(gan_start, step + D_WARMUP) if fresh_d else gan_start
+
+
 class CsvLog:
     """Appends one row per logged step; the header grows when a new loss appears (e.g. the GAN terms)."""
 

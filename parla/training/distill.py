@@ -194,7 +194,7 @@ def train_student(
     opt_g = torch.optim.Adam(g.parameters(), lr=dc.lr_g, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(d.parameters(), lr=dc.lr_d, betas=(0.5, 0.999))
     step, fresh_d = ckpt.restore(run, g, d, opt_g, opt_d, dev) if state else (0, False)
-    g_adv_from = max(dc.gan_start, step + ckpt.D_WARMUP) if fresh_d else dc.gan_start
+    g_adv_from = ckpt.adversarial_from(dc.gan_start, step, fresh_d)
     clips = load_clips(data_dir)
     run.mkdir(parents=True, exist_ok=True)
     sources = face_sources(clips, Path(photos) if photos else None, run / "photo_faces.npz", dc.seed, show=show)

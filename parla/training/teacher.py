@@ -121,7 +121,7 @@ def train_teacher(
     opt_g = torch.optim.Adam(g.parameters(), lr=tc.lr_g, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(d.parameters(), lr=tc.lr_d, betas=(0.5, 0.999))
     step, fresh_d = ckpt.restore(run, g, d, opt_g, opt_d, dev) if state else (0, False)
-    g_adv_from = max(tc.gan_start, step + ckpt.D_WARMUP) if fresh_d else tc.gan_start
+    g_adv_from = ckpt.adversarial_from(tc.gan_start, step, fresh_d)
     if world > 1:
         g = torch.nn.parallel.DistributedDataParallel(g)
         d = torch.nn.parallel.DistributedDataParallel(d)
