@@ -1,5 +1,6 @@
 """The closed-lip copy of an open-mouthed photo (issue 15): the lips meet, the mouth's inside is gone, nothing
-else moves, and the renderer shows it when the speech closes the lips."""
+else moves, and the renderer shows it when the speech closes the lips. And the opened copies of a closed-mouthed
+photo (issue 14): the lips part onto a painted inside, and the renderer shows it when the speech opens them."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 
 from parla.face.landmarks import INNER_LIP_PAIRS, interocular, mouth_opening
-from parla.face.mouth import COPY_FRACTIONS, LipCloser, gap, source_weights
+from parla.face.mouth import COPY_FRACTIONS, OPEN_GAPS, LipCloser, gap, source_weights
 
 
 def teeth_fraction(image: np.ndarray, lm: np.ndarray) -> float:
@@ -32,7 +33,7 @@ def portrait(face_path):
 def test_the_smiling_astronaut_gets_a_closed_copy_without_teeth(portrait):
     p = portrait
     assert mouth_opening(p.landmarks) > 0.1  # the fixture shows its teeth
-    assert p.mouths and p.mouths[-1].fraction == 0.0
+    assert p.mouths and p.mouths[-1].gap == 0.0
     assert teeth_fraction(p.crop, p.landmarks) > 0.1
     assert teeth_fraction(p.mouths[-1].crop, p.mouths[-1].landmarks) < 0.01
     # the inner lips meet on the seam; the outer lips moved towards each other; the eyes did not move
@@ -53,7 +54,7 @@ def test_the_closed_photo_matches_the_cut_crop(portrait):
     from parla.face.align import align_face
 
     p = portrait
-    assert p.mouths and p.mouths[-1].fraction == 0.0
+    assert p.mouths and p.mouths[-1].gap == 0.0
     crop, _ = align_face(p.mouths[-1].image, p.alignment.to_image(p.landmarks))
     c = p.landmarks[48:68].mean(0).astype(int)
     box = (slice(c[1] - 20, c[1] + 20), slice(c[0] - 30, c[0] + 30))
@@ -79,12 +80,14 @@ def test_source_weights_follow_the_driving_gap(portrait):
             d[u], d[lo] = mid + f * (src[u] - mid), mid + f * (src[lo] - mid)
         return d
 
-    assert source_weights(src, src, COPY_FRACTIONS) == [(0, 1.0)]
-    assert source_weights(src, driven(0.0), COPY_FRACTIONS) == [(2, 1.0)]
-    assert source_weights(src, driven(0.3), COPY_FRACTIONS) == [(1, 1.0)]
+    gaps = (gap(src), *(q * gap(src) for q in COPY_FRACTIONS))
+    assert gaps == (gap(src), *(m.gap for m in portrait.mouths))
+    assert source_weights(gaps, src) == [(0, 1.0)]
+    assert source_weights(gaps, driven(0.0)) == [(2, 1.0)]
+    assert source_weights(gaps, driven(0.3)) == [(1, 1.0)]
     level = []
     for f in np.linspace(1.2, 0.0, 121):
-        w = source_weights(src, driven(f), COPY_FRACTIONS)
+        w = source_weights(gaps, driven(f))
         assert 1 <= len(w) <= 2 and sum(x for _, x in w) == pytest.approx(1.0)
         level.append(sum(i * x for i, x in w))
     assert np.all(np.diff(level) >= -1e-9) and level[0] == 0 and level[-1] == 2
@@ -93,14 +96,14 @@ def test_source_weights_follow_the_driving_gap(portrait):
 def test_the_quarter_copy_keeps_a_quarter_of_the_gap(portrait):
     p = portrait
     quarter = p.mouths[0]
-    assert quarter.fraction == 0.25
+    assert quarter.gap == pytest.approx(0.25 * gap(p.landmarks))
     g0, g1 = gap(p.mouths[-1].landmarks), gap(quarter.landmarks)
     assert g1 > 2 * g0 and g1 < 0.5 * gap(p.landmarks)
     assert teeth_fraction(quarter.crop, quarter.landmarks) > 0.005  # the teeth next to the lips still show
 
 
-def test_a_closed_mouthed_photo_gets_no_copy():
-    """Landmarks with the lips together: nothing to close, no second source (no cost per frame)."""
+def test_a_closed_mouthed_photo_needs_no_closed_copy():
+    """Landmarks with the lips together: nothing to close (the opened copies are made instead, below)."""
     from parla.face.mouth import needs_copies
 
     lm = np.zeros((68, 2))
@@ -222,3 +225,110 @@ def test_a_hand_over_warps_the_second_source_at_the_mouth_only(portrait):
         want[y0:y1, x0:x1] = cv2.blendLinear(whole, comp.bg, comp.alpha, comp.beta)
         assert np.abs(got.astype(int) - want).max() <= 1
         assert calls[1] < 0.5 * calls[0], calls  # the second remap covered less than half the footprint
+
+
+@pytest.fixture(scope="module")
+def closed_portrait(portrait):
+    """The astronaut with her lips together: the closed copy of the photo as a portrait of its own (self-made from
+    the public-domain fixture), with the copy's landmarks."""
+    from parla.edge.render import Portrait
+
+    closed = portrait.mouths[-1]
+    return Portrait.from_landmarks(closed.image, portrait.alignment.to_image(closed.landmarks), 128)
+
+
+def inside_darkness(image: np.ndarray, lm: np.ndarray) -> float:
+    """Share of pixels inside the inner-lip polygon darker than half the lips' median brightness."""
+    import cv2
+
+    inner = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(inner, [np.round(lm[60:68]).astype(np.int32)], 1)
+    lips = np.zeros_like(inner)
+    cv2.fillPoly(lips, [np.round(lm[48:60]).astype(np.int32)], 1)
+    lips[inner > 0] = 0
+    light = image.astype(np.float32).mean(2)
+    if not inner.any():
+        return 0.0
+    return float((light[inner > 0] < 0.5 * np.median(light[lips > 0])).mean())
+
+
+def test_a_closed_photo_gets_opened_copies(closed_portrait):
+    """Three copies with the lips apart by OPEN_GAPS inter-ocular distances, the gap dark inside; the eyes and
+    everything above the nose's base and beside the mouth are the photo's."""
+    p = closed_portrait
+    iod = float(interocular(p.landmarks))
+    assert gap(p.landmarks) < 0.02 * iod
+    assert [m.gap / iod for m in p.mouths] == pytest.approx(OPEN_GAPS, rel=0.12)
+    top, x0, x1 = int(p.landmarks[33, 1]) - 1, int(p.landmarks[48, 0]), int(np.ceil(p.landmarks[54, 0]))
+    for m in p.mouths:
+        np.testing.assert_array_equal(m.landmarks[17:48], p.landmarks[17:48])
+        np.testing.assert_array_equal(m.crop[:top], p.crop[:top])
+        np.testing.assert_array_equal(m.crop[:, : x0 - 1], p.crop[:, : x0 - 1])
+        np.testing.assert_array_equal(m.crop[:, x1 + 2 :], p.crop[:, x1 + 2 :])
+        assert inside_darkness(m.crop, m.landmarks) > 0.3
+    assert inside_darkness(p.mouths[-1].crop, p.mouths[-1].landmarks) > 0.5
+
+
+def test_the_opened_photo_matches_the_opened_crop(closed_portrait):
+    """The copy at the photo's resolution is the same opening as the crop's (aligned back, they agree)."""
+    from parla.face.align import align_face
+
+    p = closed_portrait
+    wide = p.mouths[-1]
+    crop, _ = align_face(wide.image, p.alignment.to_image(p.landmarks))
+    c = p.landmarks[48:68].mean(0).astype(int)
+    box = (slice(c[1] - 20, c[1] + 20), slice(c[0] - 30, c[0] + 30))
+    assert np.abs(crop[box].astype(int) - wide.crop[box]).mean() < 6
+    assert np.abs(p.crop[box].astype(int) - wide.crop[box]).mean() > 8  # the opening itself is large
+
+
+def test_source_weights_open_a_closed_photo(closed_portrait):
+    """The photo for a shut mouth, the widest copy for a wide one; never more than two, every level reached, and
+    the wider the driving gap the wider the source."""
+    p = closed_portrait
+    gaps = (gap(p.landmarks), *(m.gap for m in p.mouths))
+    iod = float(interocular(p.landmarks))
+
+    def driven(g: float) -> np.ndarray:
+        d = p.landmarks.astype(np.float64).copy()
+        for u, lo in INNER_LIP_PAIRS:
+            mid = 0.5 * (d[u] + d[lo])
+            d[u], d[lo] = mid - (0, 0.5 * g * iod), mid + (0, 0.5 * g * iod)
+        return d
+
+    assert source_weights(gaps, p.landmarks) == [(0, 1.0)]
+    assert source_weights(gaps, driven(0.5)) == [(3, 1.0)]
+    level = []
+    for g in np.linspace(0.0, 0.5, 101):
+        w = source_weights(gaps, driven(g))
+        assert 1 <= len(w) <= 2 and sum(x for _, x in w) == pytest.approx(1.0)
+        level.append(sum(i * x for i, x in w))
+    assert np.all(np.diff(level) >= -1e-9) and level[0] == 0 and level[-1] == 3
+
+
+def test_the_renderer_opens_a_closed_photo(face_path, closed_portrait):
+    """Through the one frame engine: a frame driven with the lips wide apart shows a dark inside between them;
+    the same frame without the opened copies (the renderer before) shows stretched lips."""
+    from dataclasses import replace
+
+    from parla.edge.avatar import Avatar
+    from parla.edge.render import FrameRenderer
+    from parla.edge.synth import FrameMotion
+
+    with Avatar.from_image(face_path, "x86-cpu", overrides={"backend": "onnxruntime", "device": "cpu"}) as av:
+        basis = av.settings.basis
+        k = basis.n_components
+        direction = np.asarray(basis.meta["open_direction"], np.float64)
+        p = closed_portrait
+        # open until the driving gap is 0.3 inter-ocular distances
+        scale = next(
+            s
+            for s in np.linspace(0, 60, 601)
+            if mouth_opening(basis.drive(p.landmarks, s * direction, np.zeros(6), 0.0)) > 0.3
+        )
+        wide = FrameMotion(0, scale * direction, np.zeros(6), 0.0, 0.0, True, np.zeros(k))
+        drv = p.alignment.to_image(basis.drive(p.landmarks, wide.coeffs, wide.pose, 0.0))
+        now = FrameRenderer(p, basis, av.refiner).render(wide)
+        before = FrameRenderer(replace(p, mouths=()), basis, av.refiner).render(wide)
+    assert inside_darkness(before, drv) < 0.1
+    assert inside_darkness(now, drv) > 0.5

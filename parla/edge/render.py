@@ -34,7 +34,7 @@ class Portrait:
     alignment: Alignment
     landmarks: np.ndarray  # (68, 2) in crop pixels
     source_lr: np.ndarray  # the crop at the refiner's resolution
-    mouths: tuple[MouthCopy, ...] = ()  # for a photo whose lips are apart: copies with the gap cut (the last closed)
+    mouths: tuple[MouthCopy, ...] = ()  # lip copies: the gap cut (lips apart in the photo) or opened (lips together)
 
     @classmethod
     def from_landmarks(cls, image: np.ndarray, landmarks: np.ndarray, res: int) -> Portrait:
@@ -70,10 +70,11 @@ class Portrait:
 
 @dataclass
 class MouthCopy:
-    """The portrait with its lip gap cut to ``fraction`` (``parla.face.mouth``; 0: closed): another source the
-    renderer warps from when the driving shape closes the lips further than the photo can be squeezed."""
+    """The portrait with its lips moved (``parla.face.mouth``): for a photo whose lips are apart, the gap cut to a
+    fraction (the last closed); for one whose lips are together, opened with the mouth's inside painted. Another
+    source the renderer warps from when the driving gap is further from the photo's than the warp can take it."""
 
-    fraction: float
+    gap: float  # crop px: the copy's inner-lip gap
     image: np.ndarray
     crop: np.ndarray
     landmarks: np.ndarray
@@ -84,20 +85,31 @@ class MouthCopy:
     def all(
         cls, image: np.ndarray, crop: np.ndarray, alignment: Alignment, landmarks: np.ndarray, res: int
     ) -> tuple[MouthCopy, ...]:
-        from parla.face.mouth import COPY_FRACTIONS, LipCloser, changed_box, cut_crop, cut_image, needs_copies
+        from parla.face import mouth
+        from parla.face.landmarks import interocular
         from parla.face.warp import downsize
 
-        if not needs_copies(landmarks):
-            return ()
-        lips, out = LipCloser(landmarks, crop), []
-        for q in COPY_FRACTIONS:
-            closer = lips.keeping(q)
-            c = cut_crop(crop, closer)
-            box = changed_box(crop, c)
-            if box is None:  # nothing to cut (a gap the pixels do not show)
-                continue
-            lms = closer.landmarks(landmarks)
-            out.append(cls(q, cut_image(image, alignment, closer), c, lms, downsize(c, res), box))
+        out, own = [], mouth.gap(landmarks)
+        if mouth.needs_copies(landmarks):  # lips apart: copies with a fraction of the gap, the last closed
+            lips = mouth.LipCloser(landmarks, crop)
+            for q in mouth.COPY_FRACTIONS:
+                m = lips.keeping(q)
+                c = mouth.cut_crop(crop, m)
+                if (box := mouth.changed_box(crop, c)) is not None:  # None: a gap the pixels do not show
+                    lms = m.landmarks(landmarks)
+                    out.append(cls(q * own, mouth.cut_image(image, alignment, m), c, lms, downsize(c, res), box))
+        else:  # lips together: copies with the lips parted and the inside painted
+            iod = float(interocular(landmarks))
+            for g in mouth.OPEN_GAPS:
+                if g * iod <= 1.5 * own:  # the photo shows this much already
+                    continue
+                m = mouth.LipOpener(landmarks, crop, g * iod)
+                c = mouth.open_crop(crop, m)
+                if (box := mouth.changed_box(crop, c)) is not None:
+                    lms = m.landmarks(landmarks)
+                    out.append(
+                        cls(mouth.gap(lms), mouth.open_image(image, alignment, m), c, lms, downsize(c, res), box)
+                    )
         return tuple(out)
 
 
@@ -145,6 +157,7 @@ class FrameRenderer:
 
     def __init__(self, portrait: Portrait, basis, refiner, stages=(), timer: StageTimer | None = None) -> None:
         from parla.face.composite import NativeCompositor
+        from parla.face.mouth import gap
 
         self.portrait, self.basis, self.refiner = portrait, basis, refiner
         self.mode = refiner.refiner_config.get("mode", "residual_mask")
@@ -154,19 +167,21 @@ class FrameRenderer:
         self.composite = NativeCompositor(
             portrait.image, portrait.alignment, copies=tuple(m.image for m in portrait.mouths)
         )
-        self.fractions = tuple(m.fraction for m in portrait.mouths)
+        self.gaps = (gap(portrait.landmarks), *(m.gap for m in portrait.mouths))
+        self.opened = tuple(g > self.gaps[0] for g in self.gaps)  # index 0 (the photo) is never an opened copy
 
     def render(self, fm) -> np.ndarray:
-        from parla.face.composite import paint_region
+        from parla.face.composite import mouth_inside, paint_region
         from parla.face.mouth import localize, source_weights
         from parla.face.warp import condition_maps, downsize, remap, tps_grids, upsample
 
         p, t0 = self.portrait, time.perf_counter()
         drv = self.basis.drive(p.landmarks, fm.coeffs, fm.pose, fm.blink, fm.mouth_close)
         size = p.crop.shape[0]
-        # lips apart in the photo: as the speech closes them, warp a copy with less gap (two blended at hand-overs),
+        # a driving gap the photo cannot be warped to (lips apart in the photo and closing, or together and
+        # opening): warp a lip copy with a gap nearer it (two blended at hand-overs),
         # by its own map at the mouth and the photo's everywhere else; the spline is solved once for all of them
-        chosen = source_weights(p.landmarks, drv, self.fractions) if p.mouths else [(0, 1.0)]
+        chosen = source_weights(self.gaps, drv) if p.mouths else [(0, 1.0)]
         used = [p] + [p.mouths[i - 1] for i, _ in chosen if i]
         grids = tps_grids([s.landmarks.astype(np.float64) for s in used], drv.astype(np.float64), size)
         photo_map = upsample(grids[0], size)
@@ -186,6 +201,9 @@ class FrameRenderer:
         t2 = time.perf_counter()
         change = y[:3] - x[0, :3] if self.mode == "full" else y[3:4] * (y[:3] - x[0, :3])
         region = paint_region(drv, self.res, p.crop.shape[0])
+        opened = sum(weight for i, weight in chosen if self.opened[i])
+        if opened > 0:  # the lips part onto an opened copy's painted inside: the refiner leaves it as it is
+            region = region * (1.0 - opened * mouth_inside(drv, self.res, p.crop.shape[0]))
         frame = self.composite.sources(sources, change.transpose(1, 2, 0) * (127.5 * region[..., None]))
         for stage in self.stages:
             frame = stage(frame, fm.index)

@@ -38,6 +38,18 @@ def paint_region(driving: np.ndarray, res: int, crop_size: int = 256) -> np.ndar
     return cv2.GaussianBlur(region, (0, 0), sigma)
 
 
+def mouth_inside(driving: np.ndarray, res: int, crop_size: int = 256) -> np.ndarray:
+    """(res, res) float32 in [0, 1]: inside the driving inner lips, softened by about a pixel. Where a frame is
+    warped from an opened lip copy, the refiner's change is left out here: the copy's painted inside is what the
+    lips open onto (the refiner, which never saw a painted mouth, greyed it: eval p07, teacher and student)."""
+    cv2 = require("cv2", "core")
+    pts = driving[60:68].astype(np.float64) * (res / crop_size)
+    inside = np.zeros((res, res), np.float32)
+    cv2.fillPoly(inside, [np.round(pts * 4).astype(np.int32)], 1.0, cv2.LINE_AA, shift=2)
+    return cv2.GaussianBlur(inside, (0, 0), INSIDE_SOFT * res / crop_size)
+
+
+INSIDE_SOFT = 1.0  # crop px: Gaussian sigma of ``mouth_inside``'s edge
 MAP_STEP = 4  # the backward map is smooth: built on every 4th footprint pixel, then interpolated
 MAP_PAD = 64  # crop px: the map extended beyond the crop (as the identity, which the warp is at its border) to
 # cover the corners of the footprint's bounding box

@@ -48,6 +48,23 @@ CREASE_WIDTH = 1.2
 # the glasses and the collar by 2-4 crop px (eval p16, the demo) whenever a frame changes source. A copy is warped
 # by its own map only where it differs from the photo, and by the photo's map from MAP_BAND crop px beyond that.
 MAP_BAND = 24.0
+# The opened copies of a closed-mouthed photo (``LipOpener``): their inner-lip gaps, in inter-ocular distances.
+# The warp squeezes a gap at most 2:1 and a stretched closed mouth shows no inside, so each copy covers the driving
+# gaps from half its own to half the next one's (the photo itself: up to 0.03).
+OPEN_GAPS = (0.06, 0.14, 0.30)
+OPEN_UP = 0.25  # share of the opening the upper lip travels (the jaw carries the lower lip)
+OPEN_PROFILE = 0.6  # the gap across the mouth: sin(pi t) ** this, 0 at the corners
+OPEN_BAND = 2.5  # the skin compressed next to a moved lip: this many times the lip's travel
+CAVITY_TONE = (0.42, 0.25, 0.26)  # the inside of the mouth: the lips' RGB times this at the gap's edges
+CAVITY_DEPTH = 0.55  # ... darkest by this much a little above its middle (the throat)
+TONGUE_TONE = (0.62, 0.36, 0.38)  # ... and towards the lower lip the tongue, the lips' RGB times this
+TEETH_SHARE = 0.42  # the upper teeth show under the upper lip over this share of the gap
+TEETH_MAX_IOD = 0.11  # ... at most this tall (inter-ocular distances)
+TEETH_PROFILE = 1.5  # ... across the mouth: sin(pi t) ** this (the corners stay dark)
+TEETH_TONE = (0.86, 0.84, 0.80)  # the teeth: the whites of the eyes times this
+TEETH_SIDE = 0.6  # ... and this much of it at the mouth's corners
+TEETH_PARTING = 0.25  # the line between the front teeth: this much darker
+TEETH_SHADE = 0.65  # ... and this much of it right under the lip (its shadow)
 STEP = 8  # localize looks for the part of the map that can differ on every STEP-th pixel
 
 UPPER_OUTER = (48, 49, 50, 51, 52, 53, 54)
@@ -108,22 +125,22 @@ def localize(
     return mx, my
 
 
-def source_weights(source: np.ndarray, driving: np.ndarray, fractions: tuple[float, ...]) -> list[tuple[int, float]]:
-    """Which sources a frame is warped from, with their blend weights (at most two, summing to 1): index 0 is the
-    photo (its own gap), i > 0 the copy of ``fractions[i - 1]``, chosen by the driving shape's lip gap as a
-    fraction of the photo's."""
-    g = gap(source)
-    f = gap(driving) / g if g > 0 else 1.0
-    levels = (1.0, *fractions)
-    for i in range(len(levels) - 1):
-        hand_over = MIN_COMPRESSION * levels[i]  # the lowest gap source i shows unsqueezed
+def source_weights(gaps: tuple[float, ...], driving: np.ndarray) -> list[tuple[int, float]]:
+    """Which sources a frame is warped from, with their blend weights (at most two, summing to 1): ``gaps`` are
+    the sources' inner-lip gaps (index 0 the photo, then its lip copies, closed or opened), in the driving
+    landmarks' units. The widest source that the driving gap does not squeeze past MIN_COMPRESSION is chosen,
+    blended with the next narrower one around each hand-over."""
+    g = gap(driving)
+    order = sorted(range(len(gaps)), key=lambda i: -gaps[i])
+    for wide, narrow in zip(order, order[1:], strict=False):
+        hand_over = MIN_COMPRESSION * gaps[wide]  # the lowest gap the wider source shows unsqueezed
         hi, lo = hand_over * (1 + BLEND_BAND), hand_over * (1 - BLEND_BAND)
-        if f >= hi:
-            return [(i, 1.0)]
-        if f > lo:
-            w = (hi - f) / (hi - lo)
-            return [(i, 1.0 - w), (i + 1, w)]
-    return [(len(levels) - 1, 1.0)]
+        if g >= hi:
+            return [(wide, 1.0)]
+        if g > lo:
+            w = (hi - g) / (hi - lo)
+            return [(wide, 1.0 - w), (narrow, w)]
+    return [(order[-1], 1.0)]
 
 
 class LipCloser:
@@ -320,3 +337,198 @@ def cut_image(image: np.ndarray, alignment, closer: LipCloser) -> np.ndarray:
 
 def _shaded(image: np.ndarray, factor: np.ndarray) -> np.ndarray:
     return np.clip(image.astype(np.float32) * factor[..., None].astype(np.float32) + 0.5, 0, 255).astype(np.uint8)
+
+
+class LipOpener:
+    """The opening map of a closed-mouthed face, from its landmarks: the copy the renderer warps from when the
+    speech parts lips that the photo shows together.
+
+    No warp of a closed mouth shows an inside: stretched, the lips only grow taller (eval p09, a closed smile: the
+    rendered gap was 0.11 of the driven one; p16, lips apart in the photo: 0.95). Per image column across the mouth
+    the lips are moved apart at the line where they meet, the upper one by ``OPEN_UP`` of the gap, each carrying
+    its own pixels; the skin next to them is compressed over a short band (the chin and the nose stay), and the
+    gap is painted: the mouth's dark inside, in the lips' own hue, with the upper teeth under the upper lip in
+    the colour of the whites of the eyes. The gap is widest in the middle of the mouth and closes at its corners.
+    """
+
+    def __init__(self, landmarks: np.ndarray, image: np.ndarray, gap_px: float) -> None:
+        lm = landmarks.astype(np.float64)
+        self.x0, self.x1 = float(lm[60, 0]), float(lm[64, 0])
+        self.xs = np.linspace(self.x0, self.x1, 64)
+        y_u, y_l = _contour(lm, UPPER_INNER, self.xs), _contour(lm, LOWER_INNER, self.xs)
+        self.y_m = 0.5 * (y_u + y_l)  # where the lips meet
+        self.y_uo, self.y_lo = _contour(lm, UPPER_OUTER, self.xs), _contour(lm, LOWER_OUTER, self.xs)
+        t = np.linspace(0.0, 1.0, len(self.xs))
+        self.g = float(gap_px) * np.sin(np.pi * t) ** OPEN_PROFILE
+        self.d_u, self.d_l = OPEN_UP * self.g, (1.0 - OPEN_UP) * self.g
+        peak = float(gap_px)
+        # the bands of compressed skin: above the upper lip (not past the nose's base) and below the lower one
+        self.top_band = np.maximum(self.y_uo - max(OPEN_BAND * OPEN_UP * peak, 1.0), float(lm[33, 1]))
+        self.bottom_band = self.y_lo + max(OPEN_BAND * (1.0 - OPEN_UP) * peak, 1.0)
+        self.top, self.bottom = float(self.top_band.min()), float(self.bottom_band.max())
+        self.iod = float(interocular(lm))
+        # the teeth's lower edge is a smooth curve (the upper lip's edge is not: the cupid's bow): a parabola
+        # fitted to the lip's edge over the middle of the mouth
+        mid = (t > 0.15) & (t < 0.85)
+        self.teeth_top = np.polyval(np.polyfit(self.xs[mid], (self.y_m - self.d_u)[mid], 2), self.xs)
+        self.cavity, self.tongue, self.teeth = _mouth_colours(image, lm)
+
+    def _at(self, x: np.ndarray) -> tuple[np.ndarray, ...]:
+        return tuple(
+            np.interp(x, self.xs, v)
+            for v in (self.y_m, self.y_uo, self.y_lo, self.d_u, self.d_l, self.top_band, self.bottom_band)
+        )
+
+    def source_y(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """For output pixels (x, y) (same shape), the row each samples in the photo (columns unchanged); inside
+        the gap, the lip edge next to it (painted over by ``paint``)."""
+        x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+        inside = (x > self.x0) & (x < self.x1) & (y > self.top) & (y < self.bottom)
+        out = y.copy()
+        if not inside.any():
+            return out
+        xi, yi = x[inside], y[inside]
+        y_m, y_uo, y_lo, d_u, d_l, top, bottom = self._at(xi)
+        src = yi.copy()
+        a = (yi > top) & (yi < y_uo - d_u)  # skin above: compressed into the band
+        src[a] = top[a] + (yi[a] - top[a]) * (y_uo[a] - top[a]) / np.maximum(y_uo[a] - d_u[a] - top[a], 1e-6)
+        b = (yi >= y_uo - d_u) & (yi < y_m)  # the upper lip, moved up; in the gap: its edge
+        src[b] = np.minimum(yi[b] + d_u[b], y_m[b] - 0.25)
+        c = (yi >= y_m) & (yi < y_lo + d_l)  # the lower lip, moved down
+        src[c] = np.maximum(yi[c] - d_l[c], y_m[c] + 0.25)
+        e = (yi >= y_lo + d_l) & (yi < bottom)  # skin below
+        src[e] = bottom[e] - (bottom[e] - yi[e]) * (bottom[e] - y_lo[e]) / np.maximum(
+            bottom[e] - y_lo[e] - d_l[e], 1e-6
+        )
+        out[inside] = src
+        return out
+
+    def paint(self, rgb: np.ndarray, x: np.ndarray, y: np.ndarray, px: float = 1.0) -> np.ndarray:
+        """The gap painted over output pixels (x, y) of ``rgb`` (float32, same shape + 3), each ``px`` crop
+        pixels tall: the share of a pixel inside the gap takes the inside's colour, the teeth's under the lip."""
+        x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+        cols = (x > self.x0) & (x < self.x1)
+        if not cols.any():
+            return rgb
+        xi, yi = x[cols], y[cols]
+        y_m, _, _, d_u, d_l, _, _ = self._at(xi)
+        a, b = y_m - d_u, y_m + d_l
+        g = b - a
+        lo, hi = yi - 0.5 * px, yi + 0.5 * px
+        cover = np.clip((np.minimum(hi, b) - np.maximum(lo, a)) / px, 0.0, 1.0)
+        # depth: darkest in the middle of the gap
+        s = np.clip((yi - a) / np.maximum(g, 1e-6), 0.0, 1.0)
+        depth = 1.0 - CAVITY_DEPTH * np.exp(-(((s - 0.45) / 0.25) ** 2))
+        colour = depth[:, None] * self.cavity[None, :]
+        tongue = np.clip((s - 0.6) / 0.4, 0.0, 1.0)[:, None]
+        colour = colour + tongue * (self.tongue[None, :] - colour)
+        # the upper teeth: below the upper lip, TEETH_SHARE of the gap (at most TEETH_MAX_IOD), lit from the front
+        # and shaded under the lip, none near the corners
+        t = np.clip((xi - self.x0) / max(self.x1 - self.x0, 1e-6), 0.0, 1.0)
+        h = np.minimum(TEETH_SHARE * g, TEETH_MAX_IOD * self.iod) * np.sin(np.pi * t) ** TEETH_PROFILE
+        edge = np.minimum(np.interp(xi, self.xs, self.teeth_top) + h, b)
+        tooth_cover = np.clip((np.minimum(hi, edge) - np.maximum(lo, a)) / px, 0.0, 1.0)
+        shade = TEETH_SHADE + (1.0 - TEETH_SHADE) * np.clip((yi - a) / np.maximum(0.5 * h, 1e-6), 0.0, 1.0)
+        # the teeth recede into the mouth's shadow towards its corners; the two front ones part in the middle
+        shade = shade * (TEETH_SIDE + (1.0 - TEETH_SIDE) * np.sin(np.pi * t) ** 0.5)
+        gap_line = np.exp(-0.5 * ((xi - 0.5 * (self.x0 + self.x1)) / max(0.6 * px, 0.5)) ** 2)
+        shade = shade * (1.0 - TEETH_PARTING * gap_line)
+        tooth = shade[:, None] * self.teeth[None, :]
+        inside = np.where(cover > 0, tooth_cover / np.maximum(cover, 1e-6), 0.0)
+        colour = colour + np.clip(inside, 0.0, 1.0)[:, None] * (tooth - colour)
+        out = rgb.copy()
+        sub = out[cols]
+        out[cols] = sub + cover[:, None] * (colour - sub)
+        return out
+
+    def landmarks(self, landmarks: np.ndarray) -> np.ndarray:
+        """Where each point of the closed face lands in the copy (the inner lips on the edges of the gap)."""
+        out = landmarks.astype(np.float64).copy()
+        upper_inner, lower_inner = {61, 62, 63}, {65, 66, 67}
+        for i, (x, y) in enumerate(landmarks.astype(np.float64)):
+            if not (self.x0 < x < self.x1 and self.top < y < self.bottom):
+                continue
+            y_m, y_uo, y_lo, d_u, d_l, top, bottom = (float(v[0]) for v in self._at(np.array([x])))
+            if i in upper_inner or (i not in lower_inner and y < y_m):
+                if i in upper_inner or y >= y_uo:
+                    out[i, 1] = min(y, y_m) - d_u
+                elif y > top:
+                    out[i, 1] = top + (y - top) * (y_uo - d_u - top) / max(y_uo - top, 1e-6)
+            else:
+                if i in lower_inner or y <= y_lo:
+                    out[i, 1] = max(y, y_m) + d_l
+                elif y < bottom:
+                    out[i, 1] = bottom - (bottom - y) * (bottom - y_lo - d_l) / max(bottom - y_lo, 1e-6)
+        return out
+
+
+def _mouth_colours(image: np.ndarray, lm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(inside, tongue, teeth) RGB float32 colours for a face: the inside and the tongue are the lips' colour
+    darkened (CAVITY_TONE, TONGUE_TONE); the
+    teeth are the brightest pixels of the eyes (the whites), a little shaded, or a light grey of the skin's
+    brightness where the eyes give none."""
+    cv2 = require("cv2", "core")
+    h, w = image.shape[:2]
+    mask = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(mask, [np.round(lm[48:60]).astype(np.int32)], 1)
+    cv2.fillPoly(mask, [np.round(lm[60:68]).astype(np.int32)], 0)
+    lips = image[mask > 0].astype(np.float32)
+    lip = np.median(lips, axis=0) if len(lips) else np.array([150.0, 90.0, 90.0], np.float32)
+    inside, tongue = lip * np.array(CAVITY_TONE, np.float32), lip * np.array(TONGUE_TONE, np.float32)
+    eyes = np.zeros((h, w), np.uint8)
+    for idx in (range(36, 42), range(42, 48)):
+        cv2.fillPoly(eyes, [np.round(lm[list(idx)]).astype(np.int32)], 1)
+    px = image[eyes > 0].astype(np.float32)
+    if len(px) >= 8:
+        light = px.mean(1)
+        white = px[light >= np.percentile(light, 80)].mean(0)
+    else:
+        skin = image[int(lm[29, 1]), int(lm[29, 0])].astype(np.float32)
+        white = np.full(3, 0.9 * float(skin.mean()), np.float32)
+    teeth = np.clip(white * TEETH_TONE, 0.0, 255.0)
+    return inside.astype(np.float32), tongue.astype(np.float32), teeth.astype(np.float32)
+
+
+def open_crop(crop: np.ndarray, opener: LipOpener) -> np.ndarray:
+    """The aligned crop with its lips moved apart and the gap painted."""
+    cv2 = require("cv2", "core")
+    h, w = crop.shape[:2]
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
+    my = opener.source_y(gx, gy).astype(np.float32)
+    out = cv2.remap(crop, gx.astype(np.float32), my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return _to_uint8(opener.paint(out.astype(np.float32), gx, gy))
+
+
+def open_image(image: np.ndarray, alignment, opener: LipOpener) -> np.ndarray:
+    """The photo at its own resolution opened as ``open_crop`` opens the crop (the map and the paint evaluated in
+    crop coordinates at every photo pixel they touch)."""
+    cv2 = require("cv2", "core")
+    corners = np.array(
+        [[opener.x0, opener.top], [opener.x1, opener.top], [opener.x1, opener.bottom], [opener.x0, opener.bottom]]
+    )
+    box = alignment.to_image(corners)
+    h, w = image.shape[:2]
+    x0, y0 = np.clip(np.floor(box.min(0)).astype(int) - 1, 0, (w, h))
+    x1, y1 = np.clip(np.ceil(box.max(0)).astype(int) + 2, 0, (w, h))
+    out = image.copy()
+    if x1 <= x0 or y1 <= y0:
+        return out
+    gx, gy = np.meshgrid(np.arange(x0, x1, dtype=np.float64), np.arange(y0, y1, dtype=np.float64))
+    m = alignment.matrix
+    cx, cy = m[0, 0] * gx + m[0, 1] * gy + m[0, 2], m[1, 0] * gx + m[1, 1] * gy + m[1, 2]
+    sy = opener.source_y(cx, cy)
+    moved = np.abs(sy - cy) > 1e-9
+    if not moved.any():
+        return out
+    inv = alignment.inverse
+    px = (inv[0, 0] * cx + inv[0, 1] * sy + inv[0, 2]).astype(np.float32)
+    py = (inv[1, 0] * cx + inv[1, 1] * sy + inv[1, 2]).astype(np.float32)
+    patch = cv2.remap(image, px, py, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+    patch = _to_uint8(opener.paint(patch, cx, cy, px=float(np.hypot(m[0, 0], m[1, 0]))))
+    region = out[y0:y1, x0:x1]
+    region[moved] = patch[moved]
+    return out
+
+
+def _to_uint8(rgb: np.ndarray) -> np.ndarray:
+    return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
