@@ -332,3 +332,17 @@ def test_the_renderer_opens_a_closed_photo(face_path, closed_portrait):
         before = FrameRenderer(replace(p, mouths=()), basis, av.refiner).render(wide)
     assert inside_darkness(before, drv) < 0.1
     assert inside_darkness(now, drv) > 0.5
+
+
+def test_a_black_and_white_photo_opens_onto_grey(closed_portrait):
+    """The painted inside and teeth of a grey photo are grey (a tinted mouth in a black-and-white portrait)."""
+    from parla.edge.render import Portrait
+
+    p = closed_portrait
+    grey = np.repeat(p.image.mean(2, keepdims=True).round().astype(np.uint8), 3, axis=2)
+    q = Portrait.from_landmarks(grey, p.alignment.to_image(p.landmarks), 128)
+    assert len(q.mouths) == len(OPEN_GAPS)
+    for m in q.mouths:
+        assert np.ptp(m.image.astype(int), axis=2).max() <= 1
+    colour = p.mouths[-1].crop.astype(int)
+    assert np.ptp(colour, axis=2).max() > 30  # the colour photo's inside is tinted with its lips' hue

@@ -103,12 +103,12 @@ class MouthCopy:
             for g in mouth.OPEN_GAPS:
                 if g * iod <= 1.5 * own:  # the photo shows this much already
                     continue
-                m = mouth.LipOpener(landmarks, crop, g * iod)
-                c = mouth.open_crop(crop, m)
+                o = mouth.LipOpener(landmarks, crop, g * iod)
+                c = mouth.open_crop(crop, o)
                 if (box := mouth.changed_box(crop, c)) is not None:
-                    lms = m.landmarks(landmarks)
+                    lms = o.landmarks(landmarks)
                     out.append(
-                        cls(mouth.gap(lms), mouth.open_image(image, alignment, m), c, lms, downsize(c, res), box)
+                        cls(mouth.gap(lms), mouth.open_image(image, alignment, o), c, lms, downsize(c, res), box)
                     )
         return tuple(out)
 

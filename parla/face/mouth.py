@@ -62,6 +62,7 @@ TEETH_SHARE = 0.42  # the upper teeth show under the upper lip over this share o
 TEETH_MAX_IOD = 0.11  # ... at most this tall (inter-ocular distances)
 TEETH_PROFILE = 1.5  # ... across the mouth: sin(pi t) ** this (the corners stay dark)
 TEETH_TONE = (0.86, 0.84, 0.80)  # the teeth: the whites of the eyes times this
+GREY_LIPS = 12  # grey levels between the lips' channels at or below which a photo is black and white
 TEETH_SIDE = 0.6  # ... and this much of it at the mouth's corners
 TEETH_PARTING = 0.25  # the line between the front teeth: this much darker
 TEETH_SHADE = 0.65  # ... and this much of it right under the lip (its shadow)
@@ -486,7 +487,11 @@ def _mouth_colours(image: np.ndarray, lm: np.ndarray) -> tuple[np.ndarray, np.nd
         skin = image[int(lm[29, 1]), int(lm[29, 0])].astype(np.float32)
         white = np.full(3, 0.9 * float(skin.mean()), np.float32)
     teeth = np.clip(white * TEETH_TONE, 0.0, 255.0)
-    return inside.astype(np.float32), tongue.astype(np.float32), teeth.astype(np.float32)
+    colours = [inside, tongue, teeth]
+    if len(lips) and np.percentile(np.ptp(lips, axis=1), 90) <= GREY_LIPS:  # a black-and-white photo: grey paint
+        colours = [np.full(3, c.mean()) for c in colours]
+    inside, tongue, teeth = (c.astype(np.float32) for c in colours)
+    return inside, tongue, teeth
 
 
 def open_crop(crop: np.ndarray, opener: LipOpener) -> np.ndarray:
