@@ -62,9 +62,10 @@ TEETH_SHARE = 0.42  # the upper teeth show under the upper lip over this share o
 TEETH_MAX_IOD = 0.11  # ... at most this tall (inter-ocular distances)
 TEETH_PROFILE = 1.5  # ... across the mouth: sin(pi t) ** this (the corners stay dark)
 TEETH_TONE = (0.86, 0.84, 0.80)  # the teeth: the whites of the eyes times this
+GRAIN_SEED = 14  # the paint's noise: the same copy for the same photo
 GREY_LIPS = 12  # grey levels between the lips' channels at or below which a photo is black and white
 TEETH_SIDE = 0.6  # ... and this much of it at the mouth's corners
-TEETH_PARTING = 0.25  # the line between the front teeth: this much darker
+TEETH_PARTING = 0.18  # the line between the front teeth: this much darker
 TEETH_SHADE = 0.65  # ... and this much of it right under the lip (its shadow)
 STEP = 8  # localize looks for the part of the map that can differ on every STEP-th pixel
 
@@ -368,6 +369,7 @@ class LipOpener:
         self.bottom_band = self.y_lo + max(OPEN_BAND * (1.0 - OPEN_UP) * peak, 1.0)
         self.top, self.bottom = float(self.top_band.min()), float(self.bottom_band.max())
         self.iod = float(interocular(lm))
+        self.lips = lm[48:60].copy()
         # the teeth's lower edge is a smooth curve (the upper lip's edge is not: the cupid's bow): a parabola
         # fitted to the lip's edge over the middle of the mouth
         mid = (t > 0.15) & (t < 0.85)
@@ -404,9 +406,10 @@ class LipOpener:
         out[inside] = src
         return out
 
-    def paint(self, rgb: np.ndarray, x: np.ndarray, y: np.ndarray, px: float = 1.0) -> np.ndarray:
+    def paint(self, rgb: np.ndarray, x: np.ndarray, y: np.ndarray, px: float = 1.0, grain: float = 0.0) -> np.ndarray:
         """The gap painted over output pixels (x, y) of ``rgb`` (float32, same shape + 3), each ``px`` crop
-        pixels tall: the share of a pixel inside the gap takes the inside's colour, the teeth's under the lip."""
+        pixels tall: the share of a pixel inside the gap takes the inside's colour, the teeth's under the lip,
+        with ``grain`` grey levels of noise (the photo's own, so the paint is not smoother than the picture)."""
         x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
         cols = (x > self.x0) & (x < self.x1)
         if not cols.any():
@@ -437,6 +440,8 @@ class LipOpener:
         tooth = shade[:, None] * self.teeth[None, :]
         inside = np.where(cover > 0, tooth_cover / np.maximum(cover, 1e-6), 0.0)
         colour = colour + np.clip(inside, 0.0, 1.0)[:, None] * (tooth - colour)
+        if grain > 0:  # the same noise for the same pixel whenever the copy is made
+            colour = colour + grain * np.random.default_rng(GRAIN_SEED).standard_normal(len(colour))[:, None]
         out = rgb.copy()
         sub = out[cols]
         out[cols] = sub + cover[:, None] * (colour - sub)
@@ -494,6 +499,24 @@ def _mouth_colours(image: np.ndarray, lm: np.ndarray) -> tuple[np.ndarray, np.nd
     return inside, tongue, teeth
 
 
+def lip_grain(image: np.ndarray, lips: np.ndarray) -> float:
+    """The picture's fine noise on the lips (``lips``: the 12 outer-lip points in its pixels), in grey levels: the
+    robust spread of what a 1-px blur takes out of it there."""
+    cv2 = require("cv2", "core")
+    x0, y0 = np.maximum(np.floor(lips.min(0)).astype(int) - 2, 0)
+    x1, y1 = np.ceil(lips.max(0)).astype(int) + 3
+    patch = image[y0:y1, x0:x1].astype(np.float32)
+    if patch.shape[0] < 4 or patch.shape[1] < 4:
+        return 0.0
+    grey = patch.mean(2)
+    mask = np.zeros(grey.shape, np.uint8)
+    cv2.fillPoly(mask, [np.round(lips - (x0, y0)).astype(np.int32)], 1)
+    hp = (grey - cv2.GaussianBlur(grey, (0, 0), 1.0))[mask > 0]
+    if len(hp) < 16:
+        return 0.0
+    return float(1.4826 * np.median(np.abs(hp - np.median(hp))))
+
+
 def open_crop(crop: np.ndarray, opener: LipOpener) -> np.ndarray:
     """The aligned crop with its lips moved apart and the gap painted."""
     cv2 = require("cv2", "core")
@@ -501,7 +524,7 @@ def open_crop(crop: np.ndarray, opener: LipOpener) -> np.ndarray:
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
     my = opener.source_y(gx, gy).astype(np.float32)
     out = cv2.remap(crop, gx.astype(np.float32), my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return _to_uint8(opener.paint(out.astype(np.float32), gx, gy))
+    return _to_uint8(opener.paint(out.astype(np.float32), gx, gy, grain=lip_grain(crop, opener.lips)))
 
 
 def open_image(image: np.ndarray, alignment, opener: LipOpener) -> np.ndarray:
@@ -529,7 +552,11 @@ def open_image(image: np.ndarray, alignment, opener: LipOpener) -> np.ndarray:
     px = (inv[0, 0] * cx + inv[0, 1] * sy + inv[0, 2]).astype(np.float32)
     py = (inv[1, 0] * cx + inv[1, 1] * sy + inv[1, 2]).astype(np.float32)
     patch = cv2.remap(image, px, py, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-    patch = _to_uint8(opener.paint(patch, cx, cy, px=float(np.hypot(m[0, 0], m[1, 0]))))
+    patch = _to_uint8(
+        opener.paint(
+            patch, cx, cy, px=float(np.hypot(m[0, 0], m[1, 0])), grain=lip_grain(image, alignment.to_image(opener.lips))
+        )
+    )
     region = out[y0:y1, x0:x1]
     region[moved] = patch[moved]
     return out
