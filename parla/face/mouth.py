@@ -9,6 +9,12 @@ next to it, and cuts the middle of the inside out at a seam (for the closed copy
 skin from the lips to the nose and to below the chin stretches to make up the distance. Each copy is computed once
 per portrait, per pixel (the seam stays sharp), for the aligned crop and for the photo at its own resolution;
 ``source_weights`` then says, per frame, which one or two sources the driving shape needs.
+
+The mirror case (issue 14, session 13): a photo whose lips are together shows no inside to warp, and stretched
+closed lips only grow taller. ``LipOpener`` moves its lips apart at the line where they meet (the same per-column
+map, with the skin next to the lips compressed instead of stretched) and paints the gap: the mouth's dark inside and
+the upper teeth, coloured from the photo's own lips and eye whites. Three such copies, wider and wider, cover the
+driving gaps a speaking mouth needs.
 """
 
 from __future__ import annotations

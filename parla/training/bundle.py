@@ -16,7 +16,9 @@ from parla.training.checkpoint import sha256
 SYNTHESIS = {
     "silence_hold_s": 1.0,  # pauses hold the running mean of the lip/jaw shape over 1 s instead of twitching
     "head_silent_scale": 0.25,  # the head settles in pauses: its AR innovations shrink to a quarter there
-    "render_gain": 1.6,  # the refiner renders ~60 % of the driven opening: drive the lips that much further
+    # the renderer shows 0.85-0.97 of the driven lip gap since closed-mouthed photos open onto painted copies
+    # (session 13); 1.6 made up for a refiner that rendered ~60 % of it, and now over-opened every mouth
+    "render_gain": 1.0,
 }
 # The blink process fitted on the training clips synthesises ~27 blinks/min, and the EAR detector of
 # `parla eval` counted 42.7/min on generated eyes; 5.0 s between blinks measured 15/min (real clips: 31.4).
