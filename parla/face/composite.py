@@ -67,6 +67,8 @@ UPSAMPLE = 3
 SAMPLE_MARGIN = 16  # photo px kept around the footprint in the upsampled copy (the warp samples near its own pixel)
 SAMPLE_REACH = 5  # photo px on each side that an interpolated pixel reads (Lanczos: 4, then bicubic in the copy)
 CUBIC_MAX_PX = 800 * 800
+MIX_STEP = 4  # a hand-over's second source: where it can differ is looked for on every 4th footprint pixel
+MIX_GROW = 3  # ... with the box grown by this many steps (the map stretches the mouth at most ~2x between samples)
 
 
 class NativeCompositor:
@@ -202,12 +204,19 @@ class NativeCompositor:
         else:
             bx0, by0 = np.min([b[:2] for b in boxes], axis=0)
             bx1, by1 = np.max([b[2:] for b in boxes], axis=0)
-            inside = np.zeros(patch.shape[:2], bool)
+            # looked for on every MIX_STEP-th pixel, the box grown by what the map can move between them (the
+            # rows and columns found then grown by a step): a pixel too many only blends two equal values
+            k, grow = MIX_STEP, MIX_GROW * MIX_STEP
+            h, w = patch.shape[:2]
+            inside = np.zeros(((h + k - 1) // k, (w + k - 1) // k), bool)
             for _, px, py in (first, second):
-                inside |= (px >= bx0) & (px < bx1) & (py >= by0) & (py < by1)
+                sx, sy = px[::k, ::k], py[::k, ::k]
+                inside |= (sx >= bx0 - grow) & (sx < bx1 + grow) & (sy >= by0 - grow) & (sy < by1 + grow)
             rows, cols = np.flatnonzero(inside.any(1)), np.flatnonzero(inside.any(0))
             if not len(rows):
                 return
+            rows = np.array([max((rows[0] - 1) * k, 0), min((rows[-1] + 2) * k, h) - 1])
+            cols = np.array([max((cols[0] - 1) * k, 0), min((cols[-1] + 2) * k, w) - 1])
         ya, yb, xa, xb = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
         i, px, py = second
         warped = self._remap(i, np.ascontiguousarray(px[ya:yb, xa:xb]), np.ascontiguousarray(py[ya:yb, xa:xb]))
