@@ -79,6 +79,32 @@ def test_a_small_face_is_resampled_with_lanczos_sharpness(face_path):
     assert 0.95 < energy(got[y0:y1, x0:x1]) / energy(want[y0:y1, x0:x1]) < 1.08
 
 
+def test_a_large_face_keeps_its_detail_in_a_file_and_trades_it_for_time_live(face_path):
+    """A footprint above CUBIC_MAX_PX: a file's frames are resampled bicubically, a live stream's bilinearly (the
+    2-core budget); under a sub-pixel warp of a finely textured face the bicubic frame keeps clearly more detail."""
+    import cv2
+
+    from parla.face.composite import CUBIC_MAX_PX
+
+    image = load_image(face_path)
+    lm = select_face(detect_faces(image)).landmarks
+    big = cv2.resize(image, None, fx=7, fy=7, interpolation=cv2.INTER_CUBIC)
+    grain = np.random.default_rng(0).normal(0, 12, big.shape[:2])[..., None]  # pixel-level texture (skin, pores)
+    big = np.clip(big + grain, 0, 255).astype(np.uint8)
+    _, a = align_face(big, lm * 7 + 3)  # the landmarks at the enlarged size (pixel centres)
+    live, file = NativeCompositor(big, a, realtime=True), NativeCompositor(big, a)
+    assert live.size[0] * live.size[1] > CUBIC_MAX_PX
+    assert (live.interp, file.interp) == (cv2.INTER_LINEAR, cv2.INTER_CUBIC)
+    gx, gy = np.meshgrid(np.arange(CROP_SIZE, dtype=np.float32), np.arange(CROP_SIZE, dtype=np.float32))
+    mx, my = gx + 0.07, gy - 0.05  # about half a photo pixel at this size
+    x0, y0, x1, y1 = file.box
+
+    def energy(x: np.ndarray) -> float:
+        return float((cv2.Laplacian(cv2.cvtColor(x[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY), cv2.CV_32F) ** 2).mean())
+
+    assert energy(file(mx, my, None)) > 1.15 * energy(live(mx, my, None))
+
+
 def test_paste_back_changes_only_the_face(face_path):
     image = load_image(face_path)
     face = select_face(detect_faces(image))

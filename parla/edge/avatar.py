@@ -180,8 +180,14 @@ class Avatar:
             lead += ahead_latency_s() + self.config.audio.chunk_ms / 1000
         return lead
 
-    def new_renderer(self, timer: StageTimer | None = None, *, stages: bool = True) -> FrameRenderer:
-        return FrameRenderer(self.portrait, self.settings.basis, self.refiner, self.stages if stages else (), timer)
+    def new_renderer(
+        self, timer: StageTimer | None = None, *, stages: bool = True, realtime: bool = False
+    ) -> FrameRenderer:
+        """``realtime``: frames for a live stream, which trades a large photo's resampling for time (bilinear above
+        800², ``parla.face.composite``); else every frame at full quality, as a file is rendered."""
+        return FrameRenderer(
+            self.portrait, self.settings.basis, self.refiner, self.stages if stages else (), timer, realtime=realtime
+        )
 
     # the three ways to drive it -------------------------------------------------------------------------------
     def stream(
@@ -192,12 +198,14 @@ class Avatar:
         lookahead_frames: int = 0,
         known_audio: np.ndarray | None = None,
         closures: list[tuple[float, float]] | None = None,
+        realtime: bool = False,
     ) -> Iterator[np.ndarray]:
         """Frames for 16 kHz float32 chunks, each frame as soon as its audio (and the model's look-ahead) is in.
         With ``flush`` the end of the input is padded with silence so that the last frames come out too.
-        ``known_audio``: the whole input, when it exists ahead (see ``new_motion``)."""
+        ``known_audio``: the whole input, when it exists ahead (see ``new_motion``); ``realtime``: frames shown
+        live, resampled for time on a large photo (``new_renderer``)."""
         motion = self.new_motion(lookahead_frames=lookahead_frames, known_audio=known_audio, closures=closures)
-        renderer = self.new_renderer()
+        renderer = self.new_renderer(realtime=realtime)
         n_samples = 0
         for chunk in chunks:
             n_samples += len(chunk)
@@ -262,7 +270,7 @@ class Avatar:
         engine = StreamEngine(
             source,
             motion,
-            self.new_renderer(),
+            self.new_renderer(realtime=True),
             sink,
             fps=self.config.video.fps,
             queue_frames=self.config.video.queue_frames,

@@ -155,7 +155,9 @@ class FrameRenderer:
     """One frame's motion -> the finished frame at the photo's resolution: the warp applied to the photo itself,
     the refiner's change added where it paints (mouth, lips, eyelids), then the frame stages (watermark)."""
 
-    def __init__(self, portrait: Portrait, basis, refiner, stages=(), timer: StageTimer | None = None) -> None:
+    def __init__(
+        self, portrait: Portrait, basis, refiner, stages=(), timer: StageTimer | None = None, *, realtime: bool = False
+    ) -> None:
         from parla.face.composite import NativeCompositor
         from parla.face.mouth import gap
 
@@ -165,7 +167,7 @@ class FrameRenderer:
         self.stages = list(stages)
         self.timer = timer or StageTimer()
         self.composite = NativeCompositor(
-            portrait.image, portrait.alignment, copies=tuple(m.image for m in portrait.mouths)
+            portrait.image, portrait.alignment, copies=tuple(m.image for m in portrait.mouths), realtime=realtime
         )
         self.gaps = (gap(portrait.landmarks), *(m.gap for m in portrait.mouths))
         self.opened = tuple(g > self.gaps[0] for g in self.gaps)  # index 0 (the photo) is never an opened copy

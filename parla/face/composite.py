@@ -54,8 +54,10 @@ MAP_STEP = 4  # the backward map is smooth: built on every 4th footprint pixel, 
 MAP_PAD = 64  # crop px: the map extended beyond the crop (as the identity, which the warp is at its border) to
 # cover the corners of the footprint's bounding box
 # Resampling of the photo by footprint size: small faces keep their detail at the pixel level, so Lanczos quality;
-# large ones are seen downscaled, so bilinear loses little (p10, 1.2 MP: detail 1.02 bicubic, 0.90 bilinear) and a
-# 30 fps stream needs the time (1.2 MP on 2 cores: Lanczos 49 ms, bicubic 9 ms, bilinear 3 ms).
+# larger ones bicubic. A real-time stream cannot afford bicubic above 800² on 2 cores (1.2 MP: Lanczos 49 ms,
+# bicubic 9 ms, bilinear 3 ms; p10 and p09 at 30 fps with bicubic: 244 and 6 frames of 1,800 dropped), so there it
+# is bilinear, which costs detail on a finely textured 1-MP face (p09: 0.77 of the photo's, bicubic 1.00); a file is
+# rendered as fast as it goes, so it keeps bicubic (``realtime=False``).
 # Lanczos quality without its per-frame cost: OpenCV's Lanczos remap has no vector path (3.0 ms a frame for the
 # demo's 202 x 201 footprint on 2 cores). The photo is still, so the neighbourhood of its footprint is upsampled
 # once, x UPSAMPLE with Lanczos, and each frame remaps that copy bicubically: 0.65 ms, a Laplacian energy 1.02
@@ -66,7 +68,7 @@ LANCZOS_MAX_PX = 512 * 512
 UPSAMPLE = 3
 SAMPLE_MARGIN = 16  # photo px kept around the footprint in the upsampled copy (the warp samples near its own pixel)
 SAMPLE_REACH = 5  # photo px on each side that an interpolated pixel reads (Lanczos: 4, then bicubic in the copy)
-CUBIC_MAX_PX = 800 * 800
+CUBIC_MAX_PX = 800 * 800  # footprint px above which a real-time stream resamples bilinearly
 MIX_STEP = 4  # a hand-over's second source: where it can differ is looked for on every 4th footprint pixel
 MIX_GROW = 3  # ... with the box grown by this many steps (the map stretches the mouth at most ~2x between samples)
 
@@ -76,9 +78,12 @@ class NativeCompositor:
     for the smooth map) and the feathered blend weights, computed once; per frame, the photo warped at its own
     resolution plus the refiner's painted change, blended into the photo in one OpenCV pass."""
 
-    def __init__(self, image: np.ndarray, alignment: Alignment, *, copies: tuple[np.ndarray, ...] = ()) -> None:
+    def __init__(
+        self, image: np.ndarray, alignment: Alignment, *, copies: tuple[np.ndarray, ...] = (), realtime: bool = False
+    ) -> None:
         """``copies``: other versions of the photo (same size and face; the lip copies of ``parla.face.mouth``)
-        that ``sources`` may remap instead of, or blended with, the photo."""
+        that ``sources`` may remap instead of, or blended with, the photo. ``realtime``: frames for a live stream,
+        resampled bilinearly above CUBIC_MAX_PX (a file's frames: bicubic at any size)."""
         self.cv2 = cv2 = require("cv2", "core")
         self.image, self.alignment, self.images = image, alignment, (image, *copies)
         fp = footprint(image.shape, alignment)
@@ -116,7 +121,7 @@ class NativeCompositor:
         # A black-and-white photo gets a grey change: the refiner (trained on colour video) would tint its mouth
         self.grey = bool(np.percentile(np.ptp(self.bg[::4, ::4].astype(np.int16), axis=2), 99) <= GREY_SPREAD)
         px = w * h
-        self.interp = cv2.INTER_CUBIC if px <= CUBIC_MAX_PX else cv2.INTER_LINEAR
+        self.interp = cv2.INTER_CUBIC if px <= CUBIC_MAX_PX or not realtime else cv2.INTER_LINEAR
         # What each frame remaps: every image itself, or (a small footprint) its upsampled neighbourhood
         self.factor, self.origin, self.sampled = 1, (0, 0), self.images
         if px <= LANCZOS_MAX_PX:
