@@ -305,20 +305,31 @@ def _contour(lm: np.ndarray, idx: tuple[int, ...], xs: np.ndarray) -> np.ndarray
 
 def cut_crop(crop: np.ndarray, closer: LipCloser) -> np.ndarray:
     """The aligned crop with its lip gap cut (per pixel: the seam is a hard edge, as between closed lips)."""
-    cv2 = require("cv2", "core")
-    h, w = crop.shape[:2]
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
-    my = closer.source_y(gx, gy).astype(np.float32)
-    out = cv2.remap(crop, gx.astype(np.float32), my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return _shaded(out, closer.shade(gx, gy))
+    return _moved_crop(crop, closer.source_y, lambda out, gx, gy: _shaded(out, closer.shade(gx, gy)))
 
 
 def cut_image(image: np.ndarray, alignment, closer: LipCloser) -> np.ndarray:
     """The photo at its own resolution with its lip gap cut: the seam map (in crop coordinates) evaluated at
     every photo pixel it moves, so the compositor can remap the copy as it remaps the photo."""
+    return _moved_image(image, alignment, closer, lambda patch, cx, cy: _shaded(patch, closer.shade(cx, cy)))
+
+
+def _moved_crop(crop: np.ndarray, source_y, finish) -> np.ndarray:
+    """The crop with each pixel taken from the row ``source_y`` gives it (bilinear), then ``finish(out, x, y)``."""
+    cv2 = require("cv2", "core")
+    h, w = crop.shape[:2]
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
+    my = source_y(gx, gy).astype(np.float32)
+    out = cv2.remap(crop, gx.astype(np.float32), my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return finish(out, gx, gy)
+
+
+def _moved_image(image: np.ndarray, alignment, mover, finish) -> np.ndarray:
+    """The photo with the rows ``mover`` moves (its map in crop coordinates, over its x0..x1 x top..bottom box)
+    taken from where the map says, bicubically, then ``finish(patch, crop x, crop y)`` over the moved pixels."""
     cv2 = require("cv2", "core")
     corners = np.array(
-        [[closer.x0, closer.top], [closer.x1, closer.top], [closer.x1, closer.bottom], [closer.x0, closer.bottom]]
+        [[mover.x0, mover.top], [mover.x1, mover.top], [mover.x1, mover.bottom], [mover.x0, mover.bottom]]
     )
     box = alignment.to_image(corners)
     h, w = image.shape[:2]
@@ -330,14 +341,14 @@ def cut_image(image: np.ndarray, alignment, closer: LipCloser) -> np.ndarray:
     gx, gy = np.meshgrid(np.arange(x0, x1, dtype=np.float64), np.arange(y0, y1, dtype=np.float64))
     m = alignment.matrix
     cx, cy = m[0, 0] * gx + m[0, 1] * gy + m[0, 2], m[1, 0] * gx + m[1, 1] * gy + m[1, 2]
-    sy = closer.source_y(cx, cy)
+    sy = mover.source_y(cx, cy)
     moved = np.abs(sy - cy) > 1e-9
     if not moved.any():
         return out
     inv = alignment.inverse
     px = (inv[0, 0] * cx + inv[0, 1] * sy + inv[0, 2]).astype(np.float32)
     py = (inv[1, 0] * cx + inv[1, 1] * sy + inv[1, 2]).astype(np.float32)
-    patch = _shaded(cv2.remap(image, px, py, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE), closer.shade(cx, cy))
+    patch = finish(cv2.remap(image, px, py, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE), cx, cy)
     region = out[y0:y1, x0:x1]
     region[moved] = patch[moved]
     return out
@@ -525,47 +536,21 @@ def lip_grain(image: np.ndarray, lips: np.ndarray) -> float:
 
 def open_crop(crop: np.ndarray, opener: LipOpener) -> np.ndarray:
     """The aligned crop with its lips moved apart and the gap painted."""
-    cv2 = require("cv2", "core")
-    h, w = crop.shape[:2]
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
-    my = opener.source_y(gx, gy).astype(np.float32)
-    out = cv2.remap(crop, gx.astype(np.float32), my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return _to_uint8(opener.paint(out.astype(np.float32), gx, gy, grain=lip_grain(crop, opener.lips)))
+    grain = lip_grain(crop, opener.lips)
+    return _moved_crop(
+        crop, opener.source_y, lambda out, gx, gy: _to_uint8(opener.paint(out.astype(np.float32), gx, gy, grain=grain))
+    )
 
 
 def open_image(image: np.ndarray, alignment, opener: LipOpener) -> np.ndarray:
     """The photo at its own resolution opened as ``open_crop`` opens the crop (the map and the paint evaluated in
     crop coordinates at every photo pixel they touch)."""
-    cv2 = require("cv2", "core")
-    corners = np.array(
-        [[opener.x0, opener.top], [opener.x1, opener.top], [opener.x1, opener.bottom], [opener.x0, opener.bottom]]
-    )
-    box = alignment.to_image(corners)
-    h, w = image.shape[:2]
-    x0, y0 = np.clip(np.floor(box.min(0)).astype(int) - 1, 0, (w, h))
-    x1, y1 = np.clip(np.ceil(box.max(0)).astype(int) + 2, 0, (w, h))
-    out = image.copy()
-    if x1 <= x0 or y1 <= y0:
-        return out
-    gx, gy = np.meshgrid(np.arange(x0, x1, dtype=np.float64), np.arange(y0, y1, dtype=np.float64))
-    m = alignment.matrix
-    cx, cy = m[0, 0] * gx + m[0, 1] * gy + m[0, 2], m[1, 0] * gx + m[1, 1] * gy + m[1, 2]
-    sy = opener.source_y(cx, cy)
-    moved = np.abs(sy - cy) > 1e-9
-    if not moved.any():
-        return out
-    inv = alignment.inverse
-    px = (inv[0, 0] * cx + inv[0, 1] * sy + inv[0, 2]).astype(np.float32)
-    py = (inv[1, 0] * cx + inv[1, 1] * sy + inv[1, 2]).astype(np.float32)
-    patch = cv2.remap(image, px, py, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-    patch = _to_uint8(
-        opener.paint(
-            patch, cx, cy, px=float(np.hypot(m[0, 0], m[1, 0])), grain=lip_grain(image, alignment.to_image(opener.lips))
-        )
-    )
-    region = out[y0:y1, x0:x1]
-    region[moved] = patch[moved]
-    return out
+    grain, px = lip_grain(image, alignment.to_image(opener.lips)), float(np.hypot(*alignment.matrix[:, 0]))
+
+    def finish(patch: np.ndarray, cx: np.ndarray, cy: np.ndarray) -> np.ndarray:
+        return _to_uint8(opener.paint(patch.astype(np.float32), cx, cy, px=px, grain=grain))
+
+    return _moved_image(image, alignment, opener, finish)
 
 
 def _to_uint8(rgb: np.ndarray) -> np.ndarray:
