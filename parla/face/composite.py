@@ -204,15 +204,14 @@ class NativeCompositor:
         pixels where either source samples a part of the photo that the two hold differently (a hand-over between
         lip copies is the mouth's business); elsewhere both give the same pixels."""
         boxes = [self.changed[i] for i in (first[0], second[0]) if self.changed[i] is not None]
-        if not boxes:  # the same image twice
-            rows, cols = np.arange(patch.shape[0]), np.arange(patch.shape[1])
-        else:
+        h, w = patch.shape[:2]
+        ya, yb, xa, xb = 0, h, 0, w  # the same image twice: all of it
+        if boxes:
             bx0, by0 = np.min([b[:2] for b in boxes], axis=0)
             bx1, by1 = np.max([b[2:] for b in boxes], axis=0)
             # looked for on every MIX_STEP-th pixel, the box grown by what the map can move between them (the
             # rows and columns found then grown by a step): a pixel too many only blends two equal values
             k, grow = MIX_STEP, MIX_GROW * MIX_STEP
-            h, w = patch.shape[:2]
             inside = np.zeros(((h + k - 1) // k, (w + k - 1) // k), bool)
             for _, px, py in (first, second):
                 sx, sy = px[::k, ::k], py[::k, ::k]
@@ -220,9 +219,8 @@ class NativeCompositor:
             rows, cols = np.flatnonzero(inside.any(1)), np.flatnonzero(inside.any(0))
             if not len(rows):
                 return
-            rows = np.array([max((rows[0] - 1) * k, 0), min((rows[-1] + 2) * k, h) - 1])
-            cols = np.array([max((cols[0] - 1) * k, 0), min((cols[-1] + 2) * k, w) - 1])
-        ya, yb, xa, xb = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+            ya, yb = max((rows[0] - 1) * k, 0), min((rows[-1] + 2) * k, h)
+            xa, xb = max((cols[0] - 1) * k, 0), min((cols[-1] + 2) * k, w)
         i, px, py = second
         warped = self._remap(i, np.ascontiguousarray(px[ya:yb, xa:xb]), np.ascontiguousarray(py[ya:yb, xa:xb]))
         patch[ya:yb, xa:xb] = self.cv2.addWeighted(patch[ya:yb, xa:xb], 1.0 - weight, warped, weight, 0.0)

@@ -195,12 +195,9 @@ class LipCloser:
 
     def source_y(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """For output pixels (x, y) (same shape), the row each samples in the open image (columns unchanged)."""
-        x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-        inside = (x > self.x0) & (x < self.x1) & (y > self.top) & (y < self.bottom)
-        out = y.copy()
-        if not inside.any():
-            return out
-        xi, yi = x[inside], y[inside]
+        return _rows_in_box(self, x, y, self._rows)
+
+    def _rows(self, xi: np.ndarray, yi: np.ndarray) -> np.ndarray:
         y_u, y_l, y_s, y_uo, y_lo, d_u, d_l = self._knots(xi)
         top, bottom = self.top, self.bottom
         upper = yi < y_s
@@ -216,8 +213,7 @@ class LipCloser:
         e = ~upper & ~c
         span = np.maximum(bottom - (y_lo[e] - d_l[e]), 1e-6)
         src[e] = bottom - (bottom - yi[e]) * (bottom - y_lo[e]) / span
-        out[inside] = src
-        return out
+        return src
 
     def shade(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """The crease: a factor (<= 1) for output pixels (x, y) of the closed copy (1 where the lips stay apart)."""
@@ -246,6 +242,17 @@ class LipCloser:
             _, y_l, _, _, _, _, d_l = (float(v[0]) for v in self._knots(np.array([out[d, 0]])))
             out[u, 1], out[d, 1] = y_u + d_u, y_l - d_l
         return out
+
+
+def _rows_in_box(mover, x: np.ndarray, y: np.ndarray, rows) -> np.ndarray:
+    """For output pixels (x, y): ``rows(x, y)`` of those inside the mover's x0..x1 x top..bottom box, where the
+    lips and the skin next to them move; every other pixel keeps its own row."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    inside = (x > mover.x0) & (x < mover.x1) & (y > mover.top) & (y < mover.bottom)
+    out = y.copy()
+    if inside.any():
+        out[inside] = rows(x[inside], y[inside])
+    return out
 
 
 def _lip_edges(
@@ -378,8 +385,8 @@ class LipOpener:
         self.y_m = 0.5 * (y_u + y_l)  # where the lips meet
         self.y_uo, self.y_lo = _contour(lm, UPPER_OUTER, self.xs), _contour(lm, LOWER_OUTER, self.xs)
         t = np.linspace(0.0, 1.0, len(self.xs))
-        self.g = float(gap_px) * np.sin(np.pi * t) ** OPEN_PROFILE
-        self.d_u, self.d_l = OPEN_UP * self.g, (1.0 - OPEN_UP) * self.g
+        g = float(gap_px) * np.sin(np.pi * t) ** OPEN_PROFILE
+        self.d_u, self.d_l = OPEN_UP * g, (1.0 - OPEN_UP) * g
         peak = float(gap_px)
         # the bands of compressed skin: above the upper lip (not past the nose's base) and below the lower one
         self.top_band = np.maximum(self.y_uo - max(OPEN_BAND * OPEN_UP * peak, 1.0), float(lm[33, 1]))
@@ -402,12 +409,9 @@ class LipOpener:
     def source_y(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """For output pixels (x, y) (same shape), the row each samples in the photo (columns unchanged); inside
         the gap, the lip edge next to it (painted over by ``paint``)."""
-        x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-        inside = (x > self.x0) & (x < self.x1) & (y > self.top) & (y < self.bottom)
-        out = y.copy()
-        if not inside.any():
-            return out
-        xi, yi = x[inside], y[inside]
+        return _rows_in_box(self, x, y, self._rows)
+
+    def _rows(self, xi: np.ndarray, yi: np.ndarray) -> np.ndarray:
         y_m, y_uo, y_lo, d_u, d_l, top, bottom = self._at(xi)
         src = yi.copy()
         a = (yi > top) & (yi < y_uo - d_u)  # skin above: compressed into the band
@@ -420,8 +424,7 @@ class LipOpener:
         src[e] = bottom[e] - (bottom[e] - yi[e]) * (bottom[e] - y_lo[e]) / np.maximum(
             bottom[e] - y_lo[e] - d_l[e], 1e-6
         )
-        out[inside] = src
-        return out
+        return src
 
     def paint(self, rgb: np.ndarray, x: np.ndarray, y: np.ndarray, px: float = 1.0, grain: float = 0.0) -> np.ndarray:
         """The gap painted over output pixels (x, y) of ``rgb`` (float32, same shape + 3), each ``px`` crop
