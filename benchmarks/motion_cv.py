@@ -81,6 +81,7 @@ def evaluate_clip(
     closing: str = "pause",
     scales=SCALES,
     lookahead_frames: int = 0,
+    lead_s: float = 0.0,
 ) -> dict:
     """Landmark-space evaluation of one held-out clip, its lips driven through the runtime's synthesizer, which
     looks ``lookahead_frames`` video frames ahead (a file's or a TTS reply's look-ahead; 0: a microphone)."""
@@ -109,6 +110,7 @@ def evaluate_clip(
             basis=basis,
             lookahead=mc.lookahead,
             receptive_field=mc.receptive_field,
+            lead_s=lead_s,
             **closing_settings(closing),
         )
         synth = MotionSynth(settings, run_lips, fps=clip.fps, lookahead_frames=lookahead_frames)
@@ -190,6 +192,13 @@ def parse_args() -> argparse.Namespace:
         nargs="*",
         help="synthesizer pause closings to evaluate, each on every held-out clip (see closing_settings); "
         "default: pause, or none with --no-pause-close",
+    )
+    ap.add_argument(
+        "--leads",
+        nargs="*",
+        type=float,
+        default=[0.0],
+        help="synthesizer leads (s: a frame shows the lips the net reads this much later), each evaluated",
     )
     ap.add_argument("--no-rest", action="store_true", help="drive the first frame's mouth as it is (no rest_offset)")
     return ap.parse_args()
@@ -277,11 +286,14 @@ def main() -> None:
                 # audio known ahead (offline features) gets the runtime's file look-ahead, a stream none
                 la = FILE_LOOKAHEAD_FRAMES if spec == "offline" else 0
                 for closing in closings:
-                    row = evaluate_clip(
-                        run_lips, norm, c, raws[c.name], fold_basis, args.silence_hold, mc, closing, scales, la
-                    )
-                    key = spec if len(closings) == 1 else f"{spec}|{closing}"
-                    rows.append({"fold": k, "features": key, "closing": closing, **row})
+                    for lead in args.leads:
+                        raw = raws[c.name]
+                        row = evaluate_clip(
+                            run_lips, norm, c, raw, fold_basis, args.silence_hold, mc, closing, scales, la, lead
+                        )
+                        key = spec if len(closings) == 1 else f"{spec}|{closing}"
+                        key += f"|lead {lead:g}" if len(args.leads) > 1 else ""
+                        rows.append({"fold": k, "features": key, "closing": closing, "lead_s": lead, **row})
         print(f"fold {k}: {len(held)} clips, inner val {metrics}, {time.time() - t0:.0f} s", flush=True)
     keys = list(dict.fromkeys(r["features"] for r in rows))
     by = {key: summarize([r for r in rows if r["features"] == key], scales) for key in keys}

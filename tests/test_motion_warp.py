@@ -194,6 +194,38 @@ def test_a_minimum_pause_leaves_short_silences_to_the_net():
     assert np.all(_synth_on(quiet, 0, min_pause_s=0.4)[0][:20] == 1.0)
 
 
+def test_a_lead_shows_the_lips_the_net_reads_later():
+    """``lead_s``: frame i shows what the net reads at i / fps + lead (a whole frame's lead: frame i + 1's lips,
+    exactly), on any chunking, and a stream waits that much more audio for each frame."""
+    from dataclasses import replace
+
+    from parla.edge.synth import MotionSynth
+
+    from .conftest import logmel_settings
+
+    base = logmel_settings(close_pauses=False)
+    rng = np.random.default_rng(0)
+    audio = (rng.normal(0, 0.1, 16000 * 3) * np.repeat(rng.uniform(0, 1, 75), 640)).astype(np.float32)
+    proj = np.random.default_rng(1).normal(size=(base.basis.n_components, base.mel_mean.shape[0])).astype(np.float32)
+
+    def lips(window: np.ndarray) -> np.ndarray:  # a net whose output at t depends on its input at t only
+        return np.einsum("kc,bcw->bkw", proj, window) * 0.1
+
+    def run(settings, chunk: int) -> np.ndarray:
+        synth = MotionSynth(settings, lips, fps=25.0)
+        fms = [f for i in range(0, len(audio), chunk) for f in synth.push(audio[i : i + chunk])]
+        fms += synth.flush(len(audio))
+        return np.stack([f.coeffs for f in fms])
+
+    plain, led = run(base, 640), run(replace(base, lead_s=0.04), 640)
+    assert len(led) == len(plain) == 75
+    np.testing.assert_allclose(led[:-1], plain[1:], atol=1e-5)
+    assert np.abs(led[:-1] - plain[:-1]).max() > 0.1  # the lead changes what a frame shows
+    np.testing.assert_allclose(run(replace(base, lead_s=0.04), 1000), led, atol=1e-5)
+    waits = [MotionSynth(replace(base, lead_s=lead), lips).latency_samples for lead in (0.0, 0.04)]
+    assert waits[1] == waits[0] + 640
+
+
 def test_mouth_lmd_ignores_head_position():
     from parla.metrics.reenact import mouth_lmd
 

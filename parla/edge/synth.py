@@ -67,6 +67,10 @@ class MotionSettings:
     # whose mouth already follows the words: short level dips inside speech are stops, not pauses)
     min_pause_s: float = 0.0
     quiet_pauses: bool = False  # pauses are silences below the absolute level only (not dips relative to the speech)
+    # A frame shows the lips the net reads this many seconds after its instant: a speaker's lips take a sound's
+    # shape before it is heard, and the net, which sees LOOKAHEAD mel frames of future, lags them (config "lead_s";
+    # chosen on source-held-out clips, benchmarks/motion_cv.py --leads). Costs as much audio latency live.
+    lead_s: float = 0.0
 
     @property
     def mel_step(self) -> int:
@@ -99,6 +103,7 @@ class MotionSettings:
             bool(c.get("close_pauses", True)),
             float(c.get("min_pause_s", 0.0)),
             bool(c.get("quiet_pauses", False)),
+            float(c.get("lead_s", 0.0)),
         )
 
 
@@ -184,7 +189,7 @@ class MotionSynth:
         ahead = (self.s.lookahead + 1) * HOP + 256  # the net's look-ahead + the STFT half-window (N_FFT / 2)
         if self.phonemes is not None:  # the phoneme frame after the last mel frame the net reads, and its future
             ahead = max(ahead, (self.s.lookahead + 2) * HOP + self.phonemes.latency_samples + 2 * HOP)
-        return ahead + int(math.ceil(self.lookahead_frames / self.fps * SAMPLE_RATE))
+        return ahead + int(math.ceil((self.lookahead_frames / self.fps + self.s.lead_s) * SAMPLE_RATE))
 
     def push(self, chunk: np.ndarray) -> list[FrameMotion]:
         if self.s.phonemes is not None and self.phonemes is None:
@@ -259,7 +264,7 @@ class MotionSynth:
     def _hear(self) -> None:
         """Read every frame whose net look-ahead has arrived: its lips output and its voiced/silent class."""
         while True:
-            t_mel = self.next_heard / self.fps * FRAMES_PER_SECOND
+            t_mel = (self.next_heard / self.fps + self.s.lead_s) * FRAMES_PER_SECOND
             if math.ceil(t_mel) + self.s.lookahead > self.n_mel - 1:
                 return
             # Mel frame m sits at index m - (n_mel - W) of the window; the net's output at index i has seen the
