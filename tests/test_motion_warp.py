@@ -318,3 +318,19 @@ def test_the_mouth_never_opens_wider_than_the_training_speakers():
     fms = synth.push(audio) + synth.flush(len(audio))
     z = np.stack([f.coeffs / settings.basis.stds for f in fms])
     assert np.abs(z).max() <= MAX_COEFF_STD + 1e-5 and np.abs(z).max() > MAX_COEFF_STD - 0.5
+
+
+def test_the_warp_maps_do_not_depend_on_the_blas_threads():
+    """`parla stream` runs its BLAS on one thread, a library caller's on all cores: the same frames need the same
+    maps (a float32 product's last bits moved with the thread count, and with them a few pixels of each frame)."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from parla.face.warp import GRID, upsample
+
+    rng = np.random.default_rng(0)
+    for size in (256, 400):
+        grid = rng.uniform(0, size, (GRID * GRID, 2))
+        many = upsample(grid, size)
+        with threadpoolctl.threadpool_limits(1):
+            one = upsample(grid, size)
+        assert all(np.array_equal(a, b) for a, b in zip(many, one, strict=True))
+        assert many[0].dtype == np.float32 and many[0].shape == (size, size)
