@@ -40,7 +40,9 @@ def closures(avatar, speech, fps: float, use_timing: bool) -> list[dict]:
     fms = motion.push(speech.audio) + motion.flush(len(speech.audio))
     fms = [f for f in fms if f.index < n]
     basis = avatar.settings.basis
-    gaps = mouth_opening(np.stack([basis.drive(p.landmarks, f.coeffs, np.zeros(6), 0.0, f.mouth_close) for f in fms]))
+    gaps = mouth_opening(
+        np.stack([basis.drive(p.landmarks, f.coeffs, np.zeros(6), 0.0, f.mouth_close, f.mouth_rest) for f in fms])
+    )
     times = np.array([f.index / fps for f in fms])
     out = []
     for ph in speech.phonemes:

@@ -50,7 +50,7 @@ def rendered(path: str) -> list[float]:
         motion, r, vals = av.new_motion(), av.new_renderer(stages=False), []
         for i, fm in enumerate(motion.push(load_audio(SPEECH))):
             if i % 3 == 0:
-                drv = r.basis.drive(p.landmarks, fm.coeffs, fm.pose, fm.blink, fm.mouth_close)
+                drv = r.basis.drive(p.landmarks, fm.coeffs, fm.pose, fm.blink, fm.mouth_close, fm.mouth_rest)
                 vals.append(ref.compare(r.render(fm), p.alignment.to_image(drv))[0])
     return vals
 

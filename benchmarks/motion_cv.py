@@ -115,8 +115,8 @@ def evaluate_clip(
         )
         synth = MotionSynth(settings, run_lips, fps=clip.fps, lookahead_frames=lookahead_frames)
         fms = synth.push_mel(np.concatenate([clip.mel, pad]))[first : first + n]
-        coeffs, close = np.stack([f.coeffs for f in fms]), np.array([f.mouth_close for f in fms])
-        drv = np.stack([basis.drive(lms[0], coeffs[t], np.zeros(6), 0.0, close[t]) for t in range(n)])
+        coeffs, close = np.stack([f.coeffs for f in fms]), np.array([(f.mouth_close, f.mouth_rest) for f in fms])
+        drv = np.stack([basis.drive(lms[0], coeffs[t], np.zeros(6), 0.0, *close[t]) for t in range(n)])
         row[f"lmd_x{s:g}"] = mouth_lmd(drv, lms)
         if s == 1.0:
             cs = lagged_corr(mouth_opening(drv), real_open)

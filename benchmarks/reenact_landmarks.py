@@ -40,7 +40,9 @@ def driven(basis, first: np.ndarray, motion, mult: float, pose: bool) -> np.ndar
     distance) for every frame of the synthesizer's output ``motion`` (a list of FrameMotion)."""
     return np.stack(
         [
-            basis.drive(first, fm.coeffs * mult, fm.pose if pose else np.zeros(6), fm.blink, fm.mouth_close)
+            basis.drive(
+                first, fm.coeffs * mult, fm.pose if pose else np.zeros(6), fm.blink, fm.mouth_close, fm.mouth_rest
+            )
             for fm in motion
         ]
     )

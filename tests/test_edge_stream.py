@@ -72,7 +72,7 @@ def test_stream_is_chunk_size_invariant_and_complete(avatar, speech):
 def test_silence_keeps_the_mouth_closed_and_the_face_alive(avatar):
     motion = avatar.new_motion()
     fms = [fm for _ in range(100) for fm in motion.push(np.zeros(640, np.float32))]  # 4 s of nothing
-    assert all(fm.mouth_close == 1.0 and not fm.voiced for fm in fms)
+    assert all(fm.mouth_rest == 1.0 and not fm.voiced for fm in fms)
     pose = np.stack([fm.pose for fm in fms])
     assert pose[:, 4].std() > 0.05  # breathing / idle head drift: not a frozen picture
 

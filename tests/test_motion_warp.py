@@ -136,7 +136,7 @@ def _synth_on(loud: np.ndarray, lookahead_frames: int, chunk: int = 0, min_pause
     synth = MotionSynth(settings, lips, fps=25.0, lookahead_frames=lookahead_frames)
     chunk = chunk or len(audio)
     fms = [f for i in range(0, len(audio), chunk) for f in synth.push(audio[i : i + chunk])] + synth.flush(len(audio))
-    return np.array([f.mouth_close for f in fms]), np.stack([f.coeffs for f in fms])
+    return np.array([f.mouth_rest for f in fms]), np.stack([f.coeffs for f in fms])
 
 
 def test_lips_close_in_a_pause_and_hold_still_in_it():

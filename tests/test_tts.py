@@ -113,7 +113,9 @@ def test_text_stream_closes_the_lips_and_shows_the_first_frame_soon(face_path):
         motion = av.new_motion(lookahead_frames=FILE_LOOKAHEAD_FRAMES, segments=source.segments)  # as Avatar.run
         stats = StreamEngine(source, motion, Recording(), RawSink(callback=lambda f, i: None), fps=fps).run()
         p, basis = av.portrait, av.settings.basis
-        drive = np.stack([basis.drive(p.landmarks, f.coeffs, np.zeros(6), 0.0, f.mouth_close) for f in seen])
+        drive = np.stack(
+            [basis.drive(p.landmarks, f.coeffs, np.zeros(6), 0.0, f.mouth_close, f.mouth_rest) for f in seen]
+        )
     gaps, times = mouth_opening(drive), np.array([f.index / fps for f in seen])
     assert len(source.closures) == 9 + 13  # the bilabials of the two sentences
     closed = [bool((gaps[(times >= a - 0.04) & (times <= b + 0.04)] <= 0.025).any()) for a, b in source.closures]

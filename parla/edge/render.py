@@ -178,7 +178,7 @@ class FrameRenderer:
         from parla.face.warp import condition_maps, downsize, remap, tps_grids, upsample
 
         p, t0 = self.portrait, time.perf_counter()
-        drv = self.basis.drive(p.landmarks, fm.coeffs, fm.pose, fm.blink, fm.mouth_close)
+        drv = self.basis.drive(p.landmarks, fm.coeffs, fm.pose, fm.blink, fm.mouth_close, fm.mouth_rest)
         size = p.crop.shape[0]
         # a driving gap the photo cannot be warped to (lips apart in the photo and closing, or together and
         # opening): warp a lip copy with a gap nearer it (two blended at hand-overs),

@@ -9,8 +9,8 @@ is emitted as soon as the audio it depends on has arrived, so the output does no
   t + lookahead exists, so it sees exactly the look-ahead it was trained with (80 ms);
 - the voiced/silent thresholds come from the last ``LEVEL_WINDOW_S`` seconds, the lips close and open on a
   ramp, the silence hold is a trailing mean, head motion an AR(2) process and blinks a renewal process, each
-  stepped one frame at a time. Silence (nobody speaking) gives the idle animation: closed mouth, a calm head,
-  breathing, blinks.
+  stepped one frame at a time. Silence (nobody speaking) gives the idle animation: a still mouth at the photo's
+  own gap (closed lips stay closed; ``FrameMotion.mouth_rest``), a calm head, breathing, blinks.
 - ``lookahead_frames`` (a property of the source: a file or TTS reply exists ahead of playback, a microphone
   does not) holds each frame back that many frames, so that the lips start closing *before* a pause.
 """
@@ -113,9 +113,10 @@ class FrameMotion:
     coeffs: np.ndarray  # (K,) expression coefficients (basis units)
     pose: np.ndarray  # (6,) yaw, pitch, roll, tx, ty, log-scale
     blink: float  # eye closure 0..1
-    mouth_close: float  # 0..1: closes the lips in pauses
+    mouth_close: float  # 0..1: the lips meet (a /p b m/ of known timing, the net's closure output)
     voiced: bool
     z: np.ndarray  # (K,) the lips net's standardised output, before gains
+    mouth_rest: float = 0.0  # 0..1: a pause: the lips go to the photo's own gap (``ExpressionBasis.drive``)
 
 
 @dataclass
@@ -324,13 +325,13 @@ class MotionSynth:
         pose = self.head.step(voiced)
         breath = math.sin(2 * math.pi * BREATH_HZ * h.index / self.fps)
         pose[4] += BREATH_PX * breath * (1.0 - voiced) * self.pose_scale  # breathing shows when the face is still
-        close = self.close
+        close = 0.0
         if self._touching(h.index / self.fps):
             close = 1.0
         elif len(h.z) > k:  # the net's closure output: the lips touch now (/p b m/, a pause), at once
             p = 1.0 / (1.0 + math.exp(-float(np.clip(h.z[k], -30, 30))))
-            close = max(close, float(np.clip((p - CLOSURE_P[0]) / (CLOSURE_P[1] - CLOSURE_P[0]), 0.0, 1.0)))
-        return FrameMotion(h.index, coeffs, pose, self.blink.step(), close, h.voiced, h.z)
+            close = float(np.clip((p - CLOSURE_P[0]) / (CLOSURE_P[1] - CLOSURE_P[0]), 0.0, 1.0))
+        return FrameMotion(h.index, coeffs, pose, self.blink.step(), close, h.voiced, h.z, self.close)
 
     def add_utterance(self, start_sample: int, audio: np.ndarray) -> None:
         """An utterance known whole as it starts at this stream sample (a TTS reply): a phoneme front-end that

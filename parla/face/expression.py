@@ -111,21 +111,37 @@ class ExpressionBasis:
         return -(gap - float(self.meta["rest_opening"])) / per_unit * direction
 
     def drive(
-        self, identity: np.ndarray, coeffs: np.ndarray, pose: np.ndarray, blink: float, mouth_close: float = 0.0
+        self,
+        identity: np.ndarray,
+        coeffs: np.ndarray,
+        pose: np.ndarray,
+        blink: float,
+        mouth_close: float = 0.0,
+        mouth_rest: float = 0.0,
     ) -> np.ndarray:
         """Driving landmarks in crop pixels for one frame.
 
         identity: (68, 2) the portrait's landmarks in crop pixels; coeffs: (K,) expression;
         pose: (6,) as POSE_KEYS, relative to the portrait; blink: 0 open .. 1 closed;
-        mouth_close: 0 .. 1, how far to close the inner lips (silence; also closes a portrait's open mouth).
+        mouth_close: 0 .. 1, how far to close the inner lips (a /p b m/; also closes a portrait's open mouth);
+        mouth_rest: 0 .. 1, how far a pause has brought the mouth to the face's idle: the expression still (no
+        coefficients) and the inner lips at the photo's own gap, at most the rest opening (closed lips stay closed,
+        lips a little apart stay so, a photo taken mid-word rests a little apart).
         """
         key = (identity.tobytes(), self.meta.get("rest_opening"))
         if self._portrait is None or self._portrait[0] != key:  # once per portrait, not per frame
             canon, m = self.canonical(identity)
-            self._portrait = (key, canon, m, self.rest_offset(canon))
-        _, canon, m, rest = self._portrait
-        shape = canon + self.decode(coeffs + rest)
+            idle = min(float(mouth_opening(canon)), float(self.meta.get("rest_opening", 0.0)))
+            self._portrait = (key, canon, m, self.rest_offset(canon), idle)
+        _, canon, m, rest, idle = self._portrait
+        rest_amount = float(np.clip(mouth_rest, 0.0, 1.0))
+        # a pause: the expression goes to the median speaker's (coefficient zero: the rest opening), then the lips
+        # close from there to the idle gap, both as far as the pause has come
+        shape = canon + self.decode((1.0 - rest_amount) * coeffs + rest)
         shape = _close_pairs(shape, blink, UPPER_LIDS, LOWER_LIDS)
+        if rest_amount > 0.0:
+            now = float(mouth_opening(shape))
+            mouth_close = max(mouth_close, rest_amount * max(0.0, 1.0 - idle / now) if now > 1e-9 else 0.0)
         closed = _close_pairs(shape, mouth_close, UPPER_INNER_LIP, LOWER_INNER_LIP)
         for outer, inner, share in LIP_FOLLOWERS:
             closed[outer] += share * (closed[inner] - shape[inner])
