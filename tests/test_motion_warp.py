@@ -92,6 +92,39 @@ def test_rest_offset_brings_an_open_mouth_to_the_rest_opening(portrait):
     np.testing.assert_allclose(driven[17:48], wide[17:48], atol=1e-6)  # brows, nose and eyes stay
 
 
+def test_a_pause_rests_the_mouth_at_the_photos_own_gap():
+    """``mouth_rest`` 1: the expression still and the inner lips at the photo's gap, at most the rest opening; the
+    net's coefficients no longer move the mouth; ``mouth_close`` still makes the lips meet."""
+    from parla.face.landmarks import INNER_LIP_PAIRS, mouth_opening
+    from parla.modelfolder import ModelFolder
+
+    basis = ModelFolder().basis  # the bundled model's, with its fitted rest
+    rest = float(basis.meta["rest_opening"])
+    k = basis.n_components
+    canon = basis.mean_shape.astype(np.float64) * 200 + 100  # a face in crop pixels
+
+    def with_gap(g: float) -> np.ndarray:  # the inner lips moved apart or together about their midpoints
+        face = canon.copy()
+        scale = g / mouth_opening(canon)
+        for u, d in INNER_LIP_PAIRS:
+            mid = 0.5 * (canon[u] + canon[d])
+            face[u], face[d] = mid + scale * (canon[u] - mid), mid + scale * (canon[d] - mid)
+        return face
+
+    faces = {g: with_gap(g) for g in (0.03, 0.3)}
+    rng = np.random.default_rng(0)
+    for g, face in faces.items():
+        assert mouth_opening(face) == pytest.approx(g, abs=0.01)
+        for _ in range(3):
+            z = rng.normal(size=k) * basis.stds * 2
+            idle = basis.drive(face, z, np.zeros(6), 0.0, 0.0, 1.0)
+            assert mouth_opening(idle) == pytest.approx(min(g, rest), abs=0.005), g
+            talking = basis.drive(face, z, np.zeros(6), 0.0, 0.0, 0.0)
+            assert abs(mouth_opening(talking) - min(g, rest)) > 0.005 or np.abs(talking - idle).max() > 0.5
+            shut = basis.drive(face, z, np.zeros(6), 0.0, 1.0, 1.0)
+            assert mouth_opening(shut) < 1e-6
+
+
 def test_head_and_blink_models_are_seeded_and_bounded():
     rng = np.random.default_rng(1)
     tracks = [np.cumsum(rng.normal(0, 0.2, (300, 6)), 0) * 0.1 for _ in range(5)]
