@@ -57,10 +57,14 @@ def _window() -> np.ndarray:
 
 
 def _frames_to_logmel(frames: np.ndarray) -> np.ndarray:
-    """frames: (T, WIN) float32 -> (T, N_MELS) float32."""
+    """frames: (T, WIN) float32 -> (T, N_MELS) float32.
+
+    The filterbank product runs in float64 and is rounded once: in float32 its last bit depended on the number of
+    rows (OpenBLAS 0.3.31 picks another kernel for a 4-frame chunk than for a whole file), and a stream's chunks
+    must give the file's features exactly (tests/test_phonemes.py)."""
     spec = np.fft.rfft(frames * _window(), n=N_FFT, axis=1)
-    power = (spec.real**2 + spec.imag**2).astype(np.float32)
-    return np.log(np.maximum(power @ mel_filterbank().T, LOG_FLOOR)).astype(np.float32)
+    power = spec.real.astype(np.float64) ** 2 + spec.imag.astype(np.float64) ** 2
+    return np.log(np.maximum(power @ mel_filterbank().T.astype(np.float64), LOG_FLOOR)).astype(np.float32)
 
 
 def log_mel(audio: np.ndarray) -> np.ndarray:
