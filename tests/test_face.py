@@ -6,7 +6,7 @@ import pytest
 from parla.errors import AmbiguousFaceError, FaceIndexError, NoFaceFoundError
 from parla.face.align import CROP_SIZE, align_face, feather_mask
 from parla.face.composite import NativeCompositor
-from parla.face.detect import detect_faces, face_embedding, select_face
+from parla.face.detect import detect_boxes, detect_faces, face_embedding, select_face
 from parla.face.landmarks import eye_centres, mouth_opening
 from parla.media.image import load_image
 
@@ -219,6 +219,13 @@ def test_strided_frames_are_accepted(face_path):
     assert not view.flags.c_contiguous
     face = select_face(detect_faces(view))
     assert face_embedding(view, face.landmarks).shape == (128,)
+    # The fast detector alone (the metrics' tracker has no slow fallback) finds the same face whatever the padding:
+    # dlib read such views with the wrong row stride and missed the face on paddings of 3 and 10 px (session 16)
+    want = detect_boxes(img, cnn_fallback=False)
+    for pad in (3, 7, 10):
+        padded = np.zeros((img.shape[0], img.shape[1] + pad, 3), np.uint8)
+        padded[:, : img.shape[1]] = img
+        assert detect_boxes(padded[:, : img.shape[1]], cnn_fallback=False) == want, pad
 
 
 def test_a_black_and_white_photo_stays_grey(face_path):

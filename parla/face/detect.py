@@ -98,7 +98,8 @@ def _resize_max(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
 def detect_boxes(image: np.ndarray, *, cnn_fallback: bool = True) -> list[tuple[tuple[float, ...], float]]:
     """Face boxes ``((x0, y0, x1, y1), score)`` in image pixels, largest first."""
     m = _models()
-    small, scale = _resize_max(image, DETECT_MAX_SIDE)
+    # dlib's detectors ignore a view's row stride: on a decoded video frame with padded rows they miss the face
+    small, scale = _resize_max(np.ascontiguousarray(image), DETECT_MAX_SIDE)
     found: list[tuple[tuple[float, ...], float]] = []
     # Upsampling finds faces down to ~40 px; on small images it is cheap enough to always do.
     for upsample in (1,) if max(small.shape[:2]) <= SMALL_IMAGE_SIDE else (0, 1):
@@ -111,7 +112,7 @@ def detect_boxes(image: np.ndarray, *, cnn_fallback: bool = True) -> list[tuple[
 
         from parla.progress import progress
 
-        small, scale = _resize_max(image, CNN_MAX_SIDE)
+        small, scale = _resize_max(np.ascontiguousarray(image), CNN_MAX_SIDE)
         # up to ~15 s on 2 cores when there is no face at all: say so where someone is watching
         with progress(2, "no face at first look; trying the slower detector", enabled=sys.stderr.isatty(),
                       unit="pass") as bar:  # fmt: skip
