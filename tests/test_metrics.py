@@ -237,3 +237,26 @@ def test_contact_sheet_shows_strip_spikes_and_mouths(tmp_path, face_path):
     out = contact_sheet(path, np.repeat(lm[None], 20, 0), tmp_path / "sheet.png", spike_frames=[5], n=4)
     sheet = load_image(out)
     assert sheet.shape[0] > 256 * 2 and sheet.shape[1] >= 4 * 256  # a strip, the special frames, the mouths
+
+
+def test_the_tracker_starts_again_when_its_landmarks_drift_off_the_face(face_path):
+    """The tracker follows a face with its own landmarks; when they slide off the features inside a box that still
+    overlaps the detector's (eval p16: eyes on the glasses' rims, read as 120 blinks a minute), the periodic check
+    starts again from the detector."""
+    from parla.face.landmarks import interocular
+    from parla.media.image import load_image
+    from parla.metrics import tracks
+
+    img = load_image(face_path)
+    right = tracks._Follower().step(img)
+    iod, centre = float(interocular(right)), right.mean(0)
+    slid = (centre + 0.7 * (right - centre) + np.array([0.0, 0.2 * iod])).astype(np.float32)  # smaller and lower
+
+    def error(checked: bool) -> float:
+        follower = tracks._Follower()
+        follower.step(img)
+        follower.lm, follower.since_detect = slid, tracks.REDETECT_EVERY if checked else 0
+        return float(np.linalg.norm(follower.step(img) - right, axis=1).mean() / iod)
+
+    assert error(checked=False) > 0.1  # followed from that box, the fit stays off the face
+    assert error(checked=True) < 0.03
