@@ -12,6 +12,7 @@ the package's environment:
         --work runs/mouth_crosscheck
     # 2. in a MediaPipe venv (python3 -m venv /tmp/mp && /tmp/mp/bin/pip install mediapipe==0.10.21 "numpy<2")
     /tmp/mp/bin/python benchmarks/mouth_crosscheck.py mesh --work runs/mouth_crosscheck
+    # (after a change to the tracker: `reread` in the package's venv reads dlib's landmarks off the same files again)
     # 3. either venv: the report
     python benchmarks/mouth_crosscheck.py report --work runs/mouth_crosscheck \
         --out benchmarks/results/mouth_crosscheck
@@ -103,6 +104,30 @@ def render(args: argparse.Namespace) -> int:
                            "mouth_box": np.round(box, 1).tolist()})  # fmt: skip
             print(f"{video.name}: {len(seen)} frames", flush=True)
     (work / "render.json").write_text(json.dumps({"copies": copies, "videos": videos}) + "\n")
+    return 0
+
+
+def reread(args: argparse.Namespace) -> int:
+    """dlib's readings of the clips again (the tracker changed; the videos and FaceMesh's readings stand)."""
+    from parla.face.detect import detect_faces, select_face
+    from parla.face.landmarks import mouth_opening
+    from parla.media.image import load_image
+    from parla.metrics.tracks import track_video
+
+    work = Path(args.work)
+    for name in ("render.json", "mesh.json"):
+        if not (work / name).exists():
+            continue
+        rec = json.loads((work / name).read_text())
+        for row in rec["copies"]:
+            found = detect_faces(load_image(work / row["image"]))
+            row["dlib"] = round(float(mouth_opening(select_face(found).landmarks)), 4) if found else float("nan")
+        for v in rec["videos"]:
+            lms = track_video(work / v["video"]).landmarks
+            lips = lms[:, 48:60]
+            v["dlib"] = [round(float(x), 4) for x in mouth_opening(lms)]
+            v["mouth_box"] = np.round(np.concatenate([lips.mean(1), np.ptp(lips[..., :1], axis=1)], 1), 1).tolist()
+        (work / name).write_text(json.dumps(rec) + "\n")
     return 0
 
 
@@ -234,7 +259,7 @@ def report(args: argparse.Namespace) -> int:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("stage", choices=["render", "mesh", "report"])
+    ap.add_argument("stage", choices=["render", "mesh", "report", "reread"], help="reread: dlib's readings again")
     ap.add_argument("--work", default="runs/mouth_crosscheck", help="images, videos and per-stage JSON")
     ap.add_argument("--out", default="benchmarks/results/mouth_crosscheck")
     ap.add_argument("--portraits", nargs="*", default=None, help="portraits whose copies are read (default: all 18)")
@@ -243,10 +268,10 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=8.0, help="length of each clip")
     ap.add_argument("--net", choices=["teacher", "student"], default="student")
     args = ap.parse_args()
-    if args.stage in ("render", "mesh") and not EVAL.exists():
+    if args.stage in ("render", "mesh", "reread") and not EVAL.exists():
         print(f"error: {EVAL} not found (the eval data sits beside the repository)", file=sys.stderr)
         return 2
-    return {"render": render, "mesh": mesh, "report": report}[args.stage](args)
+    return {"render": render, "mesh": mesh, "report": report, "reread": reread}[args.stage](args)
 
 
 if __name__ == "__main__":

@@ -119,7 +119,8 @@ class _Follower:
             # A check, not a re-initialisation: replacing a good box would step the landmarks. But a followed box
             # can hold landmarks that slid off the features while it still overlaps the detector's (eval p16: the
             # eyes on the glasses' lower rims for 125 frames, read as 120 blinks a minute), so the landmarks of
-            # both boxes are compared and the detector's taken when they disagree.
+            # both boxes are compared, and where they disagree the follower starts again as for a lost face. (Taking
+            # the check's own box instead lost eval p03, whose two fits differ by 0.05-0.10 IOD at every check.)
             found, self.since_detect = self._detect(frame), 0
             if found is None or _iou(found, self.box()) < 0.5:
                 self.lm = None
@@ -127,7 +128,7 @@ class _Follower:
                 lm = detect.fit_landmarks(frame, tuple(self.box()))
                 fresh = detect.fit_landmarks(frame, found)
                 if np.linalg.norm(fresh - lm, axis=1).mean() > DRIFT_IOD * float(interocular(fresh)):
-                    lm = self._start(found, fresh)
+                    self.lm = lm = None  # start again as from a lost face: the whole frame's detection
         if lm is None and self.lm is None:
             found = self._detect(frame)
             self.since_detect = 0
