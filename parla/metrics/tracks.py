@@ -65,7 +65,7 @@ def _roi_detect(frame: np.ndarray, prev_box: tuple[float, ...]) -> tuple[float, 
 
 REDETECT_EVERY = 25  # frames: how often the detector re-checks a face followed by its own landmarks
 # ... and the mean landmark distance (inter-ocular distances) between the followed fit and the detector box's fit
-# above which the follower starts again from the detector (eval p16: 0.01-0.04 while tracking, 0.06-0.09 drifted)
+# above which the follower starts again from a whole-frame detection (eval p16: 0.01-0.04 tracking, 0.06-0.09 drifted)
 DRIFT_IOD = 0.05
 
 
