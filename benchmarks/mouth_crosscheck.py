@@ -47,6 +47,17 @@ def pick(folder: Path, prefixes: list[str] | None) -> list[Path]:
     return [p for p in files if not prefixes or any(p.name.startswith(x) for x in prefixes)]
 
 
+def _dlib_clip(video: Path) -> dict:
+    """dlib's reading of a clip, frame by frame: the mouth opening and the mouth box (centre x, y and width)."""
+    from parla.face.landmarks import mouth_opening
+    from parla.metrics.tracks import track_video
+
+    lms = track_video(video).landmarks
+    lips = lms[:, 48:60]
+    box = np.concatenate([lips.mean(1), np.ptp(lips[..., :1], axis=1)], 1)
+    return {"dlib": [round(float(x), 4) for x in mouth_opening(lms)], "mouth_box": np.round(box, 1).tolist()}
+
+
 def render(args: argparse.Namespace) -> int:
     import parla.face.expression as expression
     from parla.audio.io import SAMPLE_RATE, load_audio
@@ -55,7 +66,6 @@ def render(args: argparse.Namespace) -> int:
     from parla.face.detect import detect_faces, select_face
     from parla.face.landmarks import mouth_opening
     from parla.media.image import load_image, save_image
-    from parla.metrics.tracks import track_video
     from parla.progress import progress
 
     work = Path(args.work)
@@ -94,14 +104,10 @@ def render(args: argparse.Namespace) -> int:
             driven.clear()
             video = work / f"{p.stem[:3]}_{s.stem[:3]}.mp4"
             animate(p, audio, video, net=args.net, show=False, seed=0)
-            lms = track_video(video).landmarks
-            seen, lips = mouth_opening(lms), lms[:, 48:60]
-            box = np.concatenate([lips.mean(1), np.ptp(lips[..., :1], axis=1)], 1)  # mouth centre x, y and width
-            drv = driven[-len(seen) :]
+            seen = _dlib_clip(video)
+            drv = driven[-len(seen["dlib"]) :]
             videos.append({"portrait": p.stem[:3], "speech": s.stem[:3], "video": video.name,
-                           "driven": [round(x, 4) for x in drv],
-                           "dlib": [round(float(x), 4) for x in seen],
-                           "mouth_box": np.round(box, 1).tolist()})  # fmt: skip
+                           "driven": [round(x, 4) for x in drv], **seen})  # fmt: skip
             print(f"{video.name}: {len(seen)} frames", flush=True)
     (work / "render.json").write_text(json.dumps({"copies": copies, "videos": videos}) + "\n")
     return 0
@@ -112,7 +118,6 @@ def reread(args: argparse.Namespace) -> int:
     from parla.face.detect import detect_faces, select_face
     from parla.face.landmarks import mouth_opening
     from parla.media.image import load_image
-    from parla.metrics.tracks import track_video
 
     work = Path(args.work)
     for name in ("render.json", "mesh.json"):
@@ -123,10 +128,7 @@ def reread(args: argparse.Namespace) -> int:
             found = detect_faces(load_image(work / row["image"]))
             row["dlib"] = round(float(mouth_opening(select_face(found).landmarks)), 4) if found else float("nan")
         for v in rec["videos"]:
-            lms = track_video(work / v["video"]).landmarks
-            lips = lms[:, 48:60]
-            v["dlib"] = [round(float(x), 4) for x in mouth_opening(lms)]
-            v["mouth_box"] = np.round(np.concatenate([lips.mean(1), np.ptp(lips[..., :1], axis=1)], 1), 1).tolist()
+            v.update(_dlib_clip(work / v["video"]))
         (work / name).write_text(json.dumps(rec) + "\n")
     return 0
 
