@@ -68,6 +68,8 @@ TEETH_SHARE = 0.42  # the upper teeth show under the upper lip over this share o
 TEETH_MAX_IOD = 0.11  # ... at most this tall (inter-ocular distances)
 TEETH_PROFILE = 1.5  # ... across the mouth: sin(pi t) ** this (the corners stay dark)
 TEETH_TONE = (0.86, 0.84, 0.80)  # the teeth: the whites of the eyes times this
+TEETH_MIN_CHEEK = 0.8  # ... at least this bright against the cheeks (eyes in shadow, behind glasses or too narrow
+# for their whites to show read dark: eval p03's teeth were painted (65, 52, 49), a hole, not a mouth)
 GRAIN_SEED = 14  # the paint's noise: the same copy for the same photo
 GREY_LIPS = 12  # grey levels between the lips' channels at or below which a photo is black and white
 TEETH_SIDE = 0.6  # ... and this much of it at the mouth's corners
@@ -512,6 +514,14 @@ def _mouth_colours(image: np.ndarray, lm: np.ndarray) -> tuple[np.ndarray, np.nd
         skin = image[int(lm[29, 1]), int(lm[29, 0])].astype(np.float32)
         white = np.full(3, 0.9 * float(skin.mean()), np.float32)
     teeth = np.clip(white * TEETH_TONE, 0.0, 255.0)
+    cheeks = np.zeros((h, w), np.uint8)  # between the jaw line, the mouth's corner and the nose, either side
+    for idx in ((2, 3, 4, 48, 31, 29), (14, 13, 12, 54, 35, 29)):
+        cv2.fillPoly(cheeks, [np.round(lm[list(idx)]).astype(np.int32)], 1)
+    skin = image[cheeks > 0].astype(np.float32)
+    floor = TEETH_MIN_CHEEK * float(np.median(skin.mean(1))) if len(skin) else 0.0
+    level = float(teeth.mean())
+    if level < floor:  # too dark to be teeth: brought up to the floor, half their tint kept
+        teeth = floor * (0.5 + 0.5 * teeth / max(level, 1.0))
     colours = [inside, tongue, teeth]
     if len(lips) and np.percentile(np.ptp(lips, axis=1), 90) <= GREY_LIPS:  # a black-and-white photo: grey paint
         colours = [np.full(3, c.mean()) for c in colours]
