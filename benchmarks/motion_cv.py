@@ -82,6 +82,7 @@ def evaluate_clip(
     scales=SCALES,
     lookahead_frames: int = 0,
     lead_s: float = 0.0,
+    smooth: tuple[int, ...] = (),
 ) -> dict:
     """Landmark-space evaluation of one held-out clip, its lips driven through the runtime's synthesizer, which
     looks ``lookahead_frames`` video frames ahead (a file's or a TTS reply's look-ahead; 0: a microphone)."""
@@ -135,6 +136,13 @@ def evaluate_clip(
                 row[name] = float(v.mean() / max(q.mean(), 1e-3)) if len(v) > 5 and len(q) > 5 else None
             row["best_lag"] = max(cs, key=cs.get) if cs else None
             row["corr_best"] = cs[row["best_lag"]] if cs else None
+            for taps in smooth:  # experiment: the synthesizer's coefficients through a centred moving average
+                kern = np.ones(taps) / taps
+                sm = np.stack([np.convolve(np.pad(coeffs[:, j], taps // 2, mode="edge"), kern, "valid")
+                               for j in range(coeffs.shape[1])], 1)  # fmt: skip
+                d = np.stack([basis.drive(lms[0], sm[t], np.zeros(6), 0.0, *close[t]) for t in range(n)])
+                row[f"corr0_sm{taps}"] = lagged_corr(mouth_opening(d), real_open, 0).get(0)
+                row[f"width_corr0_sm{taps}"] = lagged_corr(mouth_width(d), mouth_width(lms), 0).get(0)
     row["lmd_still"] = mouth_lmd(np.repeat(lms[:1], n, 0), lms)
     return row
 
@@ -142,7 +150,8 @@ def evaluate_clip(
 def summarize(rows: list[dict], scales=SCALES) -> dict:
     still = float(np.mean([r["lmd_still"] for r in rows]))
     out: dict = {"clips": len(rows), "lmd_still": still}
-    for key in ("corr0", "net_corr0", "width_corr0", "best_lag", "vs", "vs_real"):  # clips without a value aside
+    smoothed = sorted({k for r in rows for k in r if "_sm" in k})
+    for key in ("corr0", "net_corr0", "width_corr0", "best_lag", "vs", "vs_real", *smoothed):  # no value: aside
         out[f"{key}_median"] = float(np.nanmedian([np.nan if r.get(key) is None else r[key] for r in rows]))
     for s in scales:
         lmd = float(np.mean([r[f"lmd_x{s:g}"] for r in rows]))
@@ -200,6 +209,14 @@ def parse_args() -> argparse.Namespace:
         default=[0.0],
         help="synthesizer leads (s: a frame shows the lips the net reads this much later), each evaluated",
     )
+    ap.add_argument(
+        "--smooth",
+        nargs="*",
+        type=int,
+        default=[],
+        help="experiment: also score the coefficients through a centred "
+        "moving average of each of these lengths (frames)",
+    )
     ap.add_argument("--no-rest", action="store_true", help="drive the first frame's mouth as it is (no rest_offset)")
     return ap.parse_args()
 
@@ -220,13 +237,15 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     tc = replace(MotionTrainConfig(steps=args.steps), **overrides(args.set, MotionTrainConfig))
     basis = ExpressionBasis.load(data / "basis.npz")
-    clips, _ = build(data, basis, tc.phonemes)
+    clips, _ = build(data, basis, tc.phonemes, tc.phoneme_outputs)
     specs = args.eval_phonemes or [tc.phonemes.split("+")[0]]
     closings = args.closing or (["none"] if args.no_pause_close else ["pause"])
     scales = tuple(args.scales)
     trained = dict(zip(tc.phonemes.split("+"), zip(*[c.variants for c in clips], strict=True), strict=True))
     eval_mels = {  # per evaluated front-end: the held-out clips' inputs
-        spec: [v for v in trained[spec]] if spec in trained else [c.mel for c in build(data, basis, spec)[0]]
+        spec: [v for v in trained[spec]]
+        if spec in trained
+        else [c.mel for c in build(data, basis, spec, tc.phoneme_outputs)[0]]
         for spec in specs
     }
     if args.cmvn:
@@ -288,9 +307,8 @@ def main() -> None:
                 for closing in closings:
                     for lead in args.leads:
                         raw = raws[c.name]
-                        row = evaluate_clip(
-                            run_lips, norm, c, raw, fold_basis, args.silence_hold, mc, closing, scales, la, lead
-                        )
+                        settings = (args.silence_hold, mc, closing, scales, la, lead, tuple(args.smooth))
+                        row = evaluate_clip(run_lips, norm, c, raw, fold_basis, *settings)
                         key = spec if len(closings) == 1 else f"{spec}|{closing}"
                         key += f"|lead {lead:g}" if len(args.leads) > 1 else ""
                         rows.append({"fold": k, "features": key, "closing": closing, "lead_s": lead, **row})

@@ -56,7 +56,7 @@ def synthesize(settings, lips, audio: np.ndarray, fps: float, n: int) -> list:
     if settings.phonemes:  # a phoneme front-end: the whole clip is known, as for `parla animate`
         from parla.audio import phonemes as ph
 
-        enc = ph.PhonemeEncoder()
+        enc = ph.PhonemeEncoder(outputs=ph.outputs_for(settings.phonemes))
         phonemes = ph.KnownPhonemes(ph.encode(enc, audio), enc.silence)
     synth = MotionSynth(settings, lips.run, fps=fps, seed=0, phonemes=phonemes)
     return (synth.push(audio) + synth.flush(len(audio)))[:n]

@@ -61,6 +61,25 @@ def test_encoder_frames_and_backends_agree(encoder, speech):
     assert np.abs(h_ov - h).max() < 0.05 * np.abs(h).max()  # float16 weights, f32 inference on both
 
 
+def test_the_log_probabilities_follow_the_hidden_state(encoder, speech):
+    """outputs="hidden+log_probs": the same hidden state, then a distribution over the 191 phoneme classes per
+    frame, on both backends; a name that is not an output is refused before the model is read."""
+    x = speech[: 2 * ph.SAMPLE_RATE]
+    both = ph.PhonemeEncoder(outputs="hidden+log_probs")
+    h = both(x)
+    assert both.dim == ph.DIM + 191 and h.shape == (ph.n_frames(len(x)), both.dim)
+    assert np.array_equal(h[:, : ph.DIM], encoder(x))
+    assert np.allclose(np.exp(h[:, ph.DIM :]).sum(1), 1.0, atol=1e-3)
+    assert ph.outputs_of_width(both.dim) == "hidden+log_probs" and ph.outputs_of_width(ph.DIM) == "hidden"
+    assert ph.outputs_for(None) == "hidden" and ph.outputs_for({"outputs": "hidden+log_probs"}) == "hidden+log_probs"
+    assert ph.StreamingPhonemes(both).push(x[:100]).shape == (0, both.dim)
+    with pytest.raises(ParlaError, match="outputs are hidden and/or log_probs"):
+        ph.PhonemeEncoder(outputs="hidden+logits")
+    pytest.importorskip("openvino")
+    p_ov = np.exp(ph.PhonemeEncoder("openvino", outputs="hidden+log_probs")(x)[:, ph.DIM :])
+    assert np.abs(p_ov - np.exp(h[:, ph.DIM :])).max() < 0.05  # probabilities agree to float16 rounding
+
+
 def test_offline_windows_cover_long_audio(encoder, speech):
     """Beyond one window the clip is encoded in overlapping windows of one length; every frame comes from a window
     that holds at least 2 s on both sides of it, so the first window's frames far from its end are exactly the

@@ -33,7 +33,9 @@ PACKAGE, PACKAGE_VERSION = "hama", "1.3.13"
 ASSET = "assets/asr_waveform_fp16.onnx"
 SHA256 = "a884b5ac55f8bbc00673e8cf6d2dd601aa76e5031dd85cf3de2f25b5987cd59a"
 HIDDEN = "/acoustic_model/export_attn_layers.1/Add_4_output_0"
-DIM = 256
+LOG_PROBS = "log_probs"  # the graph's own output: per frame, log-probabilities over the 191 phoneme classes
+DIM = 256  # the hidden state's width
+OUTPUTS = {"hidden": (HIDDEN, DIM), "log_probs": (LOG_PROBS, 191)}  # what a lips net can read, by name
 SAMPLE_RATE = 16_000
 HOP = 320  # samples per encoder frame (20 ms)
 FRAMES_PER_SECOND = SAMPLE_RATE // HOP
@@ -45,6 +47,20 @@ BACKENDS = ("onnxruntime", "openvino")
 # offline windows' context: 2 s on both sides of every frame, in 0.1-s blocks (a 4.1-s window each: the encoder
 # takes 7-13 % of real time on 2 threads)
 AHEAD_PAST_S, AHEAD_FUTURE_S, AHEAD_EVERY = 2.0, 2.0, 5
+
+
+def outputs_for(settings: dict | None) -> str:
+    """The encoder outputs a model folder's lips net reads (config.json "phonemes" "outputs"; before session 17
+    every folder read the hidden state alone and says nothing)."""
+    return str((settings or {}).get("outputs", "hidden"))
+
+
+def outputs_of_width(dim: int) -> str:
+    """The outputs whose features are ``dim`` wide (a lips net's inputs past the log-mel)."""
+    for names in ("hidden", "hidden+log_probs", "log_probs"):
+        if sum(OUTPUTS[n][1] for n in names.split("+")) == dim:
+            return names
+    raise ParlaError(f"phoneme encoder: no combination of its outputs is {dim} wide")
 
 
 def n_frames(n_samples: int) -> int:
@@ -130,11 +146,19 @@ def with_output(model: bytes, name: str) -> bytes:
 
 
 class PhonemeEncoder:
-    """One window of audio (≤ 30 s, 16 kHz float) -> (n_frames, 256) float32 hidden features."""
+    """One window of audio (≤ 30 s, 16 kHz float) -> (n_frames, dim) float32 features: the ``outputs`` named in
+    OUTPUTS, joined by "+" ("hidden": the 256-d hidden state; "hidden+log_probs": it and the 191 log-probabilities),
+    side by side in that order."""
 
-    def __init__(self, backend: str = "onnxruntime", threads: int | None = 1) -> None:
+    def __init__(self, backend: str = "onnxruntime", threads: int | None = 1, outputs: str = "hidden") -> None:
         if backend not in BACKENDS:
             raise ParlaError(f"phoneme encoder: backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+        names = outputs.split("+")
+        if not names or any(n not in OUTPUTS for n in names) or len(set(names)) != len(names):
+            raise ParlaError(f"phoneme encoder: outputs are {' and/or '.join(OUTPUTS)} joined by '+', not {outputs!r}")
+        self.names = outputs
+        self.outputs = [OUTPUTS[n][0] for n in names]
+        self.dim = sum(OUTPUTS[n][1] for n in names)
         data = model_bytes()
         if backend == "onnxruntime":
             ort = require("onnxruntime", "core")
@@ -157,11 +181,13 @@ class PhonemeEncoder:
             self._run = self._run_ov
 
     def _run_ort(self, wav: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        return self.session.run([HIDDEN], {"waveform": wav, "waveform_lengths": lengths})[0]
+        out = self.session.run(self.outputs, {"waveform": wav, "waveform_lengths": lengths})
+        return np.concatenate([np.asarray(o, np.float32) for o in out], -1)
 
     def _run_ov(self, wav: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         out = self.request.infer({"waveform": wav, "waveform_lengths": lengths})
-        return next(v for k, v in out.items() if HIDDEN in k.get_names())
+        found = [next(v for k, v in out.items() if name in k.get_names()) for name in self.outputs]
+        return np.concatenate([np.asarray(o, np.float32) for o in found], -1)
 
     def __call__(self, audio: np.ndarray) -> np.ndarray:
         audio = np.asarray(audio, np.float32).reshape(-1)
@@ -174,7 +200,7 @@ class PhonemeEncoder:
 
     @functools.cached_property
     def silence(self) -> np.ndarray:
-        """(256,) the features of digital silence (what a stream starts from), computed once per encoder."""
+        """(dim,) the features of digital silence (what a stream starts from), computed once per encoder."""
         return self(np.zeros(SAMPLE_RATE, np.float32))[FRAMES_PER_SECOND // 2]
 
 
@@ -189,7 +215,7 @@ def encode(encoder: PhonemeEncoder, audio: np.ndarray, window_s: float = WINDOW_
         return encoder(audio)
     hop, half = win - int(OVERLAP_S * FRAMES_PER_SECOND), int(OVERLAP_S * FRAMES_PER_SECOND) // 2
     starts = list(range(0, total - 1 - win, hop)) + [total - 1 - win]
-    out = np.empty((total, DIM), np.float32)
+    out = np.empty((total, encoder.dim), np.float32)
     done = 0  # frames written so far
     for k, start in enumerate(starts):
         h = encoder(audio[start * HOP : (start + win) * HOP])
@@ -228,7 +254,7 @@ class StreamingPhonemes:
         out = []
         while ready - self.emitted >= self.every:
             out.append(self._block(self.emitted + self.every))
-        return np.concatenate(out) if out else np.zeros((0, DIM), np.float32)
+        return np.concatenate(out) if out else np.zeros((0, self.encoder.dim), np.float32)
 
     def _block(self, upto: int) -> np.ndarray:
         first = self.emitted - self.past  # the window's first frame: before the stream's start, silence

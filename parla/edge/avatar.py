@@ -61,10 +61,11 @@ class Avatar:
             self.settings = MotionSettings.from_folder(ModelFolder(config.model))
             self.emotion = emotion_vector(emotion, self.settings.basis)
             if self.settings.phonemes is not None:  # loaded with the avatar, not on the first reply (0.3-0.4 s)
-                from parla.audio.phonemes import PhonemeEncoder
+                from parla.audio.phonemes import PhonemeEncoder, outputs_for
 
                 backend = "openvino" if config.backend == "openvino" else "onnxruntime"
-                self._encoder = PhonemeEncoder(backend, threads=config.threads)
+                outputs = outputs_for(self.settings.phonemes)
+                self._encoder = PhonemeEncoder(backend, threads=config.threads, outputs=outputs)
         except BaseException:
             self.close()
             raise

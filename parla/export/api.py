@@ -226,9 +226,11 @@ def _motion_exports(ck: Checkpoint, fmts: list[str], out: Path) -> list[dict]:
     speech = load_audio(demo_file("speech.wav"))
     mel = log_mel(speech)
     if cfg.n_mels > mel.shape[1]:  # a phoneme front-end: its features follow the log-mel
+        from parla.audio.phonemes import PhonemeEncoder, outputs_of_width
         from parla.training.motion import phoneme_track
 
-        mel = np.concatenate([mel, phoneme_track(speech, len(mel), "offline")], 1)
+        encoder = PhonemeEncoder(outputs=outputs_of_width(cfg.n_mels - mel.shape[1]))
+        mel = np.concatenate([mel, phoneme_track(speech, len(mel), "offline", encoder)], 1)
     mel = (mel - norm[0]) / norm[1]
     wins = np.stack([mel[i : i + MOTION_WINDOW].T for i in range(0, len(mel) - MOTION_WINDOW, MOTION_WINDOW)][:8])
     wins = wins.astype(np.float32)

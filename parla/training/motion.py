@@ -53,6 +53,7 @@ class MotionTrainConfig:
     members: int = 1  # nets trained from seeds seed, seed + 1000, ... and shipped as one averaging ensemble
     w_corr: float = 0.0  # weight of a scale-free loss: 1 - the correlation, per window, of the predicted with the
     # real mouth opening and width (linear read-outs of the coefficients); the L1 loss alone under-articulates
+    phoneme_outputs: str = "hidden"  # which encoder outputs (parla.audio.phonemes.OUTPUTS, joined by "+")
     w_read: float = 0.0  # weight of an L1 loss on those two read-outs, each scaled to unit spread over the training
     # clips (session 16: width 0.34 -> 0.28 source-held-out at 1.0; kept for the record, off by default)
 
@@ -112,14 +113,15 @@ def phoneme_track(audio: np.ndarray, n_mel: int, spec: str, encoder=None) -> np.
     return ph.to_mel_rate(feats, n_mel)
 
 
-def phoneme_settings(spec: str) -> dict:
+def phoneme_settings(spec: str, outputs: str = "hidden") -> dict:
     """What config.json records about the phoneme front-end a motion model was trained with."""
     from parla.audio import phonemes as ph
 
     return {
         "encoder": f"{ph.PACKAGE}=={ph.PACKAGE_VERSION}:{ph.ASSET}",
         "sha256": ph.SHA256,
-        "output": ph.HIDDEN,
+        "output": "+".join(ph.OUTPUTS[n][0] for n in outputs.split("+")),
+        **({} if outputs == "hidden" else {"outputs": outputs}),  # a folder without it reads the hidden state
         "train_features": spec.split("+"),
         "past_s": STREAM_PAST_S,
         "future_s": STREAM_FUTURE_S,
@@ -127,7 +129,8 @@ def phoneme_settings(spec: str) -> dict:
 
 
 def _cached_track(data_dir: Path, name: str, audio: np.ndarray, n_mel: int, spec: str, encoder) -> np.ndarray:
-    path = data_dir / "phonemes" / spec.replace(":", "_") / f"{name}.npy"
+    folder = spec.replace(":", "_") + ("" if encoder.names == "hidden" else f"_{encoder.names}")
+    path = data_dir / "phonemes" / folder / f"{name}.npy"
     if path.is_file():
         return np.load(path)
     track = phoneme_track(audio, n_mel, spec, encoder).astype(np.float32)
@@ -137,7 +140,9 @@ def _cached_track(data_dir: Path, name: str, audio: np.ndarray, n_mel: int, spec
     return track
 
 
-def build(data_dir: Path, basis: ExpressionBasis, phonemes: str = "") -> tuple[list[MotionClip], dict]:
+def build(
+    data_dir: Path, basis: ExpressionBasis, phonemes: str = "", outputs: str = "hidden"
+) -> tuple[list[MotionClip], dict]:
     """The clips with speech, and the fitted head, blink and mouth-rest models (``"rest"``: for the basis's meta,
     fitted on every face track). With ``phonemes`` (see MotionTrainConfig) each clip's input is its log-mel
     followed by the phoneme encoder's features (cached under DATA/phonemes/)."""
@@ -145,7 +150,7 @@ def build(data_dir: Path, basis: ExpressionBasis, phonemes: str = "") -> tuple[l
     if phonemes:
         from parla.audio.phonemes import PhonemeEncoder
 
-        encoder = PhonemeEncoder()
+        encoder = PhonemeEncoder(outputs=outputs)
     clips, poses, voiced, intervals, tracks = [], [], [], [], []
     for path in sorted((data_dir / "clips").glob("*.npz")):
         c = load_clip(path)
@@ -390,7 +395,7 @@ def train_motion(
         raise ParlaError(f"parla train motion: --members must be at least 1, got {tc.members}")
     data, run = Path(data_dir), Path(run_dir)
     basis = ExpressionBasis.load(data / "basis.npz")
-    clips, stochastic = build(data, basis, tc.phonemes)
+    clips, stochastic = build(data, basis, tc.phonemes, tc.phoneme_outputs)
     rng = np.random.default_rng(tc.seed)
     order = rng.permutation(len(clips))
     n_val = max(1, int(round(tc.val_fraction * len(clips))))
@@ -421,7 +426,7 @@ def train_motion(
         "data": str(data),
         "mel_mean": norm[0].tolist(),
         "mel_std": norm[1].tolist(),
-        **({"phonemes": phoneme_settings(tc.phonemes)} if tc.phonemes else {}),
+        **({"phonemes": phoneme_settings(tc.phonemes, tc.phoneme_outputs)} if tc.phonemes else {}),
         "val_clips": [c.name for c in val],
         "final": metrics,
         **stochastic,
