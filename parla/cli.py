@@ -147,6 +147,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             tc = replace(tc, steps=args.steps)
         if args.phonemes is not None:
             tc = replace(tc, phonemes="" if args.phonemes == "none" else args.phonemes)
+        if args.phoneme_outputs is not None:
+            tc = replace(tc, phoneme_outputs=args.phoneme_outputs)
         if args.closure is not None:
             tc = replace(tc, closure=args.closure == "on")
         if args.members is not None:
@@ -266,6 +268,12 @@ def _add_train_parser(sub) -> None:
         default=None,
         help="motion: the phoneme front-end's training features ('offline', 'stream:PAST:FUTURE', joined by '+'; "
         "'none': log-mel only); default: the shipped recipe",
+    )
+    s.add_argument(
+        "--phoneme-outputs",
+        choices=["hidden", "hidden+log_probs", "log_probs"],
+        default=None,
+        help="motion: which of the phoneme encoder's outputs the lips net reads (default: hidden)",
     )
     s.add_argument("--closure", choices=["on", "off"], default=None, help="motion: the lips-closed output")
     s.add_argument(
