@@ -353,22 +353,16 @@ def test_eyes_in_shadow_do_not_paint_dark_teeth(closed_portrait):
     were painted brown-black), they are brought up to TEETH_MIN_CHEEK of the cheeks' brightness."""
     import cv2
 
-    from parla.face.mouth import TEETH_MIN_CHEEK, _mouth_colours
+    from parla.face.mouth import CHEEKS, EYES, TEETH_MIN_CHEEK, _mouth_colours, region_mask
 
     p = closed_portrait
     lm = p.alignment.to_image(p.landmarks)
     image = p.image.copy()
     _, _, lit = _mouth_colours(image, lm)
-    eyes = np.zeros(image.shape[:2], np.uint8)
-    for idx in (range(36, 42), range(42, 48)):
-        cv2.fillPoly(eyes, [np.round(lm[list(idx)]).astype(np.int32)], 1)
-    cv2.dilate(eyes, np.ones((5, 5), np.uint8), dst=eyes)
+    eyes = cv2.dilate(region_mask(image.shape, lm, EYES), np.ones((5, 5), np.uint8))
     image[eyes > 0] = (image[eyes > 0] * 0.25).astype(np.uint8)  # the eyes in deep shadow
     _, _, shaded = _mouth_colours(image, lm)
-    cheeks = np.zeros(image.shape[:2], np.uint8)
-    for idx in ((2, 3, 4, 48, 31, 29), (14, 13, 12, 54, 35, 29)):
-        cv2.fillPoly(cheeks, [np.round(lm[list(idx)]).astype(np.int32)], 1)
-    cheek = float(np.median(image[cheeks > 0].astype(np.float32).mean(1)))
+    cheek = float(np.median(image[region_mask(image.shape, lm, CHEEKS) > 0].astype(np.float32).mean(1)))
     assert shaded.mean() >= TEETH_MIN_CHEEK * cheek - 1.0  # the floor, not the shadow's 0.25
     assert shaded.mean() > 0.5 * lit.mean()
     assert np.ptp(shaded) < np.ptp(lit) + 1.0  # no tint stronger than the lit eyes gave

@@ -490,6 +490,19 @@ class LipOpener:
         return out
 
 
+EYES = (tuple(range(36, 42)), tuple(range(42, 48)))  # landmark polygons: the two eyes
+CHEEKS = ((2, 3, 4, 48, 31, 29), (14, 13, 12, 54, 35, 29))  # ... between jaw line, mouth corner and nose, each side
+
+
+def region_mask(shape: tuple[int, ...], lm: np.ndarray, polygons) -> np.ndarray:
+    """(H, W) uint8, 1 inside any of the landmark ``polygons`` (tuples of landmark indices)."""
+    cv2 = require("cv2", "core")
+    mask = np.zeros(shape[:2], np.uint8)
+    for idx in polygons:
+        cv2.fillPoly(mask, [np.round(lm[list(idx)]).astype(np.int32)], 1)
+    return mask
+
+
 def _mouth_colours(image: np.ndarray, lm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(inside, tongue, teeth) RGB float32 colours for a face: the inside and the tongue are the lips' colour
     darkened (CAVITY_TONE, TONGUE_TONE); the
@@ -503,10 +516,7 @@ def _mouth_colours(image: np.ndarray, lm: np.ndarray) -> tuple[np.ndarray, np.nd
     lips = image[mask > 0].astype(np.float32)
     lip = np.median(lips, axis=0) if len(lips) else np.array([150.0, 90.0, 90.0], np.float32)
     inside, tongue = lip * np.array(CAVITY_TONE, np.float32), lip * np.array(TONGUE_TONE, np.float32)
-    eyes = np.zeros((h, w), np.uint8)
-    for idx in (range(36, 42), range(42, 48)):
-        cv2.fillPoly(eyes, [np.round(lm[list(idx)]).astype(np.int32)], 1)
-    px = image[eyes > 0].astype(np.float32)
+    px = image[region_mask(image.shape, lm, EYES) > 0].astype(np.float32)
     if len(px) >= 8:
         light = px.mean(1)
         white = px[light >= np.percentile(light, 80)].mean(0)
@@ -514,10 +524,7 @@ def _mouth_colours(image: np.ndarray, lm: np.ndarray) -> tuple[np.ndarray, np.nd
         skin = image[int(lm[29, 1]), int(lm[29, 0])].astype(np.float32)
         white = np.full(3, 0.9 * float(skin.mean()), np.float32)
     teeth = np.clip(white * TEETH_TONE, 0.0, 255.0)
-    cheeks = np.zeros((h, w), np.uint8)  # between the jaw line, the mouth's corner and the nose, either side
-    for idx in ((2, 3, 4, 48, 31, 29), (14, 13, 12, 54, 35, 29)):
-        cv2.fillPoly(cheeks, [np.round(lm[list(idx)]).astype(np.int32)], 1)
-    skin = image[cheeks > 0].astype(np.float32)
+    skin = image[region_mask(image.shape, lm, CHEEKS) > 0].astype(np.float32)
     floor = TEETH_MIN_CHEEK * float(np.median(skin.mean(1))) if len(skin) else 0.0
     level = float(teeth.mean())
     if level < floor:  # too dark to be teeth: brought up to the floor, half their tint kept

@@ -122,12 +122,15 @@ class _Follower:
         self.iod = float(interocular(lm))
         return lm
 
-    def _restart(self, frame: np.ndarray, found, fresh: np.ndarray | None = None) -> np.ndarray | None:
+    def _restart(self, frame: np.ndarray, found=None, fresh: np.ndarray | None = None) -> np.ndarray | None:
         """Start again from the whole frame's detection or, where the detector misses this face on this frame
-        (eval p03: on 15 frames in a row), from ``found`` (a box from a search near the face; None: give up)."""
+        (eval p03: on 15 frames in a row), from ``found`` (default: a search near the last landmarks), with its
+        landmarks ``fresh`` when already fitted; None where neither finds a face."""
         boxes = detect.detect_boxes(frame, cnn_fallback=False)
         if boxes:
             return self._start(boxes[0][0], detect.fit_landmarks(frame, boxes[0][0]))
+        if found is None:
+            found = _roi_detect(frame, tuple(self.box()))
         if found is None:
             return None
         return self._start(found, detect.fit_landmarks(frame, found) if fresh is None else fresh)
@@ -159,7 +162,7 @@ class _Follower:
                 # the fit lost the face's scale in a box of the right size (eval p03: 106 -> 63 px in 3 frames
                 # with the face still): detect again; a frame the detector cannot read is left unread
                 self.since_detect = 0
-                lm = self._restart(frame, _roi_detect(frame, tuple(self.box())))
+                lm = self._restart(frame)
                 if lm is None:
                     return None  # the next frame is fitted from the last good landmarks
         self.since_detect += 1
