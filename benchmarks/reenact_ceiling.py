@@ -3,14 +3,17 @@ audio model? Ceilings measured on the training clips' own landmark tracks (no re
 
 Arms, each scored with `parla eval reenact`'s mouth_lmd against the real track of every clip with speech:
 - still: the first frame held (the baseline of issue 3's criterion);
-- rest: the first frame with its inner-lip gap moved to the rest opening (ExpressionBasis.rest_offset, fitted
-  leaving the clip's source out), held;
-- oracle opening: the rest-corrected first frame driven by the clip's *real* gap along the opening direction
-  (a perfect audio->opening model);
+- rest gap: the first frame with only its inner-lip gap moved to the rest opening (ExpressionBasis.rest_offset
+  before session 18, fitted leaving the clip's source out), held;
+- rest: the first frame moved to the estimated median mouth of its speaker and then to the rest opening
+  (ExpressionBasis.rest_offset, fitted leaving the clip's source out), held;
+- oracle opening (and from the rest gap): the rest-corrected first frame driven by the clip's *real* gap along the
+  opening direction (a perfect audio->opening model);
 - oracle all: driven by all 12 *real* expression coefficients (a perfect audio->lips model);
 - median frame: the clip's own frame closest to its median mouth shape, held (knows the future).
 
-    python benchmarks/reenact_ceiling.py --data runs/data [--json benchmarks/results/motion_cv/ceiling.json]
+    python benchmarks/reenact_ceiling.py --data runs/data [--basis parla/assets/default/basis.npz]
+        [--json benchmarks/results/motion_cv/ceiling.json]
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import numpy as np
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="runs/data")
+    ap.add_argument("--basis", help="the expression basis to drive (default: DATA/basis.npz; a model folder's)")
     ap.add_argument("--json")
     args = ap.parse_args()
 
@@ -35,7 +39,7 @@ def main() -> None:
     from parla.training.basis import clip_offsets, fit_rest, load_clip
 
     data = Path(args.data)
-    basis = ExpressionBasis.load(data / "basis.npz")
+    basis = ExpressionBasis.load(args.basis or data / "basis.npz")
     tracks = {}
     for f in sorted((data / "clips").glob("*.npz")):
         c = load_clip(f)
@@ -43,25 +47,30 @@ def main() -> None:
         if len(lms) >= 10:
             tracks[f.stem] = (lms, bool(c["has_audio"]))
     source = {name: name.split("_")[0] for name in tracks}
-    arms: dict[str, list[float]] = {k: [] for k in ("still", "rest", "oracle_opening", "oracle_all", "median_frame")}
+    names = ("still", "rest_gap", "rest", "oracle_opening_gap", "oracle_opening", "oracle_all", "median_frame")
+    arms: dict[str, list[float]] = {k: [] for k in names}
     zero = np.zeros(6)
-    held_out: dict[str, object] = {}  # source -> the basis with the rest fitted without that source
+    held_out: dict = {}  # source (, "gap") -> the basis with the rest fitted without that source (gap only)
     for name, (lms, speech) in tracks.items():
         if not speech:
             continue
         if source[name] not in held_out:
             held_out[source[name]] = b = copy.deepcopy(basis)
             b.meta.update(fit_rest([t for n, (t, _) in tracks.items() if source[n] != source[name]], basis))
-        b = held_out[source[name]]
+            held_out[source[name], "gap"] = g = copy.deepcopy(b)
+            del g.meta["shape_shrink"], g.meta["shape_center"]
+        b, g = held_out[source[name]], held_out[source[name], "gap"]
         n = len(lms)
         arms["still"].append(mouth_lmd(np.repeat(lms[:1], n, 0), lms))
-        rest = b.drive(lms[0], np.zeros(b.n_components), zero, 0.0)
-        arms["rest"].append(mouth_lmd(np.repeat(rest[None], n, 0), lms))
+        for arm, bb in (("rest_gap", g), ("rest", b)):
+            rest = bb.drive(lms[0], np.zeros(b.n_components), zero, 0.0)
+            arms[arm].append(mouth_lmd(np.repeat(rest[None], n, 0), lms))
         canon, offsets = clip_offsets(lms, basis.mean_shape.astype(np.float64))
         gap = mouth_opening(canon)
         direction = np.asarray(b.meta["open_direction"])
-        drv = np.stack([b.drive(lms[0], (g - np.median(gap)) * direction, zero, 0.0) for g in gap])
-        arms["oracle_opening"].append(mouth_lmd(drv, lms))
+        for arm, bb in (("oracle_opening_gap", g), ("oracle_opening", b)):
+            drv = np.stack([bb.drive(lms[0], (x - np.median(gap)) * direction, zero, 0.0) for x in gap])
+            arms[arm].append(mouth_lmd(drv, lms))
         coeffs = basis.encode(offsets)
         drv = np.stack([b.drive(lms[0], c, zero, 0.0) for c in coeffs])
         arms["oracle_all"].append(mouth_lmd(drv, lms))

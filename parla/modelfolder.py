@@ -126,7 +126,7 @@ class ModelFolder:
     def basis(self):
         from parla.face.expression import ExpressionBasis
 
-        return ExpressionBasis.load(self.path / "basis.npz")
+        return ExpressionBasis.load(self.file("basis.npz"))
 
     def edge_model(self, fmt: str, kind: str = "refiner", precision: str | None = None) -> Path:
         """An exported model in ``edge/``, sha256-verified (an OpenVINO .xml together with its .bin)."""

@@ -92,6 +92,39 @@ def test_rest_offset_brings_an_open_mouth_to_the_rest_opening(portrait):
     np.testing.assert_allclose(driven[17:48], wide[17:48], atol=1e-6)  # brows, nose and eyes stay
 
 
+def test_rest_offset_moves_a_photos_lip_shape_part_way_to_its_speakers(portrait):
+    """A photo mixes the person's lip shape with the moment's: the rest moves each coefficient part of the way to
+    the training speakers' (as far as the clips say a frame tells about its clip's median), then sets the gap."""
+    from parla.face.landmarks import mouth_opening
+    from parla.training.basis import fit_rest
+
+    _, lm = portrait
+    drop, spread = np.zeros((68, 2)), np.zeros((68, 2))
+    drop[[7, 8, 9, 55, 56, 57, 58, 59, 65, 66, 67], 1] = 1.0  # the lower lip and the chin drop
+    spread[[48, 60], 0], spread[[54, 64], 0] = -1.0, 1.0  # the corners move out
+    comps = np.stack([drop.ravel() / np.linalg.norm(drop), spread.ravel() / np.linalg.norm(spread)])
+    basis = ExpressionBasis(lm.astype(np.float32), comps.astype(np.float32), np.ones(2, np.float32))
+    rng = np.random.default_rng(1)
+    widths = rng.normal(0.0, 4.0, 60)  # each speaker's own mouth width, as much between them as within a clip
+    tracks = [
+        lm[None]
+        + rng.uniform(0, 30, (80, 1, 1)) * drop[None] / np.linalg.norm(drop)
+        + (w + rng.normal(0.0, 4.0, (80, 1, 1))) * spread[None] / np.linalg.norm(spread)
+        for w in widths
+    ]
+    basis.meta.update(fit_rest(tracks, basis))
+    assert 0.35 < basis.meta["shape_shrink"][1] < 0.65  # half of a frame's width is its speaker's
+    wide = lm + 12.0 * spread / np.linalg.norm(spread)  # a broad smile: more than any speaker's own width
+    driven = basis.drive(wide, np.zeros(2), np.zeros(6), 0.0)
+    width = lambda x: x[54, 0] - x[48, 0]  # noqa: E731
+    assert width(lm) + 1.0 < width(driven) < width(wide) - 3.0  # part of the smile kept, part taken as the moment's
+    assert mouth_opening(driven) == pytest.approx(basis.meta["rest_opening"], abs=0.01)
+    np.testing.assert_allclose(driven[17:48], wide[17:48], atol=1e-6)  # brows, nose and eyes stay
+    del basis.meta["shape_shrink"], basis.meta["shape_center"]  # a model folder from before: only the gap moves
+    basis._portrait = None
+    assert width(basis.drive(wide, np.zeros(2), np.zeros(6), 0.0)) > width(driven) + 3.0
+
+
 def test_a_pause_rests_the_mouth_at_the_photos_own_gap():
     """``mouth_rest`` 1: the expression still and the inner lips at the photo's gap, at most the rest opening; the
     net's coefficients no longer move the mouth; ``mouth_close`` still makes the lips meet."""

@@ -90,25 +90,33 @@ class ExpressionBasis:
         return (coeffs @ self.components).reshape(*coeffs.shape[:-1], 68, 2)
 
     def rest_offset(self, canon: np.ndarray) -> np.ndarray:
-        """Coefficients that take a portrait's mouth (canonical landmarks) to the rest opening of the training
-        clips, along the opening direction fitted on them (``meta["open_direction"]``, ``meta["rest_opening"]``;
-        zeros for a basis without them).
+        """Coefficients that take a portrait's mouth (canonical landmarks) to the estimated median mouth of its
+        speaker and then to the rest opening of the training clips (``meta["shape_shrink"]``,
+        ``meta["shape_center"]``, ``meta["open_direction"]``, ``meta["rest_opening"]``; zeros for a basis without
+        them).
 
         The network's coefficients are offsets from a speaker's median mouth, so a photo taken mid-word (mouth
-        open) or tight-lipped would otherwise shift every frame by its own opening. The inner-lip gap is the one
-        part of a mouth's state that can be read from a single photo without knowing the person's rest shape
-        (closed lips meet whatever their shape); only that part is corrected.
+        open, lips rounded or spread) or tight-lipped would otherwise shift every frame by its own expression. A
+        single photo mixes the person's lip shape with the moment's: each coefficient is moved part of the way to
+        the training speakers' (how far: regressed on the training clips, ``fit_rest``). The inner-lip gap is the
+        one part of a mouth's state that can be read whole from a photo (closed lips meet whatever their shape), so
+        it is then set to the rest opening exactly.
         """
         direction = self.meta.get("open_direction")
         if direction is None:
             return np.zeros(self.n_components)
+        moved = np.zeros(self.n_components)
+        if "shape_shrink" in self.meta:
+            frame = self.encode(canon - self.mean_shape)
+            moved = np.asarray(self.meta["shape_center"]) + (np.asarray(self.meta["shape_shrink"]) - 1.0) * frame
+            canon = canon + self.decode(moved)
         direction = np.asarray(direction, np.float64)
         gap = float(mouth_opening(canon))
         # The direction moves the gap by ~1 per unit; measure it at this mouth so that the rest is met exactly.
         per_unit = (float(mouth_opening(canon + self.decode(0.05 * direction))) - gap) / 0.05
-        if per_unit < 0.2:  # a degenerate direction or mouth: leave the portrait as it is
-            return np.zeros(self.n_components)
-        return -(gap - float(self.meta["rest_opening"])) / per_unit * direction
+        if per_unit < 0.2:  # a degenerate direction or mouth: leave the gap as it is
+            return moved
+        return moved - (gap - float(self.meta["rest_opening"])) / per_unit * direction
 
     def drive(
         self,

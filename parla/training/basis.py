@@ -55,25 +55,43 @@ def fit_basis(clips_dir: Path, n_components: int = N_COMPONENTS) -> ExpressionBa
 
 
 def fit_rest(clips: list[np.ndarray], basis: ExpressionBasis) -> dict[str, object]:
-    """The opening direction and rest opening of ``ExpressionBasis.rest_offset`` from (T, 68, 2) landmark tracks.
+    """The opening direction, rest opening and rest shape of ``ExpressionBasis.rest_offset`` from (T, 68, 2)
+    landmark tracks.
 
     direction: the coefficients per unit of inner-lip gap, regressed within each clip (coefficients are offsets
     from the clip's median shape, so they are regressed on the gap's offset from the clip's median gap);
-    rest_opening: the median over clips of each clip's median gap, the gap that coefficient zero stands for.
+    rest_opening: the median over clips of each clip's median gap, the gap that coefficient zero stands for;
+    shape_shrink, shape_center: per coefficient, the clip's median mouth regressed on any one of its frames (both
+    as coefficients of their offset from the basis' mean shape, each clip weighted equally), so that
+    ``shape_center + shape_shrink * frame`` estimates a speaker's median mouth from one photo of them.
     """
     from parla.face.landmarks import mouth_opening
 
-    xs, ys, medians = [], [], []
+    mean = basis.mean_shape.astype(np.float64)
+    xs, ys, medians, frames, centres, weights = [], [], [], [], [], []
     for lms in clips:
         if len(lms) < 10:
             continue
-        canon, offsets = clip_offsets(lms, basis.mean_shape.astype(np.float64))
+        canon, offsets = clip_offsets(lms, mean)
         gap = mouth_opening(canon)
         medians.append(float(np.median(gap)))
         xs.append(gap - np.median(gap))
         ys.append(basis.encode(offsets))
+        frames.append(basis.encode(canon - mean))
+        centres.append(np.repeat(basis.encode(np.median(canon, 0) - mean)[None], len(canon), 0))
+        weights.append(np.full(len(canon), 1.0 / len(canon)))
     if not xs:
         raise ParlaError("no landmark track of 10 frames or more: cannot fit the mouth's rest opening")
     x, y = np.concatenate(xs), np.concatenate(ys)
     direction = (x @ y) / max(float(x @ x), 1e-12)
-    return {"open_direction": direction.tolist(), "rest_opening": float(np.median(medians))}
+    f, c, w = np.concatenate(frames), np.concatenate(centres), np.concatenate(weights)[:, None]
+    f_mean, c_mean = (w * f).sum(0) / w.sum(), (w * c).sum(0) / w.sum()
+    var = (w * (f - f_mean) ** 2).sum(0)
+    shrink = (w * (f - f_mean) * (c - c_mean)).sum(0) / np.maximum(var, 1e-12)
+    shrink = np.where(var > 1e-12, np.clip(shrink, 0.0, 1.0), 1.0)  # one clip, or a still one: keep the photo
+    return {
+        "open_direction": direction.tolist(),
+        "rest_opening": float(np.median(medians)),
+        "shape_shrink": shrink.tolist(),
+        "shape_center": (c_mean - shrink * f_mean).tolist(),
+    }
