@@ -3,10 +3,10 @@ audio model? Ceilings measured on the training clips' own landmark tracks (no re
 
 Arms, each scored with `parla eval reenact`'s mouth_lmd against the real track of every clip with speech:
 - still: the first frame held (the baseline of issue 3's criterion);
-- rest gap: the first frame with only its inner-lip gap moved to the rest opening (ExpressionBasis.rest_offset
-  before session 18, fitted leaving the clip's source out), held;
+- rest gap: the first frame with only its inner-lip gap moved to the rest opening (ExpressionBasis.rest_offset as
+  shipped, fitted leaving the clip's source out), held;
 - rest: the first frame moved to the estimated median mouth of its speaker and then to the rest opening
-  (ExpressionBasis.rest_offset, fitted leaving the clip's source out), held;
+  (``fit_rest(..., shape=True)``, session 18, not shipped), held;
 - oracle opening (and from the rest gap): the rest-corrected first frame driven by the clip's *real* gap along the
   opening direction (a perfect audio->opening model);
 - oracle all: driven by all 12 *real* expression coefficients (a perfect audio->lips model);
@@ -61,7 +61,7 @@ def main() -> None:
             continue
         if source[name] not in held_out:
             held_out[source[name]] = b = copy.deepcopy(basis)
-            b.meta.update(fit_rest([t for n, (t, _) in tracks.items() if source[n] != source[name]], basis))
+            b.meta.update(fit_rest([t for n, (t, _) in tracks.items() if source[n] != source[name]], basis, shape=True))
             held_out[source[name], "gap"] = g = copy.deepcopy(b)
             del g.meta["shape_shrink"], g.meta["shape_center"]
         b, g = held_out[source[name]], held_out[source[name], "gap"]

@@ -80,12 +80,12 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
 def _train_bundle(args) -> int:
     """parla train bundle: a new model folder (--teacher + --motion) or parts put into an existing one."""
-    from parla.training.bundle import add_edge, add_motion, add_rest, add_student, make_bundle
+    from parla.training.bundle import add_edge, add_motion, add_student, make_bundle
 
-    if not (args.teacher or args.motion or args.student or args.edge or args.rest):
+    if not (args.teacher or args.motion or args.student or args.edge):
         raise ParlaError(
             "parla train bundle needs --teacher RUN and --motion RUN (or any of --motion RUN, --student RUN, "
-            "--edge EXPORT_DIR, --rest DATASET to put into an existing model folder)"
+            "--edge EXPORT_DIR to put into an existing model folder)"
         )
     if args.teacher and not args.motion:
         raise ParlaError("parla train bundle: --teacher needs --motion (a new folder is made from both)")
@@ -93,8 +93,6 @@ def _train_bundle(args) -> int:
         make_bundle(args.teacher, args.motion, args.output)
     elif args.motion:
         add_motion(args.output, args.motion)
-    if args.rest:
-        add_rest(args.output, args.rest)
     if args.student:
         add_student(args.output, args.student)
     if args.edge:
@@ -254,11 +252,6 @@ def _add_train_parser(sub) -> None:
     s.add_argument("--motion", help="bundle: the motion run folder")
     s.add_argument("--student", help="bundle: a 'parla distill' run to add to the model folder")
     s.add_argument("--edge", help="bundle: a 'parla export' folder whose best-precision models to add")
-    s.add_argument(
-        "--rest",
-        metavar="DATASET",
-        help="bundle: refit the model folder's rest opening and rest mouth shape on this 'parla prepare' dataset",
-    )
     s.add_argument("-o", "--output", required=True, help="run folder (checkpoints, logs, samples)")
     s.add_argument("--device", default="cpu", help="cpu or cuda")
     s.add_argument("--steps", type=T.count, default=None, help="total steps (a resumed run continues to this)")

@@ -260,32 +260,3 @@ def test_a_phoneme_net_closes_only_where_nobody_speaks():
     assert ph["min_pause_s"] == 1.0 and ph["quiet_pauses"] is True
     assert ph["phonemes"]["future_s"] == MIC_FUTURE_S
     assert apply_synthesis(ph) == ph  # idempotent
-
-
-def test_the_rest_is_refitted_in_a_model_folder(tmp_path, prepared):
-    """parla train bundle --rest: the basis' rest opening and rest shape refitted on a dataset's face tracks, the
-    checksum updated so that the folder still verifies, the networks and the basis' components untouched."""
-    from parla.cli import main
-    from parla.errors import ModelNotFoundError
-    from parla.face.expression import ExpressionBasis
-    from parla.modelfolder import ModelFolder, bundled_path
-    from parla.training.bundle import add_rest
-
-    data, _ = prepared
-    folder = tmp_path / "model"
-    shutil.copytree(bundled_path(), folder)
-    before = ExpressionBasis.load(folder / "basis.npz")
-    nets = {p.name: p.read_bytes() for p in folder.glob("*.safetensors")}
-    assert main(["train", "bundle", "--rest", str(data), "-o", str(folder)]) == 0
-    after = ModelFolder(folder).basis  # loading checks the recorded sha256
-    shipped = ModelFolder().config["sha256"]["basis.npz"]
-    assert json.loads((folder / "config.json").read_text())["sha256"]["basis.npz"] != shipped
-    np.testing.assert_array_equal(after.components, before.components)
-    assert after.meta["rest_clips"] == 1 and len(after.meta["shape_shrink"]) == after.n_components
-    assert after.meta["rest_opening"] != before.meta["rest_opening"]  # one self-made clip, not the training set
-    assert {p.name: p.read_bytes() for p in folder.glob("*.safetensors")} == nets
-    with pytest.raises(ModelNotFoundError, match="no prepared clip"):
-        add_rest(folder, tmp_path / "nothing")
-    before.save(folder / "basis.npz")  # swapped behind the config's back: refused, not driven
-    with pytest.raises(ModelNotFoundError, match="basis.npz"):
-        _ = ModelFolder(folder).basis

@@ -54,16 +54,17 @@ def fit_basis(clips_dir: Path, n_components: int = N_COMPONENTS) -> ExpressionBa
     return ExpressionBasis(mean_shape.astype(np.float32), comps.astype(np.float32), stds.astype(np.float32), meta)
 
 
-def fit_rest(clips: list[np.ndarray], basis: ExpressionBasis) -> dict[str, object]:
-    """The opening direction, rest opening and rest shape of ``ExpressionBasis.rest_offset`` from (T, 68, 2)
-    landmark tracks.
+def fit_rest(clips: list[np.ndarray], basis: ExpressionBasis, *, shape: bool = False) -> dict[str, object]:
+    """The opening direction, rest opening (and with ``shape`` the rest shape) of ``ExpressionBasis.rest_offset``
+    from (T, 68, 2) landmark tracks.
 
     direction: the coefficients per unit of inner-lip gap, regressed within each clip (coefficients are offsets
     from the clip's median shape, so they are regressed on the gap's offset from the clip's median gap);
     rest_opening: the median over clips of each clip's median gap, the gap that coefficient zero stands for;
     shape_shrink, shape_center: per coefficient, the clip's median mouth regressed on any one of its frames (both
     as coefficients of their offset from the basis' mean shape, each clip weighted equally), so that
-    ``shape_center + shape_shrink * frame`` estimates a speaker's median mouth from one photo of them.
+    ``shape_center + shape_shrink * frame`` estimates a speaker's median mouth from one photo of them. Measured, not
+    shipped: it moves a photo's smile, which costs identity (docs/decisions.md, session 18).
     """
     from parla.face.landmarks import mouth_opening
 
@@ -84,14 +85,12 @@ def fit_rest(clips: list[np.ndarray], basis: ExpressionBasis) -> dict[str, objec
         raise ParlaError("no landmark track of 10 frames or more: cannot fit the mouth's rest opening")
     x, y = np.concatenate(xs), np.concatenate(ys)
     direction = (x @ y) / max(float(x @ x), 1e-12)
+    rest = {"open_direction": direction.tolist(), "rest_opening": float(np.median(medians))}
+    if not shape:
+        return rest
     f, c, w = np.concatenate(frames), np.concatenate(centres), np.concatenate(weights)[:, None]
     f_mean, c_mean = (w * f).sum(0) / w.sum(), (w * c).sum(0) / w.sum()
     var = (w * (f - f_mean) ** 2).sum(0)
     shrink = (w * (f - f_mean) * (c - c_mean)).sum(0) / np.maximum(var, 1e-12)
     shrink = np.where(var > 1e-12, np.clip(shrink, 0.0, 1.0), 1.0)  # one clip, or a still one: keep the photo
-    return {
-        "open_direction": direction.tolist(),
-        "rest_opening": float(np.median(medians)),
-        "shape_shrink": shrink.tolist(),
-        "shape_center": (c_mean - shrink * f_mean).tolist(),
-    }
+    return {**rest, "shape_shrink": shrink.tolist(), "shape_center": (c_mean - shrink * f_mean).tolist()}

@@ -137,28 +137,6 @@ def add_motion(model_dir: str | Path, motion_run: str | Path) -> Path:
     return folder
 
 
-def add_rest(model_dir: str | Path, data_dir: str | Path) -> Path:
-    """Refit a model folder's rest opening and rest shape (``fit_rest``) on a prepared dataset's face tracks,
-    keeping its basis components and every network (their inputs and outputs do not change)."""
-    from parla.face.expression import ExpressionBasis
-    from parla.training.basis import fit_rest, load_clip
-
-    folder, clips = Path(model_dir), sorted((Path(data_dir) / "clips").glob("*.npz"))
-    if not (folder / "config.json").is_file() or not (folder / "basis.npz").is_file():
-        raise ModelNotFoundError(f"{folder}: not a model folder (config.json and basis.npz are needed)")
-    if not clips:
-        raise ModelNotFoundError(f"{data_dir}/clips: no prepared clip (run 'parla prepare' first)")
-    basis = ExpressionBasis.load(folder / "basis.npz")
-    tracks = [c["landmarks"][c["valid"]] for c in map(load_clip, clips)]
-    basis.meta.update(fit_rest(tracks, basis))
-    basis.meta["rest_clips"] = len(clips)
-    basis.save(folder / "basis.npz")
-    config = json.loads((folder / "config.json").read_text())
-    config["sha256"]["basis.npz"] = sha256(folder / "basis.npz")
-    write_text_atomic(folder / "config.json", json.dumps(config, indent=2) + "\n")
-    return folder
-
-
 def add_student(model_dir: str | Path, student_run: str | Path) -> Path:
     """Put a distilled student (``parla distill`` run) into a model folder, beside its teacher."""
     folder, run = Path(model_dir), Path(student_run)
