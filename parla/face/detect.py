@@ -3,9 +3,7 @@
 The weights come inside the ``face-recognition-models`` wheel (no download). That package imports
 ``pkg_resources`` at import time, so its files are located with importlib instead of importing it.
 Detection runs the HOG detector on a downscaled copy (fast), then falls back to dlib's CNN (MMOD) detector,
-which also finds 3/4 views and faces in old photos: first on a 320-px copy (a portrait's face), then at 640 px. Its
-boxes are mapped to HOG's, which the landmark model was trained on. Landmarks are fitted on the full-resolution
-image.
+which also finds 3/4 views and faces in old photos. Landmarks are fitted on the full-resolution image.
 """
 
 from __future__ import annotations
@@ -22,11 +20,6 @@ from parla.errors import AmbiguousFaceError, FaceIndexError, MissingDependencyEr
 DETECT_MAX_SIDE = 800  # px: HOG runs on a copy no larger than this
 SMALL_IMAGE_SIDE = 640  # px: at most this large, HOG always runs on the 2x upsampled image
 CNN_MAX_SIDE = 640  # px: the CNN fallback costs ~1 s at this size on 2 cores
-CNN_FIRST_SIDE = 320  # px: the CNN looks at a copy this small first (a portrait's face; half the memory at peak)
-# The CNN's box sits higher and tighter than the HOG boxes the landmark model was trained on; mapped to one by, for
-# a copy of each size: HOG width / CNN width, the HOG centre's shift from the CNN centre in CNN widths (x, y), the
-# medians over 63 training photos, every 4th (benchmarks/cnn_box.py)
-CNN_TO_HOG = {CNN_FIRST_SIDE: (1.088, 0.016, 0.092), CNN_MAX_SIDE: (1.049, 0.016, 0.100)}
 WEAK_SCORE_RATIO = 0.25  # detections scoring below this fraction of the best one are dropped
 AMBIGUOUS_AREA_RATIO = 0.7  # a second face this close in size to the largest makes the choice ambiguous
 
@@ -119,13 +112,16 @@ def detect_boxes(image: np.ndarray, *, cnn_fallback: bool = True) -> list[tuple[
 
         from parla.progress import progress
 
-        passes = ((CNN_FIRST_SIDE, 0), (CNN_MAX_SIDE, 0), (CNN_MAX_SIDE, 1))
+        small, scale = _resize_max(np.ascontiguousarray(image), CNN_MAX_SIDE)
         # up to ~15 s on 2 cores when there is no face at all: say so where someone is watching
-        with progress(len(passes), "no face at first look; trying the slower detector", enabled=sys.stderr.isatty(),
+        with progress(2, "no face at first look; trying the slower detector", enabled=sys.stderr.isatty(),
                       unit="pass") as bar:  # fmt: skip
-            for side, upsample in passes:
-                found, scale = cnn_boxes(image, side, upsample), 1.0
+            for upsample in (0, 1):
+                dets = _cnn()(small, upsample)
                 bar.update(1)
+                found = [
+                    ((d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom()), float(d.confidence)) for d in dets
+                ]
                 if found:
                     break
     if found:
@@ -134,26 +130,6 @@ def detect_boxes(image: np.ndarray, *, cnn_fallback: bool = True) -> list[tuple[
         found = [(b, s) for b, s in found if s >= WEAK_SCORE_RATIO * best]
     boxes = [(tuple(v / scale for v in b), s) for b, s in found]
     return sorted(boxes, key=lambda bs: -(bs[0][2] - bs[0][0]) * (bs[0][3] - bs[0][1]))
-
-
-def to_hog_box(box, side: int = CNN_MAX_SIDE) -> tuple[float, ...]:
-    """A CNN (MMOD) box found on a copy at most ``side`` px as the HOG box the landmark model expects."""
-    x0, y0, x1, y1 = (float(v) for v in box)
-    k, dx, dy = CNN_TO_HOG[side]
-    w, h = x1 - x0, y1 - y0
-    cx, cy = (x0 + x1) / 2 + dx * w, (y0 + y1) / 2 + dy * w
-    return (cx - k * w / 2, cy - k * h / 2, cx + k * w / 2, cy + k * h / 2)
-
-
-def cnn_boxes(image: np.ndarray, max_side: int, upsample: int, *, mapped: bool = True) -> list:
-    """The CNN detector's ``(box, confidence)`` on a copy at most ``max_side`` px, in image pixels (as HOG boxes
-    unless ``mapped`` is False)."""
-    small, scale = _resize_max(np.ascontiguousarray(image), max_side)
-    out = []
-    for d in _cnn()(small, upsample):
-        box = tuple(v / scale for v in (d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom()))
-        out.append((to_hog_box(box, max_side) if mapped else box, float(d.confidence)))
-    return out
 
 
 def fit_landmarks(image: np.ndarray, box: tuple[float, ...]) -> np.ndarray:
