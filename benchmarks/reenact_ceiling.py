@@ -11,9 +11,10 @@ Arms, each scored with `parla eval reenact`'s mouth_lmd against the real track o
   opening direction (a perfect audio->opening model);
 - oracle all: driven by all 12 *real* expression coefficients (a perfect audio->lips model);
 - median frame: the clip's own frame closest to its median mouth shape, held (knows the future);
-- opening r=R (and damped): an imperfect audio->opening model whose prediction correlates R with the real gap, at
-  the real gap's amplitude (damped: R times it, the LMD-optimal amplitude): the clip's standardised real gap mixed
-  with another source's (a real mouth's movement, unrelated to this audio) as R z + sqrt(1 - R^2) w.
+- opening r=R: from the shipped (gap-only) rest, an imperfect audio->opening model whose prediction correlates R
+  with the real gap, at the real gap's amplitude (damped: R times it, the LMD-optimal amplitude; shape: from the
+  lip-shape rest): the clip's standardised real gap mixed with another source's (a real mouth's movement, unrelated
+  to this audio) as R z + sqrt(1 - R^2) w.
 
     python benchmarks/reenact_ceiling.py --data runs/data [--basis parla/assets/default/basis.npz]
         [--json benchmarks/results/motion_cv/ceiling.json]
@@ -83,8 +84,9 @@ def main() -> None:
         z = (dev - dev.mean()) / max(dev.std(), 1e-9)
         for r in imperfect:
             pred = dev.mean() + dev.std() * (r * z + np.sqrt(1 - r * r) * w)
-            for arm, amp in ((f"opening_r{r:g}", 1.0), (f"opening_r{r:g}_damped", r)):
-                drv = np.stack([b.drive(lms[0], (dev.mean() + amp * (x - dev.mean())) * direction, zero, 0.0)
+            for arm, amp, bb in ((f"opening_r{r:g}", 1.0, g), (f"opening_r{r:g}_damped", r, g),
+                                 (f"opening_r{r:g}_shape", 1.0, b)):  # fmt: skip
+                drv = np.stack([bb.drive(lms[0], (dev.mean() + amp * (x - dev.mean())) * direction, zero, 0.0)
                                 for x in pred])  # fmt: skip
                 arms.setdefault(arm, []).append(mouth_lmd(drv, lms))
         coeffs = basis.encode(offsets)
