@@ -90,17 +90,17 @@ class ExpressionBasis:
         return (coeffs @ self.components).reshape(*coeffs.shape[:-1], 68, 2)
 
     def rest_offset(self, canon: np.ndarray) -> np.ndarray:
-        """Coefficients that take a portrait's mouth (canonical landmarks) to the estimated median mouth of its
-        speaker and then to the rest opening of the training clips (``meta["shape_shrink"]``,
-        ``meta["shape_center"]``, ``meta["open_direction"]``, ``meta["rest_opening"]``; zeros for a basis without
-        them).
+        """Coefficients that take a portrait's mouth (canonical landmarks) to the rest opening of the training
+        clips, along the opening direction fitted on them (``meta["open_direction"]``, ``meta["rest_opening"]``;
+        zeros for a basis without them).
 
         The network's coefficients are offsets from a speaker's median mouth, so a photo taken mid-word (mouth
-        open, lips rounded or spread) or tight-lipped would otherwise shift every frame by its own expression. A
-        single photo mixes the person's lip shape with the moment's: each coefficient is moved part of the way to
-        the training speakers' (how far: regressed on the training clips, ``fit_rest``). The inner-lip gap is the
-        one part of a mouth's state that can be read whole from a photo (closed lips meet whatever their shape), so
-        it is then set to the rest opening exactly.
+        open) or tight-lipped would otherwise shift every frame by its own opening. The inner-lip gap is the one
+        part of a mouth's state that can be read from a single photo without knowing the person's rest shape
+        (closed lips meet whatever their shape); in the shipped basis only that part is corrected. A basis fitted
+        with ``fit_rest(..., shape=True)`` (``meta["shape_shrink"]``, ``meta["shape_center"]``; measured, not
+        shipped: docs/decisions.md, session 18) first moves each coefficient part of the way to the training
+        speakers', taking part of a photo's lip shape as the moment's rather than the person's.
         """
         direction = self.meta.get("open_direction")
         if direction is None:
