@@ -9,7 +9,7 @@ Arms, each scored with `parla eval reenact`'s mouth_lmd against the real track o
   (``fit_rest(..., shape=True)``, session 18, not shipped), held;
 - oracle opening (and from the rest gap): the rest-corrected first frame driven by the clip's *real* gap along the
   opening direction (a perfect audio->opening model);
-- oracle all: driven by all 12 *real* expression coefficients (a perfect audio->lips model);
+- oracle all: the lip-shape rest driven by all 12 *real* expression coefficients (a perfect audio->lips model);
 - median frame: the clip's own frame closest to its median mouth shape, held (knows the future);
 - opening r=R: from the shipped (gap-only) rest, an imperfect audio->opening model whose prediction correlates R
   with the real gap, at the real gap's amplitude (damped: R times it, the LMD-optimal amplitude; shape: from the
@@ -28,6 +28,25 @@ import json
 from pathlib import Path
 
 import numpy as np
+
+IMPERFECT = (0.5, 0.6, 0.7, 0.8, 0.9)  # the opening correlations of the imperfect arms
+
+
+def imperfect_openings(lms, dev, w, direction, gap_rest, shape_rest) -> dict[str, float]:
+    """The LMD of the "opening r=R" arms of one clip: ``dev`` its real gap from its median, ``w`` another mouth's
+    standardised movement as long as the clip."""
+    from parla.metrics.reenact import mouth_lmd
+
+    z = (dev - dev.mean()) / max(dev.std(), 1e-9)
+    out = {}
+    for r in IMPERFECT:
+        pred = dev.mean() + dev.std() * (r * z + np.sqrt(1 - r * r) * w)
+        for arm, amp, basis in ((f"opening_r{r:g}", 1.0, gap_rest), (f"opening_r{r:g}_damped", r, gap_rest),
+                                (f"opening_r{r:g}_shape", 1.0, shape_rest)):  # fmt: skip
+            drv = np.stack([basis.drive(lms[0], (dev.mean() + amp * (x - dev.mean())) * direction, np.zeros(6), 0.0)
+                            for x in pred])  # fmt: skip
+            out[arm] = mouth_lmd(drv, lms)
+    return out
 
 
 def main() -> None:
@@ -51,44 +70,39 @@ def main() -> None:
         if len(lms) >= 10:
             tracks[f.stem] = (lms, bool(c["has_audio"]))
     source = {name: name.split("_")[0] for name in tracks}
+    mean = basis.mean_shape.astype(np.float64)
+    canonical = {name: clip_offsets(lms, mean) for name, (lms, _) in tracks.items()}  # (shapes, offsets)
+    gaps = {name: mouth_opening(shapes) for name, (shapes, _) in canonical.items()}
     names = ("still", "rest_gap", "rest", "oracle_opening_gap", "oracle_opening", "oracle_all", "median_frame")
     arms: dict[str, list[float]] = {k: [] for k in names}
-    imperfect = (0.5, 0.6, 0.7, 0.8, 0.9)
     spoken = [name for name in tracks if tracks[name][1]]
     zero = np.zeros(6)
-    held_out: dict = {}  # source (, "gap") -> the basis with the rest fitted without that source (gap only)
+    held_out: dict = {}  # source -> the bases with the rest fitted without that source: with the shape, gap only
     for name, (lms, speech) in tracks.items():
         if not speech:
             continue
         if source[name] not in held_out:
-            held_out[source[name]] = b = copy.deepcopy(basis)
+            b = copy.deepcopy(basis)
             b.meta.update(fit_rest([t for n, (t, _) in tracks.items() if source[n] != source[name]], basis, shape=True))
-            held_out[source[name], "gap"] = g = copy.deepcopy(b)
+            g = copy.deepcopy(b)
             del g.meta["shape_shrink"], g.meta["shape_center"]
-        b, g = held_out[source[name]], held_out[source[name], "gap"]
+            held_out[source[name]] = b, g
+        b, g = held_out[source[name]]
         n = len(lms)
         arms["still"].append(mouth_lmd(np.repeat(lms[:1], n, 0), lms))
         for arm, bb in (("rest_gap", g), ("rest", b)):
             rest = bb.drive(lms[0], np.zeros(b.n_components), zero, 0.0)
             arms[arm].append(mouth_lmd(np.repeat(rest[None], n, 0), lms))
-        canon, offsets = clip_offsets(lms, basis.mean_shape.astype(np.float64))
-        gap = mouth_opening(canon)
+        offsets, gap = canonical[name][1], gaps[name]
         direction = np.asarray(b.meta["open_direction"])
         for arm, bb in (("oracle_opening_gap", g), ("oracle_opening", b)):
             drv = np.stack([bb.drive(lms[0], (x - np.median(gap)) * direction, zero, 0.0) for x in gap])
             arms[arm].append(mouth_lmd(drv, lms))
         other = next(o for o in spoken[spoken.index(name) + 1 :] + spoken if source[o] != source[name])
-        w = mouth_opening(clip_offsets(tracks[other][0], basis.mean_shape.astype(np.float64))[0])
+        w = gaps[other]
         w = np.resize((w - w.mean()) / max(w.std(), 1e-9), n)  # another mouth's movement, as long as this clip
-        dev = gap - np.median(gap)
-        z = (dev - dev.mean()) / max(dev.std(), 1e-9)
-        for r in imperfect:
-            pred = dev.mean() + dev.std() * (r * z + np.sqrt(1 - r * r) * w)
-            for arm, amp, bb in ((f"opening_r{r:g}", 1.0, g), (f"opening_r{r:g}_damped", r, g),
-                                 (f"opening_r{r:g}_shape", 1.0, b)):  # fmt: skip
-                drv = np.stack([bb.drive(lms[0], (dev.mean() + amp * (x - dev.mean())) * direction, zero, 0.0)
-                                for x in pred])  # fmt: skip
-                arms.setdefault(arm, []).append(mouth_lmd(drv, lms))
+        for arm, value in imperfect_openings(lms, gap - np.median(gap), w, direction, g, b).items():
+            arms.setdefault(arm, []).append(value)
         coeffs = basis.encode(offsets)
         drv = np.stack([b.drive(lms[0], c, zero, 0.0) for c in coeffs])
         arms["oracle_all"].append(mouth_lmd(drv, lms))

@@ -78,9 +78,10 @@ def fit_rest(clips: list[np.ndarray], basis: ExpressionBasis, *, shape: bool = F
         medians.append(float(np.median(gap)))
         xs.append(gap - np.median(gap))
         ys.append(basis.encode(offsets))
-        frames.append(basis.encode(canon - mean))
-        centres.append(np.repeat(basis.encode(np.median(canon, 0) - mean)[None], len(canon), 0))
-        weights.append(np.full(len(canon), 1.0 / len(canon)))
+        if shape:
+            frames.append(basis.encode(canon - mean))
+            centres.append(np.repeat(basis.encode(np.median(canon, 0) - mean)[None], len(canon), 0))
+            weights.append(np.full(len(canon), 1.0 / len(canon)))
     if not xs:
         raise ParlaError("no landmark track of 10 frames or more: cannot fit the mouth's rest opening")
     x, y = np.concatenate(xs), np.concatenate(ys)
