@@ -1,8 +1,11 @@
 """Cross-validated audio->lips model on the training clips (never the eval set): the development loop for the
 motion model.
 
-Clips are grouped by their source (grid, lrs2, pcavs, ...) and the groups split into folds, so every held-out clip
-comes from a speaker and recording chain the fold's model has not seen, as the eval videos do. Per held-out clip:
+Clips are grouped by person (the dataset's persons.json from `parla prepare`: face clusters, each named source's
+clips joined: grid, lrs2, pcavs, ...; without it by source) and the groups split into folds, so every held-out clip
+comes from a speaker and recording chain the fold's model has not seen, as the eval videos do. The summary is
+given over all held-out clips and per corpus (`by_corpus`: the named sources of the original set, "named", apart
+from the news clips, "lrwar"). Per held-out clip:
 the correlation of the predicted with the real mouth opening (at lag 0 and at the best lag within +-6 frames;
 positive lag = the prediction is late), and the landmark-space self-reenactment error: the first frame's landmarks
 driven by the prediction (the pipeline's `lip_motion`, no head pose, no rendering) against the real landmarks, with
@@ -32,11 +35,22 @@ def source(name: str) -> str:
     return name.split("_")[0]
 
 
-def folds(clips, k: int) -> list[list[int]]:
-    """Source groups assigned greedily (largest first) to the fold with the fewest frames."""
+OLD_CORPORA = "named"  # clips whose name prefix is a source of the original training set (not lrwar)
+
+
+def corpus(name: str) -> str:
+    from parla.training.persons import FACE_ONLY_PREFIXES
+
+    return source(name) if source(name) in FACE_ONLY_PREFIXES else OLD_CORPORA
+
+
+def folds(clips, k: int, persons: dict[str, int] | None = None) -> list[list[int]]:
+    """Person groups (persons.json: face clusters joined with named sources) or, without them, source groups,
+    assigned greedily (largest first) to the fold with the fewest frames."""
     groups: dict[str, list[int]] = {}
     for i, c in enumerate(clips):
-        groups.setdefault(source(c.name), []).append(i)
+        key = f"person{persons[c.name]}" if persons is not None and c.name in persons else source(c.name)
+        groups.setdefault(key, []).append(i)
     out, size = [[] for _ in range(k)], np.zeros(k)
     for g in sorted(groups.values(), key=lambda g: -sum(len(clips[i].coeffs) for i in g)):
         j = int(np.argmin(size))
@@ -268,7 +282,10 @@ def main() -> None:
     )
     raws = {c.name: load_clip(data / "clips" / f"{c.name}.npz") for c in clips}
     rows, t0 = [], time.time()
-    for k, held in enumerate(folds(clips, args.folds)):
+    from parla.training.persons import load_groups
+
+    persons = load_groups(data)
+    for k, held in enumerate(folds(clips, args.folds, persons)):
         rest = [i for i in range(len(clips)) if i not in held]
         rng = np.random.default_rng(tc.seed + k)
         rng.shuffle(rest)
@@ -313,11 +330,28 @@ def main() -> None:
                         key += f"|lead {lead:g}" if len(args.leads) > 1 else ""
                         rows.append({"fold": k, "features": key, "closing": closing, "lead_s": lead, **row})
         print(f"fold {k}: {len(held)} clips, inner val {metrics}, {time.time() - t0:.0f} s", flush=True)
+    write_result(out, rows, tc, scales, persons is not None)
+
+
+def write_result(out: Path, rows: list[dict], tc, scales, by_person: bool) -> None:
     keys = list(dict.fromkeys(r["features"] for r in rows))
     by = {key: summarize([r for r in rows if r["features"] == key], scales) for key in keys}
-    summary = by[keys[0]]
-    print(json.dumps(by, indent=1))
-    result = {"train": asdict(tc), "summary": summary, "by_features": by, "clips": rows}
+    # the same held-out figures per corpus: new data must help the original sources, not only add easy clips
+    by_corpus = {
+        f"{key}|{name}": summarize(sel, scales)
+        for key in keys
+        for name in sorted({corpus(r["clip"]) for r in rows})
+        if (sel := [r for r in rows if r["features"] == key and corpus(r["clip"]) == name])
+    }
+    print(json.dumps({**by, **by_corpus}, indent=1))
+    result = {
+        "train": asdict(tc),
+        "groups": "persons.json" if by_person else "source prefix",
+        "summary": by[keys[0]],
+        "by_features": by,
+        "by_corpus": by_corpus,
+        "clips": rows,
+    }
     (out / "cv.json").write_text(json.dumps(result, indent=1))
 
 

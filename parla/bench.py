@@ -130,7 +130,9 @@ def bench_one(
         # 2. real time through the threaded engine, as a live source (no audio ahead: the streaming front-end)
         stats = av.run(ArraySource(long, cfg.audio.chunk_ms, speed=1.0), RawSink(callback=lambda f, i: None))
         stream_rss = peak_rss_mb()  # what the runtime needs; the parity check below loads the torch reference
-        psnr = _psnr_vs_fp32(av, speech[: 16_000 * 4]) if backend != "torch" or precision != "fp32" else None
+        psnr, reference = (
+            _psnr_vs_fp32(av, speech[: 16_000 * 4]) if backend != "torch" or precision != "fp32" else (None, None)
+        )
         files = list(dict.fromkeys([Path(av.refiner.path), Path(av.lips.path)]))  # torch: one folder
     model_mb = sum(_size(p) for p in files) / 2**20
     s = stats.summary()
@@ -152,6 +154,7 @@ def bench_one(
         "peak_rss_mb_with_parity_check": round(peak_rss_mb(), 1),
         "model_mb": round(model_mb, 2),
         "psnr_vs_fp32": None if psnr is None else round(psnr, 2),
+        "psnr_reference": reference,
         "refiner_version": av.version,
     }
 
@@ -168,18 +171,32 @@ def _size(p: Path) -> int:
     return p.stat().st_size + (p.with_suffix(".bin").stat().st_size if p.suffix == ".xml" else 0)
 
 
-def _psnr_vs_fp32(av, speech: np.ndarray) -> float:
-    """Mean PSNR of this backend's frames vs the torch FP32 student's, on the same motion (no watermark)."""
-    from parla.edge.backends.torch_backend import TorchBackend
+def _psnr_vs_fp32(av, speech: np.ndarray) -> tuple[float | None, str]:
+    """Mean PSNR of this backend's frames vs the FP32 student's on the same motion (no watermark), and which FP32
+    student that was: the torch reference where torch is installed, else the model folder's FP32 ONNX export on
+    onnxruntime (the edge install has no torch), else none (the reason, in the report's label)."""
     from parla.edge.render import FrameRenderer
+    from parla.errors import MissingDependencyError, ParlaError
     from parla.export.parity import psnr
 
-    ref = TorchBackend(av.config.model, "cpu", kind="refiner", net="student")
+    try:
+        from parla.edge.backends.torch_backend import TorchBackend
+
+        ref, label = TorchBackend(av.config.model, "cpu", kind="refiner", net="student"), "torch fp32"
+    except (ImportError, MissingDependencyError):
+        from parla.edge.backends.onnxruntime_backend import OnnxRuntimeBackend
+        from parla.modelfolder import ModelFolder
+
+        try:
+            path = ModelFolder(av.config.model).edge_model("onnx", "refiner", "fp32")
+        except ParlaError:
+            return None, "none: no torch and no FP32 ONNX student in the model folder"
+        ref, label = OnnxRuntimeBackend(path), "onnx fp32 (torch not installed)"
     motion = av.new_motion()
     fms = [fm for i in range(0, len(speech), 640) for fm in motion.push(speech[i : i + 640])]
     ours = av.new_renderer(stages=False)
     theirs = FrameRenderer(av.portrait, av.settings.basis, ref)
-    return float(np.mean([min(psnr(ours.render(fm), theirs.render(fm)), 100.0) for fm in fms[::4]]))
+    return float(np.mean([min(psnr(ours.render(fm), theirs.render(fm)), 100.0) for fm in fms[::4]])), label
 
 
 def estimates(macs: int) -> list[dict]:
@@ -310,6 +327,13 @@ def write_reports(report: dict, out: Path) -> None:
         )
 
 
+def _psnr_cell(r: dict) -> str:
+    if r.get("psnr_vs_fp32") is None:
+        return "(reference)" if r["backend"] == "torch" and r["precision"] == "fp32" else "n/a"
+    ref = r.get("psnr_reference") or "torch fp32"
+    return f"{r['psnr_vs_fp32']}" + ("" if ref == "torch fp32" else f" (vs {ref.split(' (')[0]})")
+
+
 def markdown(report: dict) -> str:
     reports = report.get("merged", [report])
     lines = [
@@ -327,7 +351,7 @@ def markdown(report: dict) -> str:
                 f"{lat.get('p50')}/{lat.get('p95')}/{lat.get('p99')} | "
                 f"{r['stages'].get('refiner', {}).get('p50')} | {r.get('stream_fps')} | {r.get('dropped')} | "
                 f"{a2f.get('p50')}/{a2f.get('p95')}/{a2f.get('p99')} | {r.get('load_s')} | "
-                f"{r['peak_rss_mb']} | {r['model_mb']} | {r.get('psnr_vs_fp32') or '(reference)'} |"
+                f"{r['peak_rss_mb']} | {r['model_mb']} | {_psnr_cell(r)} |"
             )
     est = reports[0].get("estimates", [])
     if est:

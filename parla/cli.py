@@ -67,11 +67,11 @@ def _cmd_animate(args: argparse.Namespace) -> int:
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
-    from parla.training.prepare import prepare_dataset
+    from parla.training.prepare import dataset_summary, prepare_dataset
 
     report = prepare_dataset(args.videos, args.output, show=not args.quiet)
     ok = sum(1 for v in report.values() if v.startswith("ok"))
-    print(f"{ok} of {len(report)} clips prepared in {args.output}")
+    print(f"{ok} of {len(report)} clips prepared in {args.output}: {dataset_summary(args.output)}")
     for name, status in sorted(report.items()):
         if not status.startswith("ok"):
             print(f"  {name}: {status}")
@@ -374,8 +374,8 @@ def _add_backend_arg(s, default: str) -> None:
         "--backend",
         choices=[*BACKENDS, "auto"],
         default=default,
-        help="torch: the FP32 reference (pip install 'parla[train]'); onnxruntime, openvino, tflite: the INT8 "
-        f"student on that runtime; auto: the fastest installed (default: {default})",
+        help="auto: the INT8 student on the fastest installed runtime (the default); onnxruntime, openvino, "
+        "tflite: that runtime; torch: the FP32 reference (needs PyTorch's CPU build, README command 2)",
     )
 
 
@@ -508,12 +508,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", default="parla_demo.mp4")
     _add_backend_arg(s, "auto")
     s.add_argument("--device", default=None, help="the backend's device (torch: cpu or cuda, default cuda if any)")
-    s.add_argument("--net", choices=["teacher", "student"], default="teacher", help="torch: which refiner")
+    s.add_argument(
+        "--net", choices=["teacher", "student"], default=None, help="with --backend torch: which refiner (teacher)"
+    )
     _add_provenance_args(s)
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=_cmd_demo)
 
-    s = sub.add_parser("animate", help="animate a portrait with a speech file (the PyTorch reference by default)")
+    s = sub.add_parser("animate", help="animate a portrait with a speech file (the fastest installed runtime)")
     s.add_argument("portrait")
     s.add_argument("audio", nargs="?", help="speech file (or --text)")
     s.add_argument("--text", help="speak this text with the offline TTS (pip install 'parla[tts]') instead")
@@ -523,8 +525,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--net",
         choices=["teacher", "student"],
-        default="teacher",
-        help="which refiner: the teacher (best quality) or the distilled edge student, both FP32",
+        default=None,
+        help="with --backend torch: the teacher (best quality, the default) or the distilled student, both FP32",
     )
     _add_provenance_args(s)
     s.add_argument("--face-index", type=T.face_index, default=None, help="which face to use, 0 = largest")
@@ -532,13 +534,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--pose-scale", type=T.pose_scale, default=1.0, help="head-motion amplitude (0 = still head)")
     s.add_argument("--emotion", default=None, help="neutral, happy, sad, surprised, or K numbers")
     s.add_argument("--fps", type=T.fps, default=25.0)
-    _add_backend_arg(s, "torch")
+    _add_backend_arg(s, "auto")
     s.add_argument("--device", default=None, help="the backend's device (torch: cpu or cuda, default cuda if any)")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=_cmd_animate)
 
     s = sub.add_parser("prepare", help="turn talking-face videos into a training dataset (resumable)")
-    s.add_argument("videos", help="folder of videos (mp4/mpg, optional sidecar .wav)")
+    s.add_argument(
+        "videos",
+        nargs="+",
+        help="folders of videos (mp4/mpg, optional sidecar .wav); PREFIX=DIR names the clips of a corpus PREFIX_stem",
+    )
     s.add_argument("-o", "--output", required=True, help="dataset folder")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=_cmd_prepare)

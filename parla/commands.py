@@ -188,10 +188,22 @@ def add_stream(sub) -> None:
     s.set_defaults(func=cmd_stream)
 
 
+def _refuse_package_folder(out: Path) -> None:
+    """Reports never go into the installed package (an editable install's checkout holds the committed results
+    under benchmarks/, which only an explicit -o reaches)."""
+    import parla
+    from parla.errors import ParlaError
+
+    package = Path(parla.__file__).resolve().parent
+    if out.resolve().is_relative_to(package):
+        raise ParlaError(f"{out}: inside the installed package {package}; write the report elsewhere (-o DIR)")
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from parla import bench
 
     out = Path(args.output)
+    _refuse_package_folder(out)
     if args.merge:
         bench.merge(args.merge, out)
         print(f"merged {len(args.merge)} reports -> {out / 'bench.md'}")
@@ -241,6 +253,6 @@ def add_bench(sub) -> None:
     s.add_argument("--threads", type=T.threads, default=2)
     s.add_argument("--model", help="a model folder to bench instead of the bundled one (e.g. a candidate)")
     s.add_argument("--merge", nargs="+", metavar="JSON", help="join bench.json files from several machines")
-    s.add_argument("-o", "--output", default="benchmarks/results/edge")
+    s.add_argument("-o", "--output", default="parla-bench", help="report folder (default: ./parla-bench)")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=cmd_bench)

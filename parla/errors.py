@@ -65,6 +65,9 @@ class ModelNotFoundError(ParlaError):
     """No model is bundled, the named checkpoint does not exist, or a model file fails its checksum."""
 
 
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"  # README command 2's index: never a CUDA build
+
+
 def require(module: str, extra: str):
     """Import an optional dependency, or raise MissingDependencyError naming the pip extra that provides it."""
     import importlib
@@ -72,6 +75,11 @@ def require(module: str, extra: str):
     try:
         return importlib.import_module(module)
     except ImportError as e:
+        if module == "torch":  # pip would pull a CUDA build of torch for 'parla[train]' alone: name the CPU build
+            raise MissingDependencyError(
+                f"PyTorch is needed for this (the FP32 reference and training); install its CPU build first: "
+                f"pip install torch==2.13.0 --extra-index-url {TORCH_CPU_INDEX} && pip install 'parla[{extra}]'"
+            ) from e
         raise MissingDependencyError(
             f"the '{module}' package is needed for this; install it with: pip install 'parla[{extra}]'"
         ) from e

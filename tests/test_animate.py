@@ -75,7 +75,8 @@ def test_corrupt_model_file_is_a_clear_error(tmp_path, capsys, face_path, short_
     data = bytearray((model / "refiner.safetensors").read_bytes())
     data[-100] ^= 0xFF
     (model / "refiner.safetensors").write_bytes(bytes(data))
-    code = main(["animate", str(face_path), str(short_speech), "-o", str(tmp_path / "o.mp4"), "--model", str(model)])
+    out = str(tmp_path / "o.mp4")
+    code = main(["animate", str(face_path), str(short_speech), "-o", out, "--model", str(model), "--backend", "torch"])
     err = capsys.readouterr().err
     assert code == 2 and "checksum mismatch" in err and "Traceback" not in err
     assert not (tmp_path / "o.mp4").exists()

@@ -40,6 +40,8 @@ def animated(tmp_path_factory, face_path, clip):
                 str(clip),
                 "-o",
                 str(out),
+                "--backend",
+                "torch",
                 "--net",
                 "student",
                 "--seed",
@@ -195,7 +197,9 @@ def test_animate_teacher_is_the_engine_on_the_teacher(tmp_path, face_path, clip)
 
     encode(short, load_audio(clip)[:16000], 16000, "wav", "pcm_s16le")
     a, b = tmp_path / "a.mp4", tmp_path / "b.mp4"
-    assert main(["animate", str(face_path), str(short), "-o", str(a), "--device", "cpu", "-q"]) == 0
+    assert (
+        main(["animate", str(face_path), str(short), "-o", str(a), "--backend", "torch", "--device", "cpu", "-q"]) == 0
+    )
     with Avatar.from_image(face_path, "x86-cpu", overrides=TORCH_STUDENT, net="teacher") as av:
         assert av.version == json.loads((av.lips.path / "config.json").read_text())["version"]
         av.render(short, b)

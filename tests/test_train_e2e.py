@@ -64,6 +64,8 @@ def test_prepare_train_animate(tmp_path, prepared, talking_clip_dir, face_path, 
     data, report = prepared
     assert report == {"talk.mp4": "ok"}
     assert (data / "basis.npz").is_file() and (data / "clips" / "talk.crops.npy").is_file()
+    persons = json.loads((data / "persons.json").read_text())
+    assert persons["people"] == 1 and persons["clips"] == {"talk": 0}
     again = prepare_dataset(talking_clip_dir, data, show=False)  # resumable: nothing redone
     assert again == report
 
@@ -116,7 +118,7 @@ def test_prepare_train_animate(tmp_path, prepared, talking_clip_dir, face_path, 
     ck = load_checkpoint(bundle)
     assert ck.version == "student-step4" and ck.cfg.channels == (4, 8, 16) and ck.motion is not None
 
-    out = animate(face_path, speech_path, tmp_path / "out.mp4", model=bundle, seed=3, show=False)
+    out = animate(face_path, speech_path, tmp_path / "out.mp4", model=bundle, seed=3, show=False, backend="torch")
     info = probe_video(out)
     assert info.has_audio and (info.width, info.height) == (320, 320)
     d = stream_durations(out)
@@ -189,7 +191,16 @@ def test_phoneme_motion_model_end_to_end(tmp_path, prepared, face_path, speech_p
     assert model["phonemes"]["future_s"] == MIC_FUTURE_S  # a live source waits for the trade-off's knee
     assert not any(k.startswith("motion_") for k in model["edge"])  # stale exports dropped
 
-    out = animate(face_path, speech_path, tmp_path / "out.mp4", model=folder, net="student", device="cpu", show=False)
+    out = animate(
+        face_path,
+        speech_path,
+        tmp_path / "out.mp4",
+        model=folder,
+        net="student",
+        device="cpu",
+        show=False,
+        backend="torch",
+    )
     assert out.is_file()
     rt = load_config("x86-cpu", {"backend": "torch", "device": "cpu", "precision": "fp32", "model": str(folder)})
     from parla.audio import load_audio

@@ -302,7 +302,7 @@ def animate(
     emotion: str | None = None,
     face_index: int | None = None,
     device: str | None = None,
-    net: str = "teacher",
+    net: str | None = None,
     watermark: bool = True,
     badge: bool = False,
     credentials: bool = True,
@@ -310,18 +310,20 @@ def animate(
     lookahead_frames: int = FILE_LOOKAHEAD_FRAMES,
     text: str | None = None,
     voice: str = "en-us",
-    backend: str = "torch",
+    backend: str = "auto",
 ) -> Path:
     """``parla animate``: the engine, as fast as it goes, into an mp4 at the photo's resolution with the speech
-    muxed. Same seed -> same video. ``backend``: ``torch`` (the FP32 reference, ``net`` teacher or student; CUDA
-    when available) or an edge runtime (``auto``, ``onnxruntime``, ``openvino``, ``tflite``: the INT8 student, no
-    torch needed). With ``text`` instead of ``audio`` the speech comes from the offline TTS (``voice``), whose own
-    phoneme timing closes the lips on every /p b m/."""
+    muxed. Same seed -> same video. ``backend``: an edge runtime (``auto``, the default: the fastest installed;
+    ``onnxruntime``, ``openvino``, ``tflite``: the INT8 student, no torch needed) or ``torch`` (the FP32 reference,
+    ``net`` teacher, the default, or student; CUDA when available). With ``text`` instead of ``audio`` the speech
+    comes from the offline TTS (``voice``), whose own phoneme timing closes the lips on every /p b m/."""
     from parla.errors import ParlaError, require
     from parla.files import check_output
 
     if (audio is None) == (text is None):
         raise ParlaError("animate: give either a speech file or --text")
+    if net is not None and backend != "torch":
+        raise ParlaError(f"--net {net} picks an FP32 refiner of the torch reference; add --backend torch")
     check_output(output, inputs=[portrait, None if isinstance(audio, np.ndarray) else audio])
     closures = None
     if text is not None:
@@ -348,7 +350,7 @@ def animate(
         watermark=watermark,
         badge=badge,
         credentials=credentials,
-        net=net,
+        net=net or "teacher",
     ) as avatar:
         assert audio is not None  # given, or spoken from the text above
         return avatar.render(audio, output, show=show, lookahead_frames=lookahead_frames, closures=closures)

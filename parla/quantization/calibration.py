@@ -65,7 +65,7 @@ def prepared(videos_dir: Path, max_clips: int, show: bool):
             for f in (v, v.with_suffix(".wav")):
                 if f.is_file():
                     os.symlink(f.resolve(), src / f.name)
-        prepare_dataset(src, Path(tmp) / "data", show=show)
+        prepare_dataset(src, Path(tmp) / "data", show=show, persons=False)
         yield Path(tmp) / "data"
 
 

@@ -55,8 +55,9 @@ def _smoothed_alignments(lms: np.ndarray, valid: np.ndarray, fps: float) -> list
     return out
 
 
-def prepare_clip(video: Path, out_dir: Path) -> str:
-    """Prepare one clip; returns "ok" or the reason for skipping it."""
+def prepare_clip(video: Path, out_dir: Path, name: str | None = None) -> str:
+    """Prepare one clip (stored as ``name``, default the video's stem); returns "ok" or the reason for skipping."""
+    name = name or video.stem
     track = track_video(video)
     valid = track.valid
     if track.n_frames < MIN_FRAMES or valid.mean() < MIN_FACE_FRACTION:
@@ -67,7 +68,7 @@ def prepare_clip(video: Path, out_dir: Path) -> str:
         audio = None
     has_audio = audio is not None and float(np.sqrt(np.mean(audio**2))) >= SPEECH_RMS
     aligns = _smoothed_alignments(track.landmarks, valid, track.fps)
-    crops_path = out_dir / f"{video.stem}.crops.npy"
+    crops_path = out_dir / f"{name}.crops.npy"
     with atomic_output(crops_path) as tmp:
         crops = np.lib.format.open_memmap(
             tmp, mode="w+", dtype=np.uint8, shape=(track.n_frames, CROP_SIZE, CROP_SIZE, 3)
@@ -91,18 +92,42 @@ def prepare_clip(video: Path, out_dir: Path) -> str:
         # the speech itself (16 kHz, 16-bit): front-ends that need the waveform (the phoneme encoder) read it
         "audio": (np.clip(audio, -1, 1) * 32767).astype(np.int16) if has_audio else np.zeros(0, np.int16),
     }
-    with atomic_output(out_dir / f"{video.stem}.npz") as tmp, open(tmp, "wb") as f:
+    with atomic_output(out_dir / f"{name}.npz") as tmp, open(tmp, "wb") as f:
         np.savez(f, **meta)
     return "ok" if has_audio else "ok (no speech: refiner training only)"
 
 
-def prepare_dataset(videos_dir: str | os.PathLike, out_dir: str | os.PathLike, *, show: bool = True) -> dict:
-    """Prepare every clip of ``videos_dir`` (resumable), then fit the expression basis. Returns the report."""
+def video_sources(specs: list[str]) -> list[tuple[Path, str]]:
+    """``DIR`` or ``PREFIX=DIR`` arguments -> (video, clip name) pairs; a prefix names a corpus whose file names
+    carry none (``lrwar=../shared/data/train/lrw_ar/videos`` -> clips lrwar_00139, ...). Names must be unique."""
+    out: list[tuple[Path, str]] = []
+    for spec in specs:
+        prefix, sep, folder = spec.partition("=")
+        if not sep:
+            prefix, folder = "", spec
+        elif not prefix.isidentifier() or "_" in prefix:
+            raise InputFileError(f"{spec}: a corpus prefix is letters and digits only (lrwar=DIR)")
+        out += [(v, f"{prefix}_{v.stem}" if prefix else v.stem) for v in list_videos(folder)]
+    seen: dict[str, Path] = {}
+    for v, name in out:
+        if name in seen:
+            raise InputFileError(f"{v} and {seen[name]} would both be clip {name!r}; give one folder a PREFIX=")
+        seen[name] = v
+    return out
+
+
+def prepare_dataset(
+    videos_dirs: str | os.PathLike | list[str], out_dir: str | os.PathLike, *, show: bool = True, persons: bool = True
+) -> dict:
+    """Prepare every clip of the video folders (resumable; one clip in memory at a time), fit the expression
+    basis and group the clips by person (``persons.json``). Returns the per-clip report."""
     from parla.training.basis import fit_basis
+    from parla.training.persons import person_groups
 
     out = Path(out_dir)
     clips_dir = out / "clips"
-    videos = list_videos(videos_dir)  # before any folder is made: a wrong input leaves nothing behind
+    specs = [str(videos_dirs)] if isinstance(videos_dirs, (str, os.PathLike)) else [str(v) for v in videos_dirs]
+    videos = video_sources(specs)  # before any folder is made: a wrong input leaves nothing behind
     try:
         clips_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -110,16 +135,35 @@ def prepare_dataset(videos_dir: str | os.PathLike, out_dir: str | os.PathLike, *
     report_path = out / "report.json"
     report = json.loads(report_path.read_text()) if report_path.is_file() else {}
     with progress(len(videos), "preparing clips", enabled=show, unit="clip") as bar:
-        for v in videos:
-            done = (clips_dir / f"{v.stem}.npz").is_file() and (clips_dir / f"{v.stem}.crops.npy").is_file()
-            if not done and not str(report.get(v.name, "")).startswith("skipped"):
+        for v, name in videos:
+            key = name + v.suffix
+            done = (clips_dir / f"{name}.npz").is_file() and (clips_dir / f"{name}.crops.npy").is_file()
+            if not done and not str(report.get(key, "")).startswith("skipped"):
                 try:
-                    status = prepare_clip(v, clips_dir)
+                    status = prepare_clip(v, clips_dir, name)
                 except ParlaError as e:
                     status = f"error: {e}"
-                report[v.name] = status if status.startswith("ok") else f"skipped: {status}"
+                report[key] = status if status.startswith("ok") else f"skipped: {status}"
                 write_text_atomic(report_path, json.dumps(report, indent=2) + "\n")
             bar.update(1)
     basis = fit_basis(clips_dir)
     basis.save(out / "basis.npz")
+    if persons:
+        person_groups(out, show=show)
     return report
+
+
+def dataset_summary(out_dir: str | os.PathLike) -> str:
+    """One line: people, groups and minutes (with speech) of a prepared dataset."""
+    out = Path(out_dir)
+    persons = json.loads((out / "persons.json").read_text())
+    total = speech = 0.0
+    for meta in (out / "clips").glob("*.npz"):
+        with np.load(meta) as z:
+            secs = len(z["valid"]) / float(z["fps"])
+            total += secs
+            speech += secs if bool(z["has_audio"]) else 0.0
+    return (
+        f"{persons['people']} people (face clusters) in {persons['groups']} held-out groups; "
+        f"{total / 60:.1f} minutes of video, {speech / 60:.1f} with speech"
+    )
