@@ -1,4 +1,4 @@
-"""Issue 17 (acceptance 3): both provenance signals under what happens to a video after it leaves Parla.
+"""Both provenance signals under what happens to a video after it leaves Parla.
 
 Every eval portrait × the three eval speech clips (s01, s05, s06; 8 s each) is rendered by the edge engine
 (`parla animate --backend auto`, watermark and Content Credentials on), then transformed:
@@ -8,6 +8,8 @@ Every eval portrait × the three eval speech clips (s01, s05, s06; 8 s each) is 
     crop10                  10 % cut from every side (CRF 23)
     fps30to25               rendered at 30 fps, captured at 25 (nearest earlier frame; CRF 23)
     screen                  a screen capture: bilinear 0.9x resize, Gaussian blur σ 0.8, noise σ 2 (CRF 23)
+    phone                   a phone filming the screen: a perspective warp (corners moved up to 4 %), gamma 0.8,
+                            Gaussian blur σ 1.0, noise σ 3, resampled to 0.75x (CRF 28)
     strip                   remuxed (stream copy into a new mp4): the metadata and the manifest are gone
 
 and each result goes through `parla verify`'s two readers: the watermark (found or not) and the C2PA manifest
@@ -38,7 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 SPEECH = {"s01": "s01_en_sadtalker_RD_Radio31_000", "s05": "s05_fr_geneface_MacronSpeech",
           "s06": "s06_zh_sadtalker_chinese_news"}  # fmt: skip
-TRANSFORMS = ("original", "crf23", "crf28", "crf35", "half", "quarter", "crop10", "fps30to25", "screen", "strip")
+TRANSFORMS = ("original", "crf23", "crf28", "crf35", "half", "quarter", "crop10", "fps30to25", "screen", "phone",
+              "strip")  # fmt: skip
 
 
 def write(frames: list[np.ndarray], path: Path, fps: float, *, crf: int = 23) -> Path:
@@ -74,11 +77,33 @@ def transform(name: str, frames: list[np.ndarray], fps: float, out: Path, src: P
         shot = [cv2.GaussianBlur(f, (0, 0), 0.8) for f in resized(0.9)]
         noisy = [np.clip(f + rng.normal(0, 2, f.shape), 0, 255).astype(np.uint8) for f in shot]
         return write(noisy, out, fps)
+    if name == "phone":
+        return write(phone_capture(frames), out, fps, crf=28)
     if name == "strip":
         from parla.media.video import remux
 
         return remux(src, out)
     raise ValueError(name)
+
+
+def phone_capture(frames: list[np.ndarray], seed: int = 0) -> list[np.ndarray]:
+    """A phone filming the screen: one perspective (the phone held still), gamma, blur, sensor noise, 0.75x."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    h, w = frames[0].shape[:2]
+    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    dst = (src + rng.uniform(-0.04, 0.04, (4, 2)) * [w, h]).astype(np.float32)
+    m = cv2.getPerspectiveTransform(src, dst)
+    size = (max(2, round(w * 0.75) // 2 * 2), max(2, round(h * 0.75) // 2 * 2))
+    lut = (255 * (np.arange(256) / 255) ** 0.8).astype(np.uint8)
+    out = []
+    for f in frames:
+        g = cv2.warpPerspective(f, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        g = cv2.GaussianBlur(cv2.LUT(g, lut), (0, 0), 1.0)
+        g = cv2.resize(g, size, interpolation=cv2.INTER_AREA)
+        out.append(np.clip(g + rng.normal(0, 3, g.shape), 0, 255).astype(np.uint8))
+    return out
 
 
 def check(path: Path) -> dict:
@@ -89,8 +114,8 @@ def check(path: Path) -> dict:
     r = verify(path)
     wm_s = time.perf_counter() - t
     cred = read_credentials(path).state if available() else "not checked"
-    return {"watermark": r.found, "z": round(r.psr, 1), "frames": r.frames, "credentials": cred,
-            "verify_s": round(wm_s, 2)}  # fmt: skip
+    return {"watermark": r.found, "z": round(r.psr, 1), "confidence": r.confidence, "frames": r.frames,
+            "credentials": cred, "verify_s": round(wm_s, 2)}  # fmt: skip
 
 
 def generated(portraits: list[Path], speeches: list[str], tmp: Path) -> list[dict]:
@@ -155,6 +180,8 @@ def report(rows: list[dict], real: list[dict], out: Path, machine: str) -> int:
                 k: sum(g["credentials"] == k for g in got) for k in sorted({g["credentials"] for g in got})
             },
             "verify_s_median": round(float(np.median([g["verify_s"] for g in got])), 2) if got else None,
+            "confidence_min": min((g.get("confidence", 0.0) for g in got), default=None),
+            "z_min": min((g["z"] for g in got), default=None),
         }
     result = {
         "machine": machine,

@@ -420,11 +420,15 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     if r.found:
         p = r.payload
         print(
-            f"{r.path}: Parla watermark FOUND (confidence {r.confidence:.3f}, sync {r.psr:.1f}); generator "
+            f"{r.path}: Parla watermark FOUND: probability of a mark {r.confidence:.6f} (sync z {r.psr:.1f} over "
+            f"the threshold {r.threshold:.1f}; false positive rate {r.false_positive_rate:.1e}); generator "
             f"{p['generator']}, model code {p['version_code']:02x}, install {p['install_id']:03x}"
         )
     else:
-        print(f"{r.path}: no Parla watermark found (sync {r.psr:.1f} over {r.frames} frame(s))")
+        print(
+            f"{r.path}: no Parla watermark found: probability of a mark {r.confidence:.3f} (sync z {r.psr:.1f}, "
+            f"threshold {r.threshold:.1f}, {r.frames} frame(s) read)"
+        )
     ai = r.found or bool(cred and cred.valid and cred.ai_generated)
     if args.json:
         report = {"path": r.path, "ai_generated": ai, "watermark": r.to_dict(),

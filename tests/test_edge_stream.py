@@ -145,9 +145,13 @@ def test_engine_drops_frames_instead_of_growing_latency(avatar, speech, tmp_path
     stats = eng.run()
     assert stats.dropped > 10
     assert stats.frames + stats.dropped == 50
-    # bounded by the queue, not by the stream's length (the end of the input's last frames, all rendered, aside)
+    # bounded by the queue, not by the stream's length (the end of the input's last frames, all rendered, aside):
+    # an unbounded queue would make the last frames wait for every frame before them, so their latency would grow
+    # along the stream (about 3x from the first third to the last here); no absolute time limit
     late = int(np.ceil(motion.latency_samples / SAMPLE_RATE * 25)) + 1
-    assert max(list(stats.latency_ms)[:-late]) < 600
+    lat = np.array(list(stats.latency_ms)[:-late])
+    third = len(lat) // 3
+    assert lat[-third:].mean() < 1.5 * lat[:third].mean() + 100
     assert probe(out).n_frames == 50  # dropped slots hold the previous picture: A/V stay aligned
 
 

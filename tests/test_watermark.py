@@ -185,3 +185,48 @@ def test_chase_decoding_repairs_two_weak_bits_of_a_known_generator():
     assert read_bits(tile(ours, (3, 17)), 0, 0, chase=True)[0] == ours
     foreign = (0x3 << 20) | (ours & 0xFFFFF)
     assert read_bits(tile(foreign, (3, 17)), 0, 0, chase=True)[0] is None
+
+
+@pytest.mark.parametrize("size", [(720, 1280), (474, 474), (256, 256)])
+def test_the_mark_turns_smoothly_and_keeps_its_energy(portrait, size):
+    """No pulse: the residual changes by under 0.5 grey levels (mean absolute) between any two consecutive frames
+    over a whole turn, every frame keeps PSNR >= 40 dB, and frames half a turn apart carry opposite marks."""
+    import cv2
+
+    from parla.export.parity import psnr
+    from parla.watermark.core import LAG, PERIOD
+
+    frame = cv2.resize(portrait, size[::-1])
+    emb = Embedder(0x5ABCDE)
+    res = [emb(frame, t).astype(np.int16) - frame for t in range(PERIOD + 1)]
+    steps = [np.abs(res[t] - res[t - 1]).mean() for t in range(1, PERIOD + 1)]
+    assert max(steps) <= 0.5 and min(steps) > 0.05  # it moves, slowly
+    assert all(psnr(frame + r, frame) >= 40.0 for r in res)
+    raw = [emb.tile(t, 4.0) for t in range(PERIOD)]
+    assert all(np.allclose(raw[t], -raw[t + LAG]) for t in range(LAG))
+
+
+@pytest.mark.parametrize("index", [0, 4, 8, 13])
+def test_a_still_frame_carries_the_whole_mark_at_any_turn(portrait, index):
+    import cv2
+
+    frame = cv2.resize(portrait, (960, 540))
+    a = Accumulator()
+    a.add(Embedder(0x5ABCDE)(frame, index))
+    r = a.result()
+    assert r.found and r.payload == 0x5ABCDE and r.confidence >= 0.99
+
+
+def test_the_confidence_is_a_calibrated_probability():
+    """The threshold is where a reading with a valid payload has a false positive rate of 1e-6; a reading typical of
+    real video is improbable as a mark, one far above the threshold certain."""
+    from parla.watermark.core import NULL_GUMBEL, false_positive_rate, probability_marked, threshold
+
+    for kind in ("video", "image"):
+        t = threshold(kind)
+        assert false_positive_rate(t, kind) == pytest.approx(1e-6, rel=1e-3)
+        assert false_positive_rate(t + 1, kind) < 1e-6 < false_positive_rate(t - 1, kind)
+        typical = NULL_GUMBEL[kind][0]  # the null's mode
+        assert probability_marked(typical, kind, payload_ok=False) < 0.05
+        assert probability_marked(t + 10, kind, payload_ok=True) > 0.999999
+        assert probability_marked(t, kind, payload_ok=True) > 0.99

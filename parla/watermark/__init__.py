@@ -104,10 +104,15 @@ class VerifyResult:
     path: str
     found: bool
     payload: dict | None
-    confidence: float
-    psr: float
+    confidence: float  # the probability that the mark is present (core.probability_marked)
+    psr: float  # the sync z of the reading reported
     scale: float
     frames: int
+    statistic: str = "video"  # which reading: "video" (frame differences) or "image" (single frames)
+    threshold: float = 0.0  # the sync z needed (with a valid payload) for "found": false positive rate 1e-6
+    false_positive_rate: float = 1.0  # of a reading this strong (and its payload, if one was read)
+    z_video: float = 0.0  # the strongest sync of each statistic over the checkpoints read (calibration)
+    z_image: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -124,22 +129,40 @@ def verify(path: str | os.PathLike, max_frames: int = 100) -> VerifyResult:
     there (z ≥ 20 with a valid CRC, which no real video has come near) ends the search; so does evidence that
     could not reach z 20 by ``max_frames`` even growing 1.5x faster than it can (``Accumulator.hopeless``)."""
     from parla.files import check_input
+    from parla.watermark.core import false_positive_rate, threshold
 
     p = check_input(path)
     acc = Accumulator()
     d: Detection | None = None
+    z_video = z_image = 0.0
     for frame in _frames(p, max_frames):
         acc.add(frame)
         if acc.frames in CHECKPOINTS:
             d = acc.result()
+            z_video, z_image = max(z_video, acc.diff_z), max(z_image, acc.static_z)
             if d.found or acc.hopeless(max_frames):
                 break
             d = None
     if acc.frames == 0:
         raise ParlaError(f"{p}: no frames to check")
-    d = d or acc.result()
+    if d is None:
+        d = acc.result()
+        z_video, z_image = max(z_video, acc.diff_z), max(z_image, acc.static_z)
     payload = asdict(Payload.parse(d.payload)) if d.found and d.payload is not None else None
-    return VerifyResult(str(p), d.found, payload, round(d.confidence, 4), round(d.psr, 2), d.scale, acc.frames)
+    return VerifyResult(
+        str(p),
+        d.found,
+        payload,
+        round(d.confidence, 6),
+        round(d.psr, 2),
+        d.scale,
+        acc.frames,
+        d.kind,
+        round(threshold(d.kind), 2),
+        false_positive_rate(d.psr, d.kind, d.payload is not None),
+        round(z_video, 2),
+        round(z_image, 2),
+    )
 
 
 def _frames(p: Path, max_frames: int):

@@ -1,30 +1,41 @@
-"""An invisible, tiled spread-spectrum watermark in every generated frame (issue 6).
+"""An invisible, tiled spread-spectrum watermark in every generated frame, turning smoothly in time.
 
 Embedding: a 192-px tile of 16 x 16 smooth bumps (12-px cells, each a raised cosine of sign +-1, large enough
 that H.264 at CRF 28 after halving the size keeps them) is added to R, G and B alike (i.e. to the luma), tiled
 over the whole frame, at a peak of 4 grey levels (PSNR about 42 dB). 96 cells form a fixed sync pattern; 160 carry
-40 bits (a 24-bit payload + CRC-16), each bit on 4 cells with pseudo-random signs. The mark's sign flips every
-8 frames, so that the difference of two frames cancels a talking head's nearly static picture but not the mark.
+40 bits (a 24-bit payload + CRC-16), each bit on 4 cells with pseudo-random signs.
+
+Motion: frame t carries cos(a) P + sin(a) P', a = 2 pi t / PERIOD, where P is the tile and P' the same tile moved by
+half a tile along both axes. The mark's energy is the same in every frame (a still frame always carries all of
+it), it changes by a small step between consecutive frames (no visible pulse: a mark that flipped its sign every
+8 frames changed the picture by 3.3 grey levels at once, a pulse three times a second), and two frames half a
+turn apart (LAG) carry opposite marks, so that their difference cancels a talking head's nearly static picture but
+doubles the mark.
 
 Detection: high-pass the luma and weight it by its inverse local variance (the matched filter for a mark in
-picture "noise" of varying strength), fold it into one tile (the sum over all tile positions), find the tile's
-shift by FFT cross-correlation with the sync pattern, read the bits there, and accept only when the sync peak
-stands far above the correlation at every other shift *and* the CRC-16 matches. Videos are read as differences of
-consecutive frames, images (or single frames) directly. Resizing is handled by folding at several scales,
-cropping by the shift search, a changed frame rate by the flips being seen in any pair of frames that straddles
-one (duplicated frames are skipped).
+picture "noise" of varying strength), fold it into one tile (the sum over all tile positions), and correlate the
+fold with the sync pattern at every shift (FFT). The two copies P and P' put their peaks half a tile apart, so the
+statistic at a shift adds the squared correlations at it and half a tile away (whatever the turn, the mark's
+whole energy); it is accepted only when that peak stands far above every other shift *and* the CRC-16 matches.
+Videos are read as differences of frames LAG apart, images (or single frames) directly. Resizing is handled by
+folding at several scales, cropping by the shift search, a changed frame rate by the turn being slow (frames LAG
+apart at another rate are still most of half a turn apart).
 
-The scale is read from the picture before any folding (issue 17): the mark repeats every TILE px, so the
-autocorrelation of the first frame's high-passed luma peaks at the tile's period however the video was resized
-(192 px as written, 173 after a 0.9x screen capture, 48 at a quarter); real videos show no such lattice. The fold
-runs at 1 (as written) and at the scales of the strongest lattice candidates. A fixed list of scales missed every
-resize not on it (a 0.9x screen capture: 0 of 6 clips found in the first robustness run).
+The scale is read from the picture before any folding: the mark repeats every TILE px, so the autocorrelation of
+the first frame's high-passed luma peaks at the tile's period however the video was resized (192 px as written,
+173 after a 0.9x screen capture, 48 at a quarter); real videos show no such lattice. The fold runs at 1 (as
+written) and at the scales of the strongest lattice candidates. A fixed list of scales missed every resize not on
+it (a 0.9x screen capture: 0 of 6 clips found).
+
+Calibration (``calibration``): the statistic's distribution on real videos and photos, measured, gives each
+reading a probability that the mark is present and the threshold a false positive rate (docs/responsible-use.md).
 """
 
 from __future__ import annotations
 
 import binascii
 import os
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,7 +54,9 @@ AMPLITUDE = 4.0  # grey levels at a bump's peak: PSNR 42.4 dB before clipping
 # Frames under 512 px carry fewer tiles, and after halving and CRF 28 the mark fades first there: a stronger
 # peak (PSNR 40.5 dB, still above the 40 dB bar) buys back detection margin.
 AMPLITUDE_SMALL, SMALL_SIDE = 5.0, 512
-HALF_PERIOD = 8  # frames between sign flips of the mark (320 ms at 25 fps)
+PERIOD = 32  # frames per full turn of the mark (1.28 s at 25 fps): a step of 2 pi / 32 changes it by ~0.3 grey
+LAG = PERIOD // 2  # frames between the two frames of a video difference: half a turn, opposite marks
+HALF = TILE // 2  # px: P' is P moved by this much along both axes
 SCALES = (1.0, 2.0, 1.5, 4 / 3, 0.75)  # fixed detector scales (resize by this), for small frames
 # The lattice search (``lattice_scales``): tile periods from LATTICE_MIN_PERIOD px (a copy shrunk to 1/4.8) to
 # LATTICE_MAX_PERIOD (enlarged 3x) or as far as LATTICE_MIN_OVERLAP px of the frame still overlap it shifted by the
@@ -61,8 +74,8 @@ FOLD_MAX_PIXELS = 4_200_000
 SMALL_FRAME = 400_000
 TINY_FRAME = 40_000
 # A video without a mark is let go early: after HOPELESS_AFTER frames, when even HOPELESS_MARGIN times the
-# square-root growth of its statistic could not reach PSR_THRESHOLD by the last frame (real videos: z 7.3 median,
-# 12.8 at most at 100 frames; a marked clip after CRF 35 passes 20 only at 64 frames and more).
+# square-root growth of its statistic could not reach PSR_THRESHOLD by the last frame (the statistic of a mark grows
+# with the differences read, that of a real video does not).
 HOPELESS_AFTER = 32
 HOPELESS_MARGIN = 1.5
 # Chase decoding of the video statistic (``read_bits``): the 8 least certain bits, up to two flipped (36 trials),
@@ -71,11 +84,6 @@ HOPELESS_MARGIN = 1.5
 CHASE_BITS = 8
 GENERATOR_ID = 0x5  # "Parla"
 KNOWN_GENERATORS = (GENERATOR_ID,)
-# z of the sync peak needed, besides a valid CRC-16. The statistic is not a calibrated Gaussian z on real video
-# (frames are correlated): on the 71 real videos of ../shared/data it reached 12.8 at most (median 7.3), marked
-# clips after CRF 28 + halving measured 32 and above (docs/responsible-use.md).
-PSR_THRESHOLD = 20.0  # videos (frame differences)
-PSR_THRESHOLD_IMAGE = 8.0  # single frames: a different statistic (1-4 folds); 0 hits on 1,207 real frames at 6
 
 
 @dataclass(frozen=True)
@@ -156,45 +164,60 @@ def sync_template() -> np.ndarray:
 
 
 class Embedder:
-    """Adds the payload's tiled pattern to RGB uint8 frames. The tiled field is cached per frame size as two
-    uint8 images (its positive and negative parts), applied with OpenCV's saturating add/subtract: about 1 ms for a
-    1080p frame instead of a float round trip."""
+    """Adds the payload's turning tiled pattern to RGB uint8 frames. Each of the PERIOD phases is cached as two
+    uint8 tiles (the positive and negative parts of the rounded mark), added tile by tile with OpenCV's saturating
+    add/subtract: about as cheap as a whole cached frame (1.4-1.7 ms for 1080p), without a frame-sized cache per
+    phase."""
 
     def __init__(self, payload: int, amplitude: float | None = None) -> None:
         self.payload, self.amplitude = payload, amplitude
         self.unit = pattern(payload)
-        self._cache: tuple[tuple[int, ...], np.ndarray, np.ndarray] | None = None
+        self.moved = np.roll(self.unit, (HALF, HALF), axis=(0, 1))
+        self._tiles: dict[tuple[float, int], tuple[np.ndarray, np.ndarray]] = {}
 
     def amplitude_for(self, h: int, w: int) -> float:
         if self.amplitude is not None:
             return self.amplitude
         return AMPLITUDE if min(h, w) >= SMALL_SIDE else AMPLITUDE_SMALL
 
-    def field_for(self, h: int, w: int) -> np.ndarray:
-        """The (h, w, 1) float field of polarity +1."""
-        reps = (-(-h // TILE), -(-w // TILE))
-        return np.tile(self.unit * self.amplitude_for(h, w), reps)[:h, :w, None]
+    def tile(self, index: int, amplitude: float) -> np.ndarray:
+        """The (TILE, TILE) float mark of frame ``index`` (before rounding)."""
+        a = phase(index)
+        return amplitude * (np.cos(a) * self.unit + np.sin(a) * self.moved)
 
-    def _parts(self, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-        if self._cache is None or self._cache[0] != shape:
-            f = np.round(self.field_for(*shape[:2]))
-            pos = np.repeat(np.clip(f, 0, 255), shape[2], axis=2).astype(np.uint8)
-            neg = np.repeat(np.clip(-f, 0, 255), shape[2], axis=2).astype(np.uint8)
-            self._cache = (shape, pos, neg)
-        return self._cache[1], self._cache[2]
+    def field_for(self, h: int, w: int, index: int = 0) -> np.ndarray:
+        """The (h, w, 1) float field of frame ``index``."""
+        reps = (-(-h // TILE), -(-w // TILE))
+        return np.tile(self.tile(index, self.amplitude_for(h, w)), reps)[:h, :w, None]
+
+    def _parts(self, index: int, amplitude: float, channels: int) -> tuple[np.ndarray, np.ndarray]:
+        key = (amplitude, index % PERIOD, channels)
+        if key not in self._tiles:
+            f = np.round(self.tile(index, amplitude))[..., None]
+            pos = np.repeat(np.clip(f, 0, 255), channels, axis=2).astype(np.uint8)
+            neg = np.repeat(np.clip(-f, 0, 255), channels, axis=2).astype(np.uint8)
+            self._tiles[key] = (pos, neg)
+        return self._tiles[key]
 
     def __call__(self, frame: np.ndarray, index: int = 0) -> np.ndarray:
         cv2 = require("cv2", "core")
-        pos, neg = self._parts(frame.shape)
-        if polarity(index) < 0:
-            pos, neg = neg, pos
-        return cv2.subtract(cv2.add(np.ascontiguousarray(frame), pos), neg)
+        out = np.array(frame, dtype=np.uint8, order="C", copy=True)
+        if out.ndim == 2:
+            out = out[..., None]
+        h, w, c = out.shape
+        pos, neg = self._parts(index, self.amplitude_for(h, w), c)
+        for y in range(0, h, TILE):
+            for x in range(0, w, TILE):
+                roi = out[y : y + TILE, x : x + TILE]
+                th, tw = roi.shape[:2]
+                cv2.add(roi, pos[:th, :tw], dst=roi)
+                cv2.subtract(roi, neg[:th, :tw], dst=roi)
+        return out if frame.ndim == 3 else out[..., 0]
 
 
-def polarity(index: int) -> float:
-    """The mark's sign in frame ``index``: it flips every HALF_PERIOD frames, so that differences of frames
-    cancel the (nearly static) picture of a talking head but not the mark."""
-    return 1.0 if (index // HALF_PERIOD) % 2 == 0 else -1.0
+def phase(index: int) -> float:
+    """The mark's turn in frame ``index``: 2 pi per PERIOD frames."""
+    return 2 * np.pi * (index % PERIOD) / PERIOD
 
 
 def highpass_luma(frame: np.ndarray) -> np.ndarray:
@@ -271,13 +294,14 @@ class Accumulator:
     def __init__(self, scales: tuple[float, ...] | None = None, max_diffs: int = 64) -> None:
         self.max_diffs = max_diffs
         self.scales: tuple[float, ...] = ()
-        self.static: dict[float, list[np.ndarray]] = {}  # per-frame folds (polarity unknown)
+        self.static: dict[float, list[np.ndarray]] = {}  # per-frame folds (turn unknown)
         self.diffs: dict[float, list[np.ndarray]] = {}
         if scales is not None:
             self._use(scales)
-        self.prev: np.ndarray | None = None
+        # the last LAG frames' luma, rounded to uint8 (16 frames of 1080p: 33 MB instead of 133 as float)
+        self.past: deque[np.ndarray] = deque(maxlen=LAG)
         self.frames = 0
-        self.diff_z = 0.0
+        self.diff_z = self.static_z = 0.0  # the strongest sync of each statistic at the last result()
 
     def _use(self, scales: tuple[float, ...]) -> None:
         self.scales = scales
@@ -296,33 +320,37 @@ class Accumulator:
         if self.frames < 4:  # a few single frames are enough for the static statistic
             for s, folded in zip(self.scales, _fold_all(f, self.scales), strict=True):
                 self.static[s].append(folded)
-        if self.prev is not None and len(next(iter(self.diffs.values()))) < self.max_diffs:
-            d = f - self.prev
-            if np.abs(d).mean() > 0.05:  # a duplicated frame (frame-rate change) carries nothing
+        if len(self.past) == LAG and len(next(iter(self.diffs.values()))) < self.max_diffs:
+            d = f - self.past[0]
+            if np.abs(d).mean() > 0.05:  # a repeated frame carries nothing
                 for s, folded in zip(self.scales, _fold_all(d + 128.0, self.scales), strict=True):
                     self.diffs[s].append(folded)
-        self.prev = f
+        self.past.append(np.clip(np.rint(f), 0, 255).astype(np.uint8))
         self.frames += 1
 
     def result(self) -> Detection:
         best = Detection(False, None, 0.0, 0.0, 1.0, (0, 0))
-        self.diff_z = 0.0
+        self.diff_z = self.static_z = 0.0
         for s in self.scales:
-            for folds, threshold in ((self.diffs[s], PSR_THRESHOLD), (self.static[s], PSR_THRESHOLD_IMAGE)):
+            for folds, kind in ((self.diffs[s], "video"), (self.static[s], "image")):
                 if folds:
-                    d = decode_folds(folds, s, threshold)
-                    if threshold == PSR_THRESHOLD:
+                    d = decode_folds(folds, s, kind)
+                    if kind == "video":
                         self.diff_z = max(self.diff_z, d.psr)
-                    if d.found > best.found or (d.found == best.found and d.psr > best.psr):
+                    else:
+                        self.static_z = max(self.static_z, d.psr)
+                    if (d.found, d.confidence, d.psr) > (best.found, best.confidence, best.psr):
                         best = d
         return best
 
     def hopeless(self, max_frames: int) -> bool:
         """After ``result()``: no mark can reach the threshold by ``max_frames``. The video statistic grows like
-        the square root of the frames read; given HOPELESS_MARGIN times that growth, it would still fall short."""
+        the square root of the differences read; given HOPELESS_MARGIN times that growth, it would still fall
+        short."""
         if self.frames < HOPELESS_AFTER or self.frames >= max_frames:
             return False
-        grown = self.diff_z * np.sqrt(max_frames / self.frames) * HOPELESS_MARGIN
+        now, last = max(self.frames - LAG, 1), min(max_frames - LAG, self.max_diffs)
+        grown = self.diff_z * np.sqrt(max(last, now) / now) * HOPELESS_MARGIN
         return bool(grown < PSR_THRESHOLD)
 
 
@@ -352,23 +380,32 @@ def _fold_at(f: np.ndarray, scale: float) -> np.ndarray:
     return fold(highpass_luma(g)) if min(g.shape[:2]) >= CELL * 4 else np.zeros((TILE, TILE), np.float32)
 
 
-def decode_folds(folds: list[np.ndarray], scale: float, threshold: float = PSR_THRESHOLD) -> Detection:
-    """Folds of unknown sign each. The shift maximises the summed squared sync correlation E; its significance
-    is E against the same statistic at every other shift (chi-square with one degree of freedom per fold,
-    turned into a Gaussian z by the Wilson-Hilferty transform, so one threshold fits 1 or 64 folds). The folds
-    are then summed, each weighted by its own signed correlation at that shift, and the bits read there."""
+def decode_folds(folds: list[np.ndarray], scale: float, kind: str = "video") -> Detection:
+    """Folds of unknown turn each. Each fold holds the tile at a shift and, turned against it, at that shift plus
+    half a tile; the statistic at a shift is the summed squared sync correlation there and half a tile away, E. Its
+    significance is E against the same statistic at every other shift (chi-square with two degrees of freedom per
+    fold, turned into a Gaussian z by the Wilson-Hilferty transform, so one threshold fits 1 or 64 folds). The two
+    copies of every fold are then summed onto the first, each weighted by its own signed correlation, and the bits
+    read there."""
     tmpl = np.conj(np.fft.fft2(sync_template()))
     corrs = [np.real(np.fft.ifft2(np.fft.fft2(a) * tmpl)) for a in folds]
     energy = sum(c * c for c in corrs)
+    energy = energy + np.roll(energy, (HALF, HALF), axis=(0, 1))
     dy, dx = np.unravel_index(int(np.argmax(energy)), energy.shape)
-    n = len(folds)
-    off = energy[_off_peak(dy, dx)]
+    n = 2 * len(folds)
+    off = energy[_off_peak(dy, dx) & _off_peak((dy + HALF) % TILE, (dx + HALF) % TILE)]
     x = energy[dy, dx] / max(off.mean(), 1e-12)  # E / (n sigma^2): mean 1 under no mark
     z = (x ** (1 / 3) - (1 - 2 / (9 * n))) / np.sqrt(2 / (9 * n))
-    total = sum(c[dy, dx] * a for c, a in zip(corrs, folds, strict=True))
-    payload, margin = read_bits(total, int(dy), int(dx), chase=threshold >= PSR_THRESHOLD and z >= PSR_THRESHOLD)
-    found = bool(z >= threshold and payload is not None)
-    return Detection(found, payload if found else None, float(z), float(z), scale, (int(dy), int(dx)), margin)
+    oy, ox = (dy + HALF) % TILE, (dx + HALF) % TILE
+    total = sum(
+        c[dy, dx] * a + c[oy, ox] * np.roll(a, (HALF, HALF), axis=(0, 1)) for c, a in zip(corrs, folds, strict=True)
+    )
+    payload, margin = read_bits(total, int(dy), int(dx), chase=kind == "video" and z >= PSR_THRESHOLD)
+    found = bool(z >= threshold(kind) and payload is not None)
+    confidence = probability_marked(float(z), kind, payload is not None)
+    return Detection(
+        found, payload if found else None, float(z), float(z), scale, (int(dy), int(dx)), margin, kind, confidence
+    )
 
 
 def _off_peak(dy: int, dx: int) -> np.ndarray:
@@ -407,20 +444,64 @@ def read_bits(acc: np.ndarray, dy: int, dx: int, *, chase: bool = False) -> tupl
 class Detection:
     found: bool
     payload: int | None
-    psr: float  # sync peak over correlation noise
+    psr: float  # sync peak over correlation noise (a z)
     score: float  # psr, the ranking across scales
     scale: float
     shift: tuple[int, int]
     bit_margin: float = 0.0  # weakest |bit| over the noise of the bits
-
-    @property
-    def confidence(self) -> float:
-        """0..1: how far the sync peak stands above the detection threshold (a logistic of the PSR)."""
-        if not self.found:
-            return 0.0
-        return float(1 / (1 + np.exp(-(self.psr - PSR_THRESHOLD))))
+    kind: str = "video"  # which statistic: "video" (frame differences) or "image" (single frames)
+    confidence: float = 0.0  # the probability that the mark is present (``probability_marked``)
 
 
 def decode_tile(acc: np.ndarray, scale: float) -> Detection:
     """One fold (of either sign)."""
-    return decode_folds([acc], scale, PSR_THRESHOLD_IMAGE)
+    return decode_folds([acc], scale, "image")
+
+
+# --- Calibration: what a reading means --------------------------------------------------------------------------
+# Without the mark, the sync statistic (the largest over all shifts and scales, so an extreme value) follows a
+# Gumbel law whose location and scale were fitted to real material by benchmarks/watermark_null.py (results in
+# benchmarks/results/watermark_null/): real videos for the video statistic, real photos and frames for the image
+# one. Its survival function gives the chance that an unmarked video reads a sync at least as strong; a payload
+# passing the CRC-16 by chance (or one of the 36 Chase words passing it and naming a known generator) multiplies
+# that by CRC_FALSE_ACCEPT: the bits of an unmarked video at the sync's shift are random.
+NULL_GUMBEL = {"video": (8.42, 1.72), "image": (3.02, 0.76)}  # (location, scale), refit with watermark_null.py
+CRC_FALSE_ACCEPT = 2.0**-16 + 36 * 2.0**-20
+FALSE_POSITIVE_TARGET = 1e-6  # per checked video or image
+# A marked copy reads anywhere from the threshold to several hundred (heavily attacked to pristine): its density is
+# taken flat up to MARKED_Z_RANGE. With prior odds 1:1 the posterior is then the reported confidence.
+MARKED_Z_RANGE = 400.0
+
+
+def null_survival(z: float, kind: str) -> float:
+    """P(an unmarked video or image reads a sync z at least this strong), from the fitted Gumbel law."""
+    mu, beta = NULL_GUMBEL[kind]
+    return float(-np.expm1(-np.exp(-(z - mu) / beta)))
+
+
+def false_positive_rate(z: float, kind: str, payload_ok: bool = True) -> float:
+    """P(an unmarked video gives this reading: a sync at least z and, if one was read, a payload passing the CRC)."""
+    return null_survival(z, kind) * (CRC_FALSE_ACCEPT if payload_ok else 1.0)
+
+
+def threshold(kind: str) -> float:
+    """The sync z above which a reading with a valid payload has a false positive rate of FALSE_POSITIVE_TARGET."""
+    mu, beta = NULL_GUMBEL[kind]
+    s = FALSE_POSITIVE_TARGET / CRC_FALSE_ACCEPT
+    return float(mu - beta * np.log(-np.log1p(-s)))
+
+
+def probability_marked(z: float, kind: str, payload_ok: bool) -> float:
+    """P(mark present | reading), prior odds 1:1. Likelihood without the mark: the null's Gumbel density at z times
+    the CRC's false-accept rate (or its complement when no payload was read); with the mark: flat in z up to
+    MARKED_Z_RANGE times 1 (or, without a payload, the chance that a marked copy this weak loses its payload,
+    taken as 1 below the threshold and 0.01 above it)."""
+    mu, beta = NULL_GUMBEL[kind]
+    u = (z - mu) / beta
+    log_f0 = -np.log(beta) - u - np.exp(-u)  # Gumbel log-density
+    log_q0 = np.log(CRC_FALSE_ACCEPT) if payload_ok else np.log1p(-CRC_FALSE_ACCEPT)
+    log_l1 = -np.log(MARKED_Z_RANGE) + (0.0 if payload_ok or z < threshold(kind) else np.log(0.01))
+    return float(1 / (1 + np.exp(np.clip(log_f0 + log_q0 - log_l1, -700, 700))))
+
+
+PSR_THRESHOLD = threshold("video")  # the video statistic's threshold: Chase decoding and the early stop use it
