@@ -51,8 +51,9 @@ def read_all(paths: list[Path]) -> list[dict]:
         for p in paths:
             t = time.perf_counter()
             r = verify(p)
+            secs = round(time.perf_counter() - t, 2)
             rows.append({"file": str(p.relative_to(DATA)), "found": r.found, "z_video": r.z_video,
-                         "z_image": r.z_image, "frames": r.frames, "seconds": round(time.perf_counter() - t, 2)})  # fmt: skip
+                         "z_image": r.z_image, "frames": r.frames, "seconds": secs})  # fmt: skip
             bar.update(1)
     return rows
 
