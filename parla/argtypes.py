@@ -1,4 +1,4 @@
-"""Command-line numbers checked at parse time, with their unit and range (issue 16): a bad value is one
+"""Command-line numbers checked at parse time, with their unit and range: a bad value is one
 ``parla: error:`` line before any work, never a hang (``--fps -5``), a runaway render (``--fps 100000``) or a
 traceback deep in the library (``--pose-scale nan``)."""
 

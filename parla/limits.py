@@ -1,4 +1,4 @@
-"""Limits checked before work (issue 16): no input may make Parla decode, allocate or render without bound.
+"""Limits checked before work: no input may make Parla decode, allocate or render without bound.
 
 Every reader checks its input against these before decoding it: an image's pixel count from its header, a
 video's frame size from its container, audio's duration while it is decoded, a config file's size and YAML

@@ -1,4 +1,4 @@
-"""The phoneme encoder: a pretrained speech front-end for the lips (issue 14).
+"""The phoneme encoder: a pretrained speech front-end for the lips.
 
 ``hama==1.3.13`` (PyPI, Apache-2.0) ships a CTC phoneme recogniser, ``hama/assets/asr_waveform_fp16.onnx``
 (2.3 M parameters): raw 16 kHz audio in, per 20 ms frame log-probabilities over 191 IPA classes out. Parla reads
@@ -50,8 +50,8 @@ AHEAD_PAST_S, AHEAD_FUTURE_S, AHEAD_EVERY = 2.0, 2.0, 5
 
 
 def outputs_for(settings: dict | None) -> str:
-    """The encoder outputs a model folder's lips net reads (config.json "phonemes" "outputs"; before session 17
-    every folder read the hidden state alone and says nothing)."""
+    """The encoder outputs a model folder's lips net reads (config.json "phonemes" "outputs"; a folder that
+    says nothing reads the hidden state alone, as every folder did before the option existed)."""
     return str((settings or {}).get("outputs", "hidden"))
 
 

@@ -113,7 +113,7 @@ class MouthCopy:
         return tuple(out)
 
 
-SOFT_UPSCALE = 2.5  # crop px per photo px above which the face is enlarged enough to look soft (issue 16)
+SOFT_UPSCALE = 2.5  # crop px per photo px above which the face is enlarged enough to look soft
 
 
 class StageTimer:

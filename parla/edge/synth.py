@@ -68,7 +68,7 @@ class MotionSettings:
     min_pause_s: float = 0.0
     quiet_pauses: bool = False  # pauses are silences below the absolute level only (not dips relative to the speech)
     # A frame shows the lips the net reads this many seconds after its instant (config "lead_s"; costs as much
-    # audio latency live). 0: on source-held-out clips every lead lowered the correlation (session 14, 0.463 at 0,
+    # audio latency live). 0: on source-held-out clips every lead lowered the correlation (0.463 at 0,
     # 0.431 at 20 ms, 0.388 at 40 ms; benchmarks/motion_cv.py --leads): the net's mouth is not late.
     lead_s: float = 0.0
 

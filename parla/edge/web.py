@@ -1,4 +1,4 @@
-"""The kiosk page: picture and sound over WebRTC (aiortc), the page and its signalling over aiohttp (issue 15).
+"""The kiosk page: picture and sound over WebRTC (aiortc), the page and its signalling over aiohttp.
 
 Why WebRTC (docs/decisions.md, "The kiosk page"): it is what browsers use for live video with sound; the browser
 keeps audio and video in sync by itself, from the RTCP sender reports, and its own statistics (frames decoded,

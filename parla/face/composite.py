@@ -1,4 +1,4 @@
-"""Compose a frame at the photo's own resolution (issue 13): the spline warp applied to the photo itself, the
+"""Compose a frame at the photo's own resolution: the spline warp applied to the photo itself, the
 refiner's change added only where something must be painted, the result blended into the photo.
 
 The refiner works on a 256² aligned crop (at 128²), which is several times coarser than the face of a good photo.

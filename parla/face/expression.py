@@ -99,7 +99,7 @@ class ExpressionBasis:
         part of a mouth's state that can be read from a single photo without knowing the person's rest shape
         (closed lips meet whatever their shape); in the shipped basis only that part is corrected. A basis fitted
         with ``fit_rest(..., shape=True)`` (``meta["shape_shrink"]``, ``meta["shape_center"]``; measured, not
-        shipped: docs/decisions.md, session 18) first moves each coefficient part of the way to the training
+        shipped: docs/decisions.md) first moves each coefficient part of the way to the training
         speakers', taking part of a photo's lip shape as the moment's rather than the person's.
         """
         direction = self.meta.get("open_direction")

@@ -1,4 +1,4 @@
-"""Lip copies of an open-mouthed photo (issue 15): the other sources the renderer warps from when the speech
+"""Lip copies of an open-mouthed photo: the other sources the renderer warps from when the speech
 brings the lips closer than the photo can be squeezed.
 
 The spline warp squeezes a lip gap at most 2:1 (``parla.face.warp.MIN_COMPRESSION``, the guard against folds),
@@ -10,7 +10,7 @@ skin from the lips to the nose and to below the chin stretches to make up the di
 per portrait, per pixel (the seam stays sharp), for the aligned crop and for the photo at its own resolution;
 ``source_weights`` then says, per frame, which one or two sources the driving shape needs.
 
-The mirror case (issue 14, session 13): a photo whose lips are together shows no inside to warp, and stretched
+The mirror case: a photo whose lips are together shows no inside to warp, and stretched
 closed lips only grow taller. ``LipOpener`` moves its lips apart at the line where they meet (the same per-column
 map, with the skin next to the lips compressed instead of stretched) and paints the gap: the mouth's dark inside and
 the upper teeth, coloured from the photo's own lips and eye whites. Three such copies, wider and wider, cover the

@@ -1,4 +1,4 @@
-"""Content Credentials (C2PA) on the files Parla generates (issue 17): a signed manifest that says the media was
+"""Content Credentials (C2PA) on the files Parla generates: a signed manifest that says the media was
 made by an AI system (IPTC digital source type ``trainedAlgorithmicMedia``, what the EU AI Act's Article 50 asks
 generators to mark in a machine-readable way), by which generator and model, with the watermark's payload and,
 for a live recording, the time. Through the maintained bindings, ``c2pa-python`` (``pip install 'parla[c2pa]'``).

@@ -1,4 +1,4 @@
-"""What a viewer sees, measured on every frame (issue 13): broken frames, lost detail, shifted colour.
+"""What a viewer sees, measured on every frame: broken frames, lost detail, shifted colour.
 
 - *temporal spikes*: the face region (the clip's median face box, grey, 128²) of frame t against the pixelwise
   median of frames t-3..t+3; a spike is a frame whose mean absolute difference exceeds 4x the clip's median of

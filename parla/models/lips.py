@@ -25,7 +25,7 @@ class LipNetConfig:
     dilations: tuple[int, ...] = (1, 2, 4, 8, 1, 2)
     lookahead: int = 8  # mel frames (80 ms) of future audio each output may see
     closure: bool = False  # one more output channel: the logit that the lips touch (/p b m/, pauses) at that frame
-    members: int = 1  # nets averaged (an ensemble of seeds; three ship: docs/training.md, session 11)
+    members: int = 1  # nets averaged (an ensemble of seeds; three ship: docs/training.md)
 
     @property
     def receptive_field(self) -> int:

@@ -64,7 +64,7 @@ def fit_rest(clips: list[np.ndarray], basis: ExpressionBasis, *, shape: bool = F
     shape_shrink, shape_center: per coefficient, the clip's median mouth regressed on any one of its frames (both
     as coefficients of their offset from the basis' mean shape, each clip weighted equally), so that
     ``shape_center + shape_shrink * frame`` estimates a speaker's median mouth from one photo of them. Measured, not
-    shipped: it moves a photo's smile, which costs identity (docs/decisions.md, session 18).
+    shipped: it moves a photo's smile, which costs identity (docs/decisions.md).
     """
     from parla.face.landmarks import mouth_opening
 

@@ -17,7 +17,7 @@ SYNTHESIS = {
     "silence_hold_s": 1.0,  # pauses hold the running mean of the lip/jaw shape over 1 s instead of twitching
     "head_silent_scale": 0.25,  # the head settles in pauses: its AR innovations shrink to a quarter there
     # the renderer shows 0.85-0.97 of the driven lip gap since closed-mouthed photos open onto painted copies
-    # (session 13); 1.6 made up for a refiner that rendered ~60 % of it, and now over-opened every mouth
+    # 1.6 made up for a refiner that rendered ~60 % of it, and now over-opened every mouth
     "render_gain": 1.0,
 }
 # The blink process fitted on the training clips synthesises ~27 blinks/min, and the EAR detector of
@@ -25,18 +25,18 @@ SYNTHESIS = {
 BLINK_MEAN_INTERVAL_S = 5.0
 
 
-# A motion net with a closure output (issue 14) closes the lips itself, in pauses and on /p b m/; the level-driven
+# A motion net with a closure output closes the lips itself, in pauses and on /p b m/; the level-driven
 # pause closing and the 1 s hold cost it held-out mouth correlation (benchmarks/motion_cv.py: docs/training.md).
 SYNTHESIS_CLOSURE = {"silence_hold_s": 0.0, "close_pauses": False}
 
 
-# A phoneme-fed net (issue 14) moves the lips with the words, not the level: every way of closing its lips in
+# A phoneme-fed net moves the lips with the words, not the level: every way of closing its lips in
 # pauses costs held-out mouth correlation (benchmarks/results/motion_cv/ph_closing*: at every silent frame 0.42 ->
 # 0.31, in silences of 0.5 s 0.32-0.39, in silences under the absolute level of 0.5 s 0.38), and on the eval
-# videos the phoneme probe falls 0.41 -> 0.35 with the 0.5-s closing (docs/training.md, session 10). It closes
+# videos the phoneme probe falls 0.41 -> 0.35 with the 0.5-s closing (docs/training.md). It closes
 # its lips only where nobody speaks: a second of audio under the absolute silence level (an idle kiosk, the gap
 # between two replies, the start of a stream), and holds nothing. A live source waits for MIC_FUTURE_S of audio
-# after each encoder frame: the knee of the microphone trade-off (docs/training.md, session 7: 0.1 s 0.327,
+# after each encoder frame: the knee of the microphone trade-off (docs/training.md: 0.1 s 0.327,
 # 0.2 s 0.356, 0.3 s 0.353, 0.5 s 0.358).
 SYNTHESIS_PHONEMES = {"silence_hold_s": 0.0, "close_pauses": True, "min_pause_s": 1.0, "quiet_pauses": True}
 MIC_FUTURE_S = 0.2
@@ -159,13 +159,14 @@ def add_student(model_dir: str | Path, student_run: str | Path) -> Path:
     return folder
 
 
-def add_edge(model_dir: str | Path, export_dir: str | Path, files: list[str]) -> Path:
-    """Copy exported edge models (``parla export`` output) into ``model_dir/edge`` with their sha256."""
+def add_edge(model_dir: str | Path, export_dir: str | Path, files: list[str], *, keep: bool = False) -> Path:
+    """Copy exported edge models (``parla export`` output) into ``model_dir/edge`` with their sha256; ``keep``: the
+    folder's other edge models stay listed (adding one file), else the list is the given files."""
     folder, src = Path(model_dir), Path(export_dir)
     edge = folder / "edge"
     edge.mkdir(exist_ok=True)
     config = json.loads((folder / "config.json").read_text())
-    digests = {}
+    digests = dict(config.get("edge", {})) if keep else {}
     for name in files:
         for f in [src / name] + ([src / name.replace(".xml", ".bin")] if name.endswith(".xml") else []):
             if not f.is_file():

@@ -55,7 +55,7 @@ class MotionTrainConfig:
     # real mouth opening and width (linear read-outs of the coefficients); the L1 loss alone under-articulates
     phoneme_outputs: str = "hidden"  # which encoder outputs (parla.audio.phonemes.OUTPUTS, joined by "+")
     w_read: float = 0.0  # weight of an L1 loss on those two read-outs, each scaled to unit spread over the training
-    # clips (session 16: width 0.34 -> 0.28 source-held-out at 1.0; kept for the record, off by default)
+    # clips (width 0.34 -> 0.28 source-held-out at 1.0; kept for the record, off by default)
 
 
 @dataclass

@@ -7,19 +7,20 @@ over the whole frame, at a peak of 4 grey levels (PSNR about 42 dB). 96 cells fo
 
 Motion: frame t carries cos(a) P + sin(a) P', a = 2 pi t / PERIOD, where P is the tile and P' the same tile moved by
 half a tile along both axes. The mark's energy is the same in every frame (a still frame always carries all of
-it), it changes by a small step between consecutive frames (no visible pulse: a mark that flipped its sign every
-8 frames changed the picture by 3.3 grey levels at once, a pulse three times a second), and two frames half a
-turn apart (LAG) carry opposite marks, so that their difference cancels a talking head's nearly static picture but
-doubles the mark.
+it), and it changes by a small step between consecutive frames (no visible pulse: a mark that flipped its sign
+every 8 frames changed the picture by 3.3 grey levels at once, a pulse three times a second).
 
 Detection: high-pass the luma and weight it by its inverse local variance (the matched filter for a mark in
-picture "noise" of varying strength), fold it into one tile (the sum over all tile positions), and correlate the
-fold with the sync pattern at every shift (FFT). The two copies P and P' put their peaks half a tile apart, so the
-statistic at a shift adds the squared correlations at it and half a tile away (whatever the turn, the mark's
-whole energy); it is accepted only when that peak stands far above every other shift *and* the CRC-16 matches.
-Videos are read as differences of frames LAG apart, images (or single frames) directly. Resizing is handled by
-folding at several scales, cropping by the shift search, a changed frame rate by the turn being slow (frames LAG
-apart at another rate are still most of half a turn apart).
+picture "noise" of varying strength) and fold it into one tile (the sum over all tile positions). A video's folds
+are demodulated at the turn (``Demodulator``: per pixel, the least-squares fit of a + b cos(wt) + c sin(wt) over
+the frames read): the picture's still part goes to a, the mark adds up coherently in b and c, at the period as
+written and after the common frame-rate conversions. An image (or a single frame) is folded directly. Each fold
+is correlated with the sync pattern at every shift (FFT), in units of its own spread; P and P' put their peaks
+half a tile apart, so the statistic at a shift adds the squared correlations there and half a tile away (the
+mark's whole energy at any turn), and is read against the same statistic at every other shift, as a chi-square
+with two degrees of freedom per independent fold (``effective_count``). The mark is found only when that z is over
+the calibrated threshold *and* the payload passes its CRC-16. Resizing is handled by folding at several scales,
+cropping by the shift search.
 
 The scale is read from the picture before any folding: the mark repeats every TILE px, so the autocorrelation of
 the first frame's high-passed luma peaks at the tile's period however the video was resized (192 px as written,
@@ -35,7 +36,6 @@ from __future__ import annotations
 
 import binascii
 import os
-from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -55,7 +55,10 @@ AMPLITUDE = 4.0  # grey levels at a bump's peak: PSNR 42.4 dB before clipping
 # peak (PSNR 40.5 dB, still above the 40 dB bar) buys back detection margin.
 AMPLITUDE_SMALL, SMALL_SIDE = 5.0, 512
 PERIOD = 32  # frames per full turn of the mark (1.28 s at 25 fps): a step of 2 pi / 32 changes it by ~0.3 grey
-LAG = PERIOD // 2  # frames between the two frames of a video difference: half a turn, opposite marks
+LAG = PERIOD // 2  # frames half a turn apart carry opposite marks
+# Turn periods the detector demodulates at, in frames as read: as written, and after the common frame-rate
+# conversions of a 25-fps video (to 30, from 30, to 15 and to 50 fps)
+PERIODS = (float(PERIOD), PERIOD * 25 / 30, PERIOD * 30 / 25, PERIOD * 15 / 25, PERIOD * 50 / 25)
 HALF = TILE // 2  # px: P' is P moved by this much along both axes
 SCALES = (1.0, 2.0, 1.5, 4 / 3, 0.75)  # fixed detector scales (resize by this), for small frames
 # The lattice search (``lattice_scales``): tile periods from LATTICE_MIN_PERIOD px (a copy shrunk to 1/4.8) to
@@ -283,56 +286,75 @@ def lattice_scales(luma: np.ndarray, n: int = LATTICE_CANDIDATES) -> list[float]
     return out
 
 
+class Demodulator:
+    """Running least-squares fit of every pixel of a fold's time series to a + b cos(wt) + c sin(wt), for each
+    candidate turn period: b and c hold the turning mark (the picture's still part goes to a). Sums only: the
+    same numbers at any frame count, in memory that does not grow with the video."""
+
+    def __init__(self) -> None:
+        self.sums = {p: np.zeros((3, TILE, TILE)) for p in PERIODS}
+        self.gram = {p: np.zeros((3, 3)) for p in PERIODS}
+        self.frames = 0
+
+    def add(self, fold_: np.ndarray) -> None:
+        t = self.frames
+        for p in PERIODS:
+            v = np.array([1.0, np.cos(2 * np.pi * t / p), np.sin(2 * np.pi * t / p)])
+            self.sums[p] += v[:, None, None] * fold_[None]
+            self.gram[p] += np.outer(v, v)
+        self.frames += 1
+
+    def folds(self, period: float) -> list[np.ndarray] | None:
+        """The (b, c) folds for one period, or None before a quarter turn (the fit is not determined)."""
+        if self.frames < max(4, period / 4):
+            return None
+        coef = np.tensordot(np.linalg.pinv(self.gram[period]), self.sums[period], axes=1)
+        return [coef[1], coef[2]]
+
+
 class Accumulator:
     """Gathers frames at every candidate scale. Two statistics: the static fold of single frames (an image, or
-    a frame grabbed from a video) and the fold of differences of consecutive frames (a video: the picture
-    cancels, the mark's sign flips survive). ``result()`` decodes the stronger.
+    a frame grabbed from a video) and, for a video, every frame's fold demodulated at the mark's turn (``Demod``:
+    the picture's still part cancels, the turning mark adds up coherently). ``result()`` decodes the strongest.
 
     ``scales``: None reads them from the first frame (1, the written size, and the tile-lattice candidates,
     ``lattice_scales``); a tuple fixes them."""
 
-    def __init__(self, scales: tuple[float, ...] | None = None, max_diffs: int = 64) -> None:
-        self.max_diffs = max_diffs
+    def __init__(self, scales: tuple[float, ...] | None = None) -> None:
         self.scales: tuple[float, ...] = ()
         self.static: dict[float, list[np.ndarray]] = {}  # per-frame folds (turn unknown)
-        self.diffs: dict[float, list[np.ndarray]] = {}
+        self.demod: dict[float, Demodulator] = {}
         if scales is not None:
             self._use(scales)
-        # the last LAG frames' luma, rounded to uint8 (16 frames of 1080p: 33 MB instead of 133 as float)
-        self.past: deque[np.ndarray] = deque(maxlen=LAG)
         self.frames = 0
         self.diff_z = self.static_z = 0.0  # the strongest sync of each statistic at the last result()
 
     def _use(self, scales: tuple[float, ...]) -> None:
         self.scales = scales
         self.static = {s: [] for s in scales}
-        self.diffs = {s: [] for s in scales}
+        self.demod = {s: Demodulator() for s in scales}
 
     def add(self, frame: np.ndarray) -> None:
-        # Luma first: it is linear, like the resizes and the difference after it, so folding the luma of the
-        # resized frame and resizing the luma give the same numbers, at a third of the resizing work.
+        # Luma first: it is linear, like the resizes, so folding the luma of the resized frame and resizing the
+        # luma give the same numbers, at a third of the resizing work.
         f = _luma(frame)
         if not self.scales:
             h, w = f.shape
             fixed = (*SCALES, 4.0) if h * w <= TINY_FRAME else SCALES if h * w <= SMALL_FRAME else (1.0,)
             found = [s for s in lattice_scales(f) if s * s * h * w <= FOLD_MAX_PIXELS]
             self._use((*fixed, *(s for s in found if all(abs(s / o - 1) > 0.03 for o in fixed))))
-        if self.frames < 4:  # a few single frames are enough for the static statistic
-            for s, folded in zip(self.scales, _fold_all(f, self.scales), strict=True):
+        for s, folded in zip(self.scales, _fold_all(f, self.scales), strict=True):
+            if self.frames < 4:  # a few single frames are enough for the static statistic
                 self.static[s].append(folded)
-        if len(self.past) == LAG and len(next(iter(self.diffs.values()))) < self.max_diffs:
-            d = f - self.past[0]
-            if np.abs(d).mean() > 0.05:  # a repeated frame carries nothing
-                for s, folded in zip(self.scales, _fold_all(d + 128.0, self.scales), strict=True):
-                    self.diffs[s].append(folded)
-        self.past.append(np.clip(np.rint(f), 0, 255).astype(np.uint8))
+            self.demod[s].add(folded)
         self.frames += 1
 
     def result(self) -> Detection:
         best = Detection(False, None, 0.0, 0.0, 1.0, (0, 0))
         self.diff_z = self.static_z = 0.0
         for s in self.scales:
-            for folds, kind in ((self.diffs[s], "video"), (self.static[s], "image")):
+            readings = [(self.demod[s].folds(p), "video") for p in PERIODS] + [(self.static[s], "image")]
+            for folds, kind in readings:
                 if folds:
                     d = decode_folds(folds, s, kind)
                     if kind == "video":
@@ -344,13 +366,12 @@ class Accumulator:
         return best
 
     def hopeless(self, max_frames: int) -> bool:
-        """After ``result()``: no mark can reach the threshold by ``max_frames``. The video statistic grows like
-        the square root of the differences read; given HOPELESS_MARGIN times that growth, it would still fall
-        short."""
+        """After ``result()``: no mark can reach the threshold by ``max_frames``. A demodulated mark's energy over
+        the noise grows with the frames read, its z (a cube root of that ratio, Wilson-Hilferty) like their cube
+        root; given HOPELESS_MARGIN times that growth, it would still fall short."""
         if self.frames < HOPELESS_AFTER or self.frames >= max_frames:
             return False
-        now, last = max(self.frames - LAG, 1), min(max_frames - LAG, self.max_diffs)
-        grown = self.diff_z * np.sqrt(max(last, now) / now) * HOPELESS_MARGIN
+        grown = self.diff_z * (max_frames / self.frames) ** (1 / 3) * HOPELESS_MARGIN
         return bool(grown < PSR_THRESHOLD)
 
 
@@ -389,10 +410,16 @@ def decode_folds(folds: list[np.ndarray], scale: float, kind: str = "video") -> 
     read there."""
     tmpl = np.conj(np.fft.fft2(sync_template()))
     corrs = [np.real(np.fft.ifft2(np.fft.fft2(a) * tmpl)) for a in folds]
+    # each fold's correlation in units of its own spread over all shifts: a difference of two frames with much
+    # motion (or a frame with much texture) would otherwise dominate the sum with picture, not mark; whitened, the
+    # folds count by their evidence, and without a mark the sum is near the chi-square it is taken for
+    scales = [1 / max(float(np.sqrt(np.mean(c * c))), 1e-12) for c in corrs]
+    corrs = [c * k for c, k in zip(corrs, scales, strict=True)]
+    folds = [a * k for a, k in zip(folds, scales, strict=True)]
     energy = sum(c * c for c in corrs)
     energy = energy + np.roll(energy, (HALF, HALF), axis=(0, 1))
     dy, dx = np.unravel_index(int(np.argmax(energy)), energy.shape)
-    n = 2 * len(folds)
+    n = 2 * effective_count(corrs)
     off = energy[_off_peak(dy, dx) & _off_peak((dy + HALF) % TILE, (dx + HALF) % TILE)]
     x = energy[dy, dx] / max(off.mean(), 1e-12)  # E / (n sigma^2): mean 1 under no mark
     z = (x ** (1 / 3) - (1 - 2 / (9 * n))) / np.sqrt(2 / (9 * n))
@@ -406,6 +433,18 @@ def decode_folds(folds: list[np.ndarray], scale: float, kind: str = "video") -> 
     return Detection(
         found, payload if found else None, float(z), float(z), scale, (int(dy), int(dx)), margin, kind, confidence
     )
+
+
+def effective_count(corrs: list[np.ndarray]) -> float:
+    """How many independent folds the (whitened) correlation maps are worth: n^2 / sum of their squared pairwise
+    correlations over all shifts (the participation ratio). Differences of frames half a second apart repeat much
+    of one another's picture; counted as independent, 64 of them made a real video read z 11-16."""
+    if len(corrs) == 1:
+        return 1.0
+    m = np.stack([c.ravel() for c in corrs])
+    m = m / np.linalg.norm(m, axis=1, keepdims=True)
+    g = m @ m.T
+    return float(len(corrs) ** 2 / np.sum(g * g))
 
 
 def _off_peak(dy: int, dx: int) -> np.ndarray:
