@@ -50,8 +50,9 @@ def main() -> int:
         "verify_over_clip_max": round(float(np.max(ratio)), 3),
         "slower_than_the_clip": [r["video"] for r, x in zip(rows, ratio, strict=True) if x > 1],
         # per second of video actually read (the frames verify looked at): above 1 is slower than real time
-        "verify_over_read_max_1080p": max((r["verify_s"] / r["read_s"] for r in rows if min(r["width"], r["height"])
-                                          >= 1080), default=None),  # fmt: skip
+        "verify_over_read_max_1080p": max(
+            (r["verify_s"] / r["read_s"] for r in rows if min(r["width"], r["height"]) >= 1080), default=None
+        ),  # fmt: skip
         "slower_than_real_time": [r["video"] for r in rows if r["verify_s"] > r["read_s"]],
         "rows": rows,
     }

@@ -2,7 +2,8 @@
 
 Two feature sets (docs/metrics.md): log-mel (``sync_probe.npz``, the probe of every report) and the phoneme
 encoder's state (``sync_probe_phonemes.npz``: hama's 256-d state projected on 64 principal components). On the
-eval set's real videos the phoneme probe gives a median sync confidence of 0.38 against 0.25, with the swapped-audio control near 0 for both: it sees real lips better.
+eval set's real videos the phoneme probe gives a median sync confidence of 0.38 against 0.25, with the
+swapped-audio control near 0 for both: it sees real lips better.
 
 No SyncNet weights can be had offline, and the raw speech envelope is a weak lip-sync signal (docs/metrics.md:
 a swapped-audio control scored almost as high as the real clips). This probe is a linear "SyncNet" fitted on
