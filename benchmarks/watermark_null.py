@@ -29,15 +29,18 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
 def gumbel_fit(x: np.ndarray) -> tuple[float, float]:
     """Maximum-likelihood Gumbel (location, scale): the scale solves beta = mean(x) - sum(x w) / sum(w),
-    w = exp(-x / beta) (fixed-point iteration from the moments' estimate)."""
+    w = exp(-x / beta), by bisection."""
     x = np.asarray(x, np.float64)
-    beta = float(x.std() * np.sqrt(6) / np.pi)
-    for _ in range(200):
+
+    def gap(beta: float) -> float:  # zero at the ML scale; increasing in beta
         w = np.exp(-(x - x.min()) / beta)
-        new = float(x.mean() - (x * w).sum() / w.sum())
-        if abs(new - beta) < 1e-9:
-            break
-        beta = new
+        return beta - x.mean() + float((x * w).sum() / w.sum())
+
+    lo, hi = 1e-3 * x.std(), 10 * x.std()
+    for _ in range(200):  # bisection: the fixed-point iteration diverges on some samples
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if gap(mid) < 0 else (lo, mid)
+    beta = 0.5 * (lo + hi)
     mu = float(-beta * np.log(np.mean(np.exp(-(x - x.min()) / beta))) + x.min())
     return mu, beta
 

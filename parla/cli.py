@@ -424,6 +424,11 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             f"the threshold {r.threshold:.1f}; false positive rate {r.false_positive_rate:.1e}); generator "
             f"{p['generator']}, model code {p['version_code']:02x}, install {p['install_id']:03x}"
         )
+    elif r.confidence >= 0.5:  # a sync stands out, but no payload passes the CRC: damaged, or too weak to read
+        print(
+            f"{r.path}: no Parla watermark found: a mark's sync stands out (probability of a mark {r.confidence:.3f}, "
+            f"sync z {r.psr:.1f}) but its payload could not be read ({r.frames} frame(s) read)"
+        )
     else:
         print(
             f"{r.path}: no Parla watermark found: probability of a mark {r.confidence:.3f} (sync z {r.psr:.1f}, "

@@ -156,13 +156,16 @@ def test_screen_capture_copy_is_found(tmp_path, portrait):
     assert r.found and r.payload["raw"] == wm.tag and r.scale == pytest.approx(1 / 0.9, rel=0.02)
 
 
-def test_real_video_is_let_go_early():
-    """A real talking video (no mark) is decided after 32 frames, not read to the 100th: its evidence could not
-    reach the threshold even growing 1.5x faster than it can."""
+def test_a_real_video_reads_as_unmarked():
+    """A real talking video (no mark): not found, a probability of a mark near 0, its sync inside the range of
+    the real videos the threshold was calibrated on, and at most 100 frames read."""
+    from parla.watermark.core import threshold
+
     from .conftest import shared
 
     r = verify(shared("eval", "videos", "v01_sadtalker_WDA_AlexandriaOcasioCortez_000.mp4"))
-    assert not r.found and r.frames == 32
+    assert not r.found and r.frames <= 100 and r.confidence < 0.5
+    assert r.z_video < threshold("video") and r.z_image < threshold("image")
 
 
 def test_chase_decoding_repairs_two_weak_bits_of_a_known_generator():
@@ -220,12 +223,13 @@ def test_a_still_frame_carries_the_whole_mark_at_any_turn(portrait, index):
 def test_the_confidence_is_a_calibrated_probability():
     """The threshold is where a reading with a valid payload has a false positive rate of 1e-6; a reading typical of
     real video is improbable as a mark, one far above the threshold certain."""
-    from parla.watermark.core import NULL_GUMBEL, false_positive_rate, probability_marked, threshold
+    from parla.watermark.core import NULL_GUMBEL, false_positive_rate, null_survival, probability_marked, threshold
 
     for kind in ("video", "image"):
         t = threshold(kind)
-        assert false_positive_rate(t, kind) == pytest.approx(1e-6, rel=1e-3)
-        assert false_positive_rate(t + 1, kind) < 1e-6 < false_positive_rate(t - 1, kind)
+        assert false_positive_rate(t, kind) <= 1e-6 * (1 + 1e-9)
+        assert null_survival(t, kind) == pytest.approx(1e-3, rel=1e-3)  # the stricter of the two rules here
+        assert null_survival(t + 0.5, kind) < 1e-3 < null_survival(t - 0.5, kind)
         typical = NULL_GUMBEL[kind][0]  # the null's mode
         assert probability_marked(typical, kind, payload_ok=False) < 0.05
         assert probability_marked(t + 10, kind, payload_ok=True) > 0.999999

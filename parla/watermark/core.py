@@ -73,17 +73,17 @@ LATTICE_CANDIDATES = 2
 FOLD_MAX_PIXELS = 4_200_000
 # Frames up to SMALL_FRAME px are also folded at the fixed SCALES (cheap there; a half-size copy of a 256² clip is
 # 128² with a 96-px period, too little picture for the lattice to show), up to TINY_FRAME px at 4x too (a
-# quarter-size copy of a clip up to 800²).
+# quarter-size copy of a clip up to 1200²: a 979² portrait quartered is 245², where the lattice read 1.5, not 4).
 SMALL_FRAME = 400_000
-TINY_FRAME = 40_000
+TINY_FRAME = 90_000
 # A video without a mark is let go early: after HOPELESS_AFTER frames, when even HOPELESS_MARGIN times the
 # square-root growth of its statistic could not reach PSR_THRESHOLD by the last frame (the statistic of a mark grows
 # with the differences read, that of a real video does not).
 HOPELESS_AFTER = 32
 HOPELESS_MARGIN = 1.5
-# Chase decoding of the video statistic (``read_bits``): the 8 least certain bits, up to two flipped (36 trials),
-# a word accepted only with a valid CRC-16 and a known generator id (the top 4 of the 24 bits): a wrong word
-# passes with probability about 36 / 65,536 / 16 = 3e-5 per decided sync.
+# Chase decoding (``decode_soft``) where the sync is over the threshold: the 8 least certain bits, up to two flipped
+# (36 trials), a word accepted only with a valid CRC-16 and a known generator id (the top 4 of the 24 bits): a wrong
+# word passes with probability about 36 / 65,536 / 16 = 3e-5 per decided sync.
 CHASE_BITS = 8
 GENERATOR_ID = 0x5  # "Parla"
 KNOWN_GENERATORS = (GENERATOR_ID,)
@@ -423,13 +423,9 @@ def decode_folds(folds: list[np.ndarray], scale: float, kind: str = "video") -> 
     off = energy[_off_peak(dy, dx) & _off_peak((dy + HALF) % TILE, (dx + HALF) % TILE)]
     x = energy[dy, dx] / max(off.mean(), 1e-12)  # E / (n sigma^2): mean 1 under no mark
     z = (x ** (1 / 3) - (1 - 2 / (9 * n))) / np.sqrt(2 / (9 * n))
-    oy, ox = (dy + HALF) % TILE, (dx + HALF) % TILE
-    total = sum(
-        c[dy, dx] * a + c[oy, ox] * np.roll(a, (HALF, HALF), axis=(0, 1)) for c, a in zip(corrs, folds, strict=True)
-    )
-    payload, margin = read_bits(total, int(dy), int(dx), chase=kind == "video" and z >= PSR_THRESHOLD)
+    payload, margin = read_folds(folds, int(dy), int(dx), chase=z >= threshold(kind))
     found = bool(z >= threshold(kind) and payload is not None)
-    confidence = probability_marked(float(z), kind, payload is not None)
+    confidence = probability_marked(float(z), kind, found)
     return Detection(
         found, payload if found else None, float(z), float(z), scale, (int(dy), int(dx)), margin, kind, confidence
     )
@@ -454,18 +450,46 @@ def _off_peak(dy: int, dx: int) -> np.ndarray:
     return mask
 
 
-def read_bits(acc: np.ndarray, dy: int, dx: int, *, chase: bool = False) -> tuple[int | None, float]:
-    """The payload read from a fold aligned at (dy, dx) (None if the CRC fails), and the weakest bit's margin.
+def _cell_sums(fold_: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """(GRID*GRID,) the fold's bump-weighted sum over each cell of the tile placed at (dy, dx)."""
+    aligned = np.roll(fold_, (-dy, -dx), axis=(0, 1))
+    return (aligned.reshape(GRID, CELL, GRID, CELL) * LAYOUT.bump[None, :, None, :]).sum((1, 3)).ravel()
 
-    ``chase``: when the CRC fails, the CHASE_BITS least certain bits are flipped, one or two at a time, and a word
-    that then passes the CRC *and* names a known generator is taken (Chase decoding). Used only where the sync
-    already stands at z >= 20, which no real video has come near: a heavily compressed small clip (CRF 35 of a 256²
-    portrait) finds its sync at z 32-40 and loses one or two of its 40 bits."""
-    aligned = np.roll(acc, (-dy, -dx), axis=(0, 1))
-    cell_sums = (aligned.reshape(GRID, CELL, GRID, CELL) * LAYOUT.bump[None, :, None, :]).sum((1, 3)).ravel()
-    soft = (cell_sums[LAYOUT.data] * LAYOUT.data_sign).sum(1)
-    sync = np.abs(cell_sums[LAYOUT.sync]).mean() * LAYOUT.data.shape[1]
-    margin = float(np.abs(soft).min() / max(sync, 1e-9))
+
+def _half_shift() -> np.ndarray:
+    """Cell index -> the cell half a tile away along both axes (P' at a cell holds P's value there)."""
+    r, c = np.divmod(np.arange(GRID * GRID), GRID)
+    return ((r + GRID // 2) % GRID) * GRID + (c + GRID // 2) % GRID
+
+
+HALF_SHIFT = _half_shift()
+SYNC_CELLS = np.zeros(GRID * GRID)
+SYNC_CELLS[LAYOUT.sync] = LAYOUT.sync_sign
+DATA_CELLS = np.zeros((GRID * GRID, N_BITS))  # cell value per bit (+1 bit)
+for _j in range(N_BITS):
+    DATA_CELLS[LAYOUT.data[_j], _j] = LAYOUT.data_sign[_j]
+
+
+def soft_bits(folds: list[np.ndarray], dy: int, dx: int) -> np.ndarray:
+    """The 40 bits (about +-1 each) by least squares over every fold. A fold aligned at (dy, dx) holds, per cell,
+    a v + b v' (v the tile's cell values, v' those half a tile away, a and b the fold's share of P and P'); a and b
+    are fitted on the known sync cells, then the bits on all cells of all folds. Summing the two copies instead
+    would read P' as noise of P's own strength in a still frame half-way through a turn."""
+    rows, rhs = [], []
+    for f in folds:
+        y = _cell_sums(f, dy, dx)
+        x = np.stack([SYNC_CELLS, SYNC_CELLS[HALF_SHIFT]], 1)
+        (a, b), *_ = np.linalg.lstsq(x, y, rcond=None)
+        rows.append(a * DATA_CELLS + b * DATA_CELLS[HALF_SHIFT])
+        rhs.append(y - a * SYNC_CELLS - b * SYNC_CELLS[HALF_SHIFT])
+    bits, *_ = np.linalg.lstsq(np.concatenate(rows), np.concatenate(rhs), rcond=None)
+    return bits
+
+
+def decode_soft(soft: np.ndarray, *, chase: bool = False) -> int | None:
+    """The payload of soft bits (None if the CRC fails). ``chase``: when it fails, the CHASE_BITS least certain
+    bits are flipped, one or two at a time, and a word that then passes the CRC *and* names a known generator is
+    taken (Chase decoding; only where the sync is already over the threshold)."""
     payload = bits_payload(soft)
     if payload is None and chase:
         weak = np.argsort(np.abs(soft))[:CHASE_BITS]
@@ -475,8 +499,19 @@ def read_bits(acc: np.ndarray, dy: int, dx: int, *, chase: bool = False) -> tupl
             trial[list(f)] *= -1
             p = bits_payload(trial)
             if p is not None and p >> 20 in KNOWN_GENERATORS:
-                return p, margin
-    return payload, margin
+                return p
+    return payload
+
+
+def read_folds(folds: list[np.ndarray], dy: int, dx: int, *, chase: bool = False) -> tuple[int | None, float]:
+    """The payload read from folds aligned at (dy, dx) (None if the CRC fails), and the weakest bit's margin."""
+    soft = soft_bits(folds, dy, dx)
+    return decode_soft(soft, chase=chase), float(np.abs(soft).min())
+
+
+def read_bits(acc: np.ndarray, dy: int, dx: int, *, chase: bool = False) -> tuple[int | None, float]:
+    """``read_folds`` of one fold."""
+    return read_folds([acc], dy, dx, chase=chase)
 
 
 @dataclass
@@ -504,11 +539,14 @@ def decode_tile(acc: np.ndarray, scale: float) -> Detection:
 # one. Its survival function gives the chance that an unmarked video reads a sync at least as strong; a payload
 # passing the CRC-16 by chance (or one of the 36 Chase words passing it and naming a known generator) multiplies
 # that by CRC_FALSE_ACCEPT: the bits of an unmarked video at the sync's shift are random.
-NULL_GUMBEL = {"video": (8.42, 1.72), "image": (3.02, 0.76)}  # (location, scale), refit with watermark_null.py
+NULL_GUMBEL = {"video": (4.504, 0.278), "image": (3.805, 0.370)}  # (location, scale), from watermark_null.py
 CRC_FALSE_ACCEPT = 2.0**-16 + 36 * 2.0**-20
-FALSE_POSITIVE_TARGET = 1e-6  # per checked video or image
-# A marked copy reads anywhere from the threshold to several hundred (heavily attacked to pristine): its density is
-# taken flat up to MARKED_Z_RANGE. With prior odds 1:1 the posterior is then the reported confidence.
+FALSE_POSITIVE_TARGET = 1e-6  # per checked video or image, sync and payload together
+# ... and the sync alone must be this rare on real material: the CRC is not left to carry the decision (a real
+# video over the sync threshold one time in a thousand, not one in fifty)
+SYNC_FALSE_ALARM = 1e-3
+# A marked copy reads anywhere from the null's mode to several hundred (heavily attacked to pristine): its density
+# is taken flat from there up to MARKED_Z_RANGE. With prior odds 1:1 the posterior is the reported confidence.
 MARKED_Z_RANGE = 400.0
 
 
@@ -524,22 +562,25 @@ def false_positive_rate(z: float, kind: str, payload_ok: bool = True) -> float:
 
 
 def threshold(kind: str) -> float:
-    """The sync z above which a reading with a valid payload has a false positive rate of FALSE_POSITIVE_TARGET."""
+    """The sync z needed for "found": a reading with a valid payload then has a false positive rate of at most
+    FALSE_POSITIVE_TARGET, and the sync alone is reached by real material at most SYNC_FALSE_ALARM of the time."""
     mu, beta = NULL_GUMBEL[kind]
-    s = FALSE_POSITIVE_TARGET / CRC_FALSE_ACCEPT
+    s = min(FALSE_POSITIVE_TARGET / CRC_FALSE_ACCEPT, SYNC_FALSE_ALARM)
     return float(mu - beta * np.log(-np.log1p(-s)))
 
 
 def probability_marked(z: float, kind: str, payload_ok: bool) -> float:
-    """P(mark present | reading), prior odds 1:1. Likelihood without the mark: the null's Gumbel density at z times
-    the CRC's false-accept rate (or its complement when no payload was read); with the mark: flat in z up to
-    MARKED_Z_RANGE times 1 (or, without a payload, the chance that a marked copy this weak loses its payload,
-    taken as 1 below the threshold and 0.01 above it)."""
+    """P(mark present | reading), prior odds 1:1. ``payload_ok``: a payload passing the CRC was accepted (over the
+    threshold). Likelihood without the mark: the null's Gumbel density at z times the CRC's false-accept rate (or
+    its complement); with the mark: flat in z from the null's mode up to MARKED_Z_RANGE (a payload accepted or not:
+    a weak or damaged copy loses it)."""
     mu, beta = NULL_GUMBEL[kind]
+    if z <= mu:  # a sync no stronger than real pictures' most common reading: no evidence of a mark
+        return 0.0
     u = (z - mu) / beta
     log_f0 = -np.log(beta) - u - np.exp(-u)  # Gumbel log-density
     log_q0 = np.log(CRC_FALSE_ACCEPT) if payload_ok else np.log1p(-CRC_FALSE_ACCEPT)
-    log_l1 = -np.log(MARKED_Z_RANGE) + (0.0 if payload_ok or z < threshold(kind) else np.log(0.01))
+    log_l1 = -np.log(MARKED_Z_RANGE)
     return float(1 / (1 + np.exp(np.clip(log_f0 + log_q0 - log_l1, -700, 700))))
 
 
