@@ -183,7 +183,7 @@ def _cmd_face(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from parla.files import check_output
+    from parla.files import check_output, check_outputs
     from parla.metrics import report as R
 
     if args.json:
@@ -207,7 +207,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         if not args.portrait:
             raise ParlaError("parla eval gen needs --portrait IMAGE (the photo the video was generated from)")
         if args.sheet:
-            check_output(args.sheet, inputs=[args.path, args.portrait, args.audio])
+            check_outputs([args.json, args.sheet], inputs=[args.path, args.portrait, args.audio])
         rep = R.evaluate_generated(
             args.path,
             portrait=args.portrait,

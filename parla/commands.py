@@ -74,10 +74,10 @@ def cmd_stream(args: argparse.Namespace) -> int:
     if not args.portrait and not args.camera:
         raise ParlaError("parla stream needs a PORTRAIT photo or --camera")
     cfg = load_config(args.config, _overrides(args))
-    if cfg.video.sink.startswith("file:"):
-        from parla.files import check_output
+    from parla.files import check_outputs
 
-        check_output(cfg.video.sink[5:], inputs=[args.portrait, args.audio, args.config])
+    recording = cfg.video.sink[5:] if cfg.video.sink.startswith("file:") else None
+    check_outputs([recording, args.stats], inputs=[args.portrait, args.audio, args.config])
     token = args.token or os.environ.get("PARLA_WEB_TOKEN") or None
     if cfg.video.sink == "web":  # before the model loads: a refused bind is refused at once
         from parla.edge.web import check_bind

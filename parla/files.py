@@ -57,6 +57,22 @@ def check_output(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike 
     return p
 
 
+def check_outputs(
+    outputs: Iterable[str | os.PathLike | None], *, inputs: Iterable[str | os.PathLike | None] = ()
+) -> list[Path]:
+    """``check_output`` for every path a command will write (``-o``, ``--stats``, ``--json``, ``--sheet``, a sink
+    file), and none of them twice: a side output may not replace an input or the run's main output."""
+    ins = list(inputs)
+    paths = [check_output(o, inputs=ins) for o in outputs if o is not None]
+    seen: dict[str, Path] = {}
+    for p in paths:
+        key = os.path.realpath(p)
+        if key in seen:
+            raise OutputPathError(f"{p}: is also another output of this command ({seen[key]}); give each its own name")
+        seen[key] = p
+    return paths
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds.

@@ -313,6 +313,31 @@ def cases() -> list[Case]:
             ["stream", "{face}", "--audio", "{speech_copy}", "--sink", "file:{speech_copy}"],
             "is also an input",
         ),  # fmt: skip
+        (
+            "stream-stats-onto-speech",
+            ["stream", "{face}", "--audio", "{speech_copy}", "--sink", "file:{out}/o.mp4", "--stats", "{speech_copy}"],
+            "is also an input",
+        ),  # fmt: skip
+        (
+            "stream-stats-onto-recording",
+            ["stream", "{face}", "--audio", "{speech}", "--sink", "file:{out}/o.mp4", "--stats", "{out}/o.mp4"],
+            "another output",
+        ),  # fmt: skip
+        (
+            "eval-sheet-onto-json",
+            [
+                "eval",
+                "gen",
+                "{noaudio.mp4}",
+                "--portrait",
+                "{face}",
+                "--json",
+                "{out}/r.json",
+                "--sheet",
+                "{out}/r.json",
+            ],
+            "another output",
+        ),  # fmt: skip
         ("eval-json-dir", ["eval", "gen", "{noaudio.mp4}", "--portrait", "{face}", "--json", "{out}"], "directory"),
         ("export-onto-file", ["export", "default", "--format", "onnx", "-o", "{face_copy}"], "not a folder"),
     ]
