@@ -168,6 +168,17 @@ def main() -> int:
     return report(rows, real, Path(args.out), machine())
 
 
+def markdown(summary: dict, machine: str) -> str:
+    names = [n for n in TRANSFORMS if summary[n]["clips"]]
+    head = "| | " + " | ".join(names) + " |"
+    found = "| found | " + " | ".join(f"{summary[n]['watermark_found']}/{summary[n]['clips']}" for n in names) + " |"
+    zmin = "| lowest z | " + " | ".join(str(summary[n]["z_min"]) for n in names) + " |"
+    cmin = "| lowest probability | " + " | ".join(f"{summary[n]['confidence_min']:.4f}" for n in names) + " |"
+    secs = "| verify, median s | " + " | ".join(str(summary[n]["verify_s_median"]) for n in names) + " |"
+    sep = "|---" * (len(names) + 1) + "|"
+    return f"Machine: {machine}\n\n" + "\n".join([head, sep, found, zmin, cmin, secs]) + "\n"
+
+
 def report(rows: list[dict], real: list[dict], out: Path, machine: str) -> int:
     summary = {}
     for name in TRANSFORMS:
@@ -194,6 +205,7 @@ def report(rows: list[dict], real: list[dict], out: Path, machine: str) -> int:
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / "provenance.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "provenance.md").write_text(markdown(summary, machine))
     print(json.dumps({k: v for k, v in result.items() if k not in ("rows", "real")}, indent=2))
     return 0
 
