@@ -539,7 +539,7 @@ def decode_tile(acc: np.ndarray, scale: float) -> Detection:
 # one. Its survival function gives the chance that an unmarked video reads a sync at least as strong; a payload
 # passing the CRC-16 by chance (or one of the 36 Chase words passing it and naming a known generator) multiplies
 # that by CRC_FALSE_ACCEPT: the bits of an unmarked video at the sync's shift are random.
-NULL_GUMBEL = {"video": (4.504, 0.278), "image": (3.805, 0.370)}  # (location, scale), from watermark_null.py
+NULL_GUMBEL = {"video": (4.541, 0.273), "image": (3.823, 0.373)}  # (location, scale), from watermark_null.py
 CRC_FALSE_ACCEPT = 2.0**-16 + 36 * 2.0**-20
 FALSE_POSITIVE_TARGET = 1e-6  # per checked video or image, sync and payload together
 # ... and the sync alone must be this rare on real material: the CRC is not left to carry the decision (a real
