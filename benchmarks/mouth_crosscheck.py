@@ -103,7 +103,7 @@ def render(args: argparse.Namespace) -> int:
         for p in pick(EVAL / "portraits", args.clips):
             driven.clear()
             video = work / f"{p.stem[:3]}_{s.stem[:3]}.mp4"
-            animate(p, audio, video, net=args.net, show=False, seed=0)
+            animate(p, audio, video, net=args.net, backend="torch", show=False, seed=0)
             seen = _dlib_clip(video)
             drv = driven[-len(seen["dlib"]) :]
             videos.append({"portrait": p.stem[:3], "speech": s.stem[:3], "video": video.name,

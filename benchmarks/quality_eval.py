@@ -62,7 +62,7 @@ def main() -> int:
                 video = Path(tmp) / "gen.mp4"
                 t = time.time()
                 kw = {} if args.lookahead_frames is None else {"lookahead_frames": args.lookahead_frames}
-                animate(p, s, video, model=args.model, seed=args.seed, net=args.net, show=False, **kw)
+                animate(p, s, video, model=args.model, seed=args.seed, net=args.net, backend="torch", show=False, **kw)
                 seconds = time.time() - t
                 sheet = out / "sheets" / f"{p.stem}__{s.stem}.png"
                 sheet.parent.mkdir(parents=True, exist_ok=True)

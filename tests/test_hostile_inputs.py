@@ -348,7 +348,7 @@ def cases() -> list[Case]:
         c.append(Case(f"config-{name}", ["stream", "{face}", "--audio", "{speech}", "--config",
                                          f"{{{name}}}" if name.endswith(".yaml") else name], match=match))  # fmt: skip
     models = [
-        ("flipped-weights", [*anim, "--model", "{model_flipped_weights}"], "checksum mismatch"),
+        ("flipped-weights", [*anim, "--model", "{model_flipped_weights}", "--backend", "torch"], "checksum mismatch"),
         ("escape", [*anim, "--model", "{model_escape}"], "outside the model folder"),
         ("device", [*anim, "--model", "{model_device}"], "outside the model folder"),
         ("bad-json", [*anim, "--model", "{model_bad_json}"], "unreadable"),
