@@ -83,7 +83,8 @@ def summary(z: np.ndarray, kind: str) -> dict:
         if i >= len(q) - 5
     ]
     return {"n": int(len(z)), "median": round(float(np.median(z)), 2), "max": round(float(z.max()), 2),
-            "gumbel": [round(float(mu), 3), round(float(beta), 3)], "threshold_fpr_1e-6": round(thr, 2), "tail": tail}  # fmt: skip
+            "gumbel": [round(float(mu), 3), round(float(beta), 3)], "threshold_fpr_1e-6": round(thr, 2),
+            "tail": tail}  # fmt: skip
 
 
 def main() -> None:
