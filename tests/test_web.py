@@ -107,6 +107,9 @@ def test_a_bind_beyond_loopback_needs_a_token():
         check_bind("192.168.1.20", "")
     with pytest.raises(ParlaError, match="at least 16"):
         check_bind("0.0.0.0", "short")
+    for blank in (" " * 20, "correct horse battery staple", "tab\tseparated-token-123"):
+        with pytest.raises(ParlaError, match="without spaces"):
+            check_bind("0.0.0.0", blank)
     check_bind("127.0.0.1", None)
     check_bind("::1", None)
     check_bind("0.0.0.0", TOKEN)
@@ -135,6 +138,10 @@ def test_requests_without_the_token_get_401(guarded):
     code, body = request(guarded + "?token=" + TOKEN)
     assert code == 200 and b"RTCPeerConnection" in body
     assert request(guarded + "health", headers={"Authorization": f"Bearer {TOKEN}"})[0] == 200
+
+
+def test_a_header_that_is_not_utf8_gets_401_not_500(guarded):
+    assert request(guarded + "health", headers={"Authorization": "Bearer \xff\xfe" + "x" * 20})[0] == 401
 
 
 @pytest.mark.parametrize(

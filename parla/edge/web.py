@@ -58,9 +58,9 @@ def check_bind(host: str, token: str | None) -> None:
             f"web sink: refusing to serve on {host} without a token; set --token (or {TOKEN_ENV}), or use "
             "--host 127.0.0.1"
         )
-    if token is not None and len(token) < 16:
-        raise ParlaError("web sink: the token must be at least 16 characters (e.g. python -c 'import secrets; "
-                         "print(secrets.token_urlsafe())')")  # fmt: skip
+    if token is not None and (len(token) < 16 or any(ch.isspace() for ch in token) or not token.isprintable()):
+        raise ParlaError("web sink: the token must be at least 16 printable characters without spaces (e.g. python "
+                         "-c 'import secrets; print(secrets.token_urlsafe())')")  # fmt: skip
 
 
 class Feed:
@@ -269,7 +269,8 @@ class WebRTCSink:
             return True
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         given = given or request.query.get("token", "")
-        return hmac.compare_digest(given.encode(), self.token.encode())
+        # a header that is not UTF-8 arrives with surrogates: compared as bytes, it is refused, not a server error
+        return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), self.token.encode())
 
     def _guard(self):
         from aiohttp import web
