@@ -47,10 +47,10 @@ def _source(cfg, args: argparse.Namespace, avatar):
 
     a = cfg.audio
     if args.text is not None or args.text_stdin:
-        from parla.edge.sources import TextSource
+        from parla.edge.sources import TextSource, text_lines
         from parla.edge.synth import FILE_LOOKAHEAD_FRAMES
 
-        lines = [args.text] if args.text is not None else iter(sys.stdin.readline, "")
+        lines = [args.text] if args.text is not None else text_lines(sys.stdin.buffer)
         # a reply exists ahead of playback: delivered early, like a file
         return TextSource(lines, args.voice, a.chunk_ms, lead_s=FILE_LOOKAHEAD_FRAMES / cfg.video.fps, speed=args.speed)
     if a.source == "file":

@@ -430,3 +430,26 @@ def test_compositor_moves_the_photo_and_paints_only_inside_its_footprint(avatar)
     s = p.alignment.scale
     ref = p.image[c[1] - 10 : c[1] + 10, c[0] - 10 + round(2 / s) : c[0] + 10 + round(2 / s)].astype(int)
     assert np.abs(moved[c[1] - 10 : c[1] + 10, c[0] - 10 : c[0] + 10].astype(int) - ref).mean() < 6
+
+
+def test_text_lines_are_read_in_bounded_memory_and_a_bad_line_is_skipped(caplog):
+    """--text-stdin: an endless line is skipped piece by piece (never gathered whole), a line that is not UTF-8 is
+    skipped, and the lines around them still come."""
+    import io
+
+    from parla.edge.sources import text_lines
+
+    class Counting(io.BytesIO):
+        largest = 0
+
+        def readline(self, size=-1):
+            assert size > 0  # every read is bounded
+            line = super().readline(size)
+            Counting.largest = max(Counting.largest, len(line))
+            return line
+
+    data = b"hello there\n" + b"x" * 200_000 + b"\n" + b"caf\xe9 bad\n" + "d\u00e9j\u00e0 vu\n".encode() + b"end"
+    lines = list(text_lines(Counting(data), max_chars=100))
+    assert lines == ["hello there\n", "d\u00e9j\u00e0 vu\n", "end"]
+    assert Counting.largest <= 4 * 100 + 2
+    assert "longer than 100 characters" in caplog.text and "not UTF-8" in caplog.text

@@ -109,6 +109,30 @@ class FileSource(ArraySource):
         yield from iter_audio(self.path, chunk_samples=self.chunk)
 
 
+def text_lines(stream, max_chars: int | None = None) -> Iterator[str]:
+    """Lines of a binary text stream (stdin as an assistant pipes its replies), read in bounded memory: a line longer
+    than the TTS takes (``max_chars``) is skipped to its end with a warning instead of being gathered whole (an
+    endless line without a newline would otherwise grow without bound), and a line that is not UTF-8 is skipped with
+    a warning instead of ending the stream."""
+    from parla.audio.tts import MAX_CHARS
+
+    limit = 4 * (max_chars or MAX_CHARS) + 2  # UTF-8: at most 4 bytes a character, and the newline
+    log = logging.getLogger("parla")
+    while True:
+        raw = stream.readline(limit)
+        if not raw:
+            return
+        if len(raw) >= limit and not raw.endswith(b"\n"):
+            while raw and not raw.endswith(b"\n"):  # the rest of the line, a bounded piece at a time
+                raw = stream.readline(limit)
+            log.warning("skipped a line of text longer than %d characters", max_chars or MAX_CHARS)
+            continue
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError:
+            log.warning("skipped a line of text that is not UTF-8")
+
+
 class TextSource(Source):
     """Text spoken by the offline TTS (``parla[tts]``): the utterances of ``lines`` (a list, or a text stream such
     as stdin read line by line as it comes: one utterance per line, for an assistant that pipes its replies).
