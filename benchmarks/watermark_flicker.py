@@ -68,7 +68,7 @@ def sheet(rows: list[tuple[str, list[np.ndarray], list[np.ndarray]]], path: Path
         bottom = [marked[t][:192, x0 : x0 + 192] for t in range(t0, t0 + 12)]
         lines.append(np.concatenate([np.concatenate(top, 1), np.concatenate(bottom, 1)], 0).astype(np.uint8))
     img = np.concatenate(lines, 0)
-    cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
 
 
 def main() -> None:
@@ -101,7 +101,7 @@ def main() -> None:
                 results.append(row)
                 shown.append((f"{stem} {mode}", decoded, on))
                 print(json.dumps(row), flush=True)
-    sheet(shown, out / "sheet.png")
+    sheet(shown, out / "sheet.jpg")
     worst = max(r["mark"]["max"] for r in results)
     (out / "flicker.json").write_text(json.dumps({"machine": machine(), "worst_mark_change": worst,
                                                   "clips": results}, indent=1) + "\n")  # fmt: skip
