@@ -108,7 +108,7 @@ class VerifyResult:
     psr: float  # the sync z of the reading reported
     scale: float
     frames: int
-    statistic: str = "video"  # which reading: "video" (frame differences) or "image" (single frames)
+    statistic: str = "video"  # which reading: "video" (frames demodulated at the turn) or "image" (single frames)
     threshold: float = 0.0  # the sync z needed (with a valid payload) for "found": false positive rate 1e-6
     false_positive_rate: float = 1.0  # of a reading this strong (and its payload, if one was read)
     z_video: float = 0.0  # the strongest sync of each statistic over the checkpoints read (calibration)
@@ -126,8 +126,9 @@ def verify(path: str | os.PathLike, max_frames: int = 100) -> VerifyResult:
     """Look for the mark in an image or a video (its first ``max_frames`` consecutive frames: 4 s at 25 fps).
 
     A clear mark is decided early: at 8, 16, 32 and 64 frames the evidence so far is decoded, and a mark found
-    there (z ≥ 20 with a valid CRC, which no real video has come near) ends the search; so does evidence that
-    could not reach z 20 by ``max_frames`` even growing 1.5x faster than it can (``Accumulator.hopeless``)."""
+    there (the sync over the calibrated threshold and a payload passing the CRC) ends the search; so does evidence
+    that could not reach the threshold by ``max_frames`` even growing 1.5x faster than it can
+    (``Accumulator.hopeless``)."""
     from parla.files import check_input
     from parla.watermark.core import false_positive_rate, threshold
 

@@ -78,7 +78,7 @@ SMALL_FRAME = 400_000
 TINY_FRAME = 90_000
 # A video without a mark is let go early: after HOPELESS_AFTER frames, when even HOPELESS_MARGIN times the
 # square-root growth of its statistic could not reach PSR_THRESHOLD by the last frame (the statistic of a mark grows
-# with the differences read, that of a real video does not).
+# with the frames read, that of a real video does not).
 HOPELESS_AFTER = 32
 HOPELESS_MARGIN = 1.5
 # Chase decoding (``decode_soft``) where the sync is over the threshold: the 8 least certain bits, up to two flipped
@@ -314,7 +314,7 @@ class Demodulator:
 
 class Accumulator:
     """Gathers frames at every candidate scale. Two statistics: the static fold of single frames (an image, or
-    a frame grabbed from a video) and, for a video, every frame's fold demodulated at the mark's turn (``Demod``:
+    a frame grabbed from a video) and, for a video, every frame's fold demodulated at the mark's turn (``Demodulator``:
     the picture's still part cancels, the turning mark adds up coherently). ``result()`` decodes the strongest.
 
     ``scales``: None reads them from the first frame (1, the written size, and the tile-lattice candidates,
@@ -327,7 +327,7 @@ class Accumulator:
         if scales is not None:
             self._use(scales)
         self.frames = 0
-        self.diff_z = self.static_z = 0.0  # the strongest sync of each statistic at the last result()
+        self.diff_z = self.static_z = 0.0  # the strongest sync of the video and image statistics at the last result()
 
     def _use(self, scales: tuple[float, ...]) -> None:
         self.scales = scales
@@ -410,9 +410,9 @@ def decode_folds(folds: list[np.ndarray], scale: float, kind: str = "video") -> 
     read there."""
     tmpl = np.conj(np.fft.fft2(sync_template()))
     corrs = [np.real(np.fft.ifft2(np.fft.fft2(a) * tmpl)) for a in folds]
-    # each fold's correlation in units of its own spread over all shifts: a difference of two frames with much
-    # motion (or a frame with much texture) would otherwise dominate the sum with picture, not mark; whitened, the
-    # folds count by their evidence, and without a mark the sum is near the chi-square it is taken for
+    # each fold's correlation in units of its own spread over all shifts: a fold with much picture in it (motion,
+    # texture) would otherwise dominate the sum with picture, not mark; whitened, the folds count by their
+    # evidence, and without a mark the sum is near the chi-square it is taken for
     scales = [1 / max(float(np.sqrt(np.mean(c * c))), 1e-12) for c in corrs]
     corrs = [c * k for c, k in zip(corrs, scales, strict=True)]
     folds = [a * k for a, k in zip(folds, scales, strict=True)]
@@ -523,7 +523,7 @@ class Detection:
     scale: float
     shift: tuple[int, int]
     bit_margin: float = 0.0  # weakest |bit| over the noise of the bits
-    kind: str = "video"  # which statistic: "video" (frame differences) or "image" (single frames)
+    kind: str = "video"  # which statistic: "video" (frames demodulated at the turn) or "image" (single frames)
     confidence: float = 0.0  # the probability that the mark is present (``probability_marked``)
 
 
