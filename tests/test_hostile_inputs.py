@@ -141,6 +141,11 @@ def make_kit(kit: Path) -> dict[str, Path]:
         "bad_type.yaml": "backend: openvino\nthreads: many\n",
         "delegate.yaml": "backend: tflite\ndevice: edgetpu\nprecision: int8\ndelegate: /tmp/evil.so\n",
         "big.yaml": "description: " + "x" * (2 * 2**20) + "\n",
+        "fps_huge.yaml": "video:\n  fps: 1.0e+9\n",
+        "fps_tiny.yaml": "video:\n  fps: 0.001\n",
+        "fps_nan.yaml": "video:\n  fps: .nan\n",
+        "port.yaml": "video:\n  web_port: 70000\n",
+        "chunk.yaml": "audio:\n  chunk_ms: 100000000\n",
     }
     for name, text in yaml.items():
         put(name, text.encode())
@@ -247,6 +252,11 @@ CONFIGS = {
     "bad_type.yaml": "threads",
     "delegate.yaml": "not a known delegate",
     "big.yaml": "limit",
+    "fps_huge.yaml": "out of range",
+    "fps_tiny.yaml": "out of range",
+    "fps_nan.yaml": "out of range",
+    "port.yaml": "out of range",
+    "chunk.yaml": "out of range",
     "binary.yaml": "",
     "no-such-target": "no such firmware config",
 }

@@ -8,6 +8,7 @@ field and the reason: unknown keys, wrong types, values out of range, and combin
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import typing
 from dataclasses import dataclass, field, fields
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from parla.errors import ParlaError
 from parla.formats import BACKENDS, by_backend
+from parla.limits import MAX_FPS
 
 
 def config_dir() -> Path:
@@ -86,16 +88,19 @@ CHOICES = {
 KNOWN_DELEGATES = {"libedgetpu.so.1", "libvx_delegate.so", "libethosu_delegate.so", "libQnnTFLiteDelegate.so"}
 ALLOW_DELEGATE = "PARLA_ALLOW_DELEGATE"
 
-POSITIVE = {
-    "threads",
-    "latency_budget_ms",
-    "audio.sample_rate",
-    "audio.chunk_ms",
-    "audio.channels",
-    "camera.timeout_s",
-    "video.fps",
-    "video.web_port",
-    "video.queue_frames",
+# The command line's ranges (parla.argtypes) hold for a config file's values too: a file is not a way around
+# them (fps 1e9 ran away, a 100,000-s audio chunk rendered 13 frames of 179, web_port 70000 was accepted)
+RANGES: dict[str, tuple[float, float]] = {
+    "threads": (1, 256),
+    "latency_budget_ms": (1, 60_000),
+    "audio.sample_rate": (8_000, 192_000),
+    "audio.chunk_ms": (10, 1_000),
+    "audio.channels": (1, 64),
+    "camera.timeout_s": (0.1, 3_600),
+    "video.fps": (1, MAX_FPS),
+    "video.web_port": (1, 65_535),
+    "video.queue_frames": (1, 1_024),
+    "camera.index": (0, 255),
 }
 
 
@@ -170,10 +175,10 @@ def _check_values(cfg: RuntimeConfig) -> None:
     for key, allowed in CHOICES.items():
         if _get(cfg, key) not in allowed:
             raise ConfigError(f"{key}: {_get(cfg, key)!r} is not one of {', '.join(allowed)}")
-    for key in POSITIVE:
+    for key, (lo, hi) in RANGES.items():
         v = _get(cfg, key)
-        if v is not None and v <= 0:
-            raise ConfigError(f"{key}: must be positive, got {v!r}")
+        if v is not None and not (math.isfinite(v) and lo <= v <= hi):
+            raise ConfigError(f"{key}: {v!r} is out of range ({lo:g}..{hi:g})")
 
 
 def _check_combinations(cfg: RuntimeConfig) -> None:
