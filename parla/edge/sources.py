@@ -116,7 +116,8 @@ def text_lines(stream, max_chars: int | None = None) -> Iterator[str]:
     a warning instead of ending the stream."""
     from parla.audio.tts import MAX_CHARS
 
-    limit = 4 * (max_chars or MAX_CHARS) + 2  # UTF-8: at most 4 bytes a character, and the newline
+    max_chars = max_chars or MAX_CHARS
+    limit = 4 * max_chars + 2  # UTF-8: at most 4 bytes a character, and the newline
     log = logging.getLogger("parla")
     while True:
         raw = stream.readline(limit)
@@ -125,7 +126,7 @@ def text_lines(stream, max_chars: int | None = None) -> Iterator[str]:
         if len(raw) >= limit and not raw.endswith(b"\n"):
             while raw and not raw.endswith(b"\n"):  # the rest of the line, a bounded piece at a time
                 raw = stream.readline(limit)
-            log.warning("skipped a line of text longer than %d characters", max_chars or MAX_CHARS)
+            log.warning("skipped a line of text longer than %d characters", max_chars)
             continue
         try:
             yield raw.decode("utf-8")

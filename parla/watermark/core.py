@@ -28,8 +28,9 @@ the first frame's high-passed luma peaks at the tile's period however the video 
 written) and at the scales of the strongest lattice candidates. A fixed list of scales missed every resize not on
 it (a 0.9x screen capture: 0 of 6 clips found).
 
-Calibration (``calibration``): the statistic's distribution on real videos and photos, measured, gives each
-reading a probability that the mark is present and the threshold a false positive rate (docs/responsible-use.md).
+Calibration (``NULL_GUMBEL`` and below): the statistic's distribution on real videos and photos, measured, gives
+each reading a probability that the mark is present and the threshold a false positive rate
+(docs/responsible-use.md).
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ FOLD_MAX_PIXELS = 4_200_000
 SMALL_FRAME = 400_000
 TINY_FRAME = 90_000
 # A video without a mark is let go early: after HOPELESS_AFTER frames, when even HOPELESS_MARGIN times the
-# square-root growth of its statistic could not reach PSR_THRESHOLD by the last frame (the statistic of a mark grows
+# cube-root growth of its statistic could not reach PSR_THRESHOLD by the last frame (the statistic of a mark grows
 # with the frames read, that of a real video does not).
 HOPELESS_AFTER = 32
 HOPELESS_MARGIN = 1.5
@@ -169,14 +170,14 @@ def sync_template() -> np.ndarray:
 class Embedder:
     """Adds the payload's turning tiled pattern to RGB uint8 frames. Each of the PERIOD phases is cached as two
     uint8 tiles (the positive and negative parts of the rounded mark), added tile by tile with OpenCV's saturating
-    add/subtract: about as cheap as a whole cached frame (1.4-1.7 ms for 1080p), without a frame-sized cache per
-    phase."""
+    add/subtract: as cheap as a whole cached frame (1.25 ms for 1920x1080, benchmarks/watermark_cost.py), without a
+    frame-sized cache per phase."""
 
     def __init__(self, payload: int, amplitude: float | None = None) -> None:
         self.payload, self.amplitude = payload, amplitude
         self.unit = pattern(payload)
         self.moved = np.roll(self.unit, (HALF, HALF), axis=(0, 1))
-        self._tiles: dict[tuple[float, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._tiles: dict[tuple[float, int, int], tuple[np.ndarray, np.ndarray]] = {}
 
     def amplitude_for(self, h: int, w: int) -> float:
         if self.amplitude is not None:
@@ -405,9 +406,8 @@ def decode_folds(folds: list[np.ndarray], scale: float, kind: str = "video") -> 
     """Folds of unknown turn each. Each fold holds the tile at a shift and, turned against it, at that shift plus
     half a tile; the statistic at a shift is the summed squared sync correlation there and half a tile away, E. Its
     significance is E against the same statistic at every other shift (chi-square with two degrees of freedom per
-    fold, turned into a Gaussian z by the Wilson-Hilferty transform, so one threshold fits 1 or 64 folds). The two
-    copies of every fold are then summed onto the first, each weighted by its own signed correlation, and the bits
-    read there."""
+    independent fold, turned into a Gaussian z by the Wilson-Hilferty transform, so one threshold fits 1 or 64
+    folds). The bits are read at that shift from both copies of every fold (``read_folds``)."""
     tmpl = np.conj(np.fft.fft2(sync_template()))
     corrs = [np.real(np.fft.ifft2(np.fft.fft2(a) * tmpl)) for a in folds]
     # each fold's correlation in units of its own spread over all shifts: a fold with much picture in it (motion,
@@ -418,13 +418,16 @@ def decode_folds(folds: list[np.ndarray], scale: float, kind: str = "video") -> 
     folds = [a * k for a, k in zip(folds, scales, strict=True)]
     energy = sum(c * c for c in corrs)
     energy = energy + np.roll(energy, (HALF, HALF), axis=(0, 1))
+    if not energy.any():  # nothing folded at this scale (the frame is smaller than a few cells there)
+        return Detection(False, None, 0.0, 0.0, scale, (0, 0), 0.0, kind, 0.0)
     dy, dx = np.unravel_index(int(np.argmax(energy)), energy.shape)
     n = 2 * effective_count(corrs)
     off = energy[_off_peak(dy, dx) & _off_peak((dy + HALF) % TILE, (dx + HALF) % TILE)]
     x = energy[dy, dx] / max(off.mean(), 1e-12)  # E / (n sigma^2): mean 1 under no mark
     z = (x ** (1 / 3) - (1 - 2 / (9 * n))) / np.sqrt(2 / (9 * n))
-    payload, margin = read_folds(folds, int(dy), int(dx), chase=z >= threshold(kind))
-    found = bool(z >= threshold(kind) and payload is not None)
+    over = bool(z >= threshold(kind))
+    payload, margin = read_folds(folds, int(dy), int(dx), chase=over)
+    found = over and payload is not None
     confidence = probability_marked(float(z), kind, found)
     return Detection(
         found, payload if found else None, float(z), float(z), scale, (int(dy), int(dx)), margin, kind, confidence
@@ -434,11 +437,12 @@ def decode_folds(folds: list[np.ndarray], scale: float, kind: str = "video") -> 
 def effective_count(corrs: list[np.ndarray]) -> float:
     """How many independent folds the (whitened) correlation maps are worth: n^2 / sum of their squared pairwise
     correlations over all shifts (the participation ratio). Differences of frames half a second apart repeat much
-    of one another's picture; counted as independent, 64 of them made a real video read z 11-16."""
+    of one another's picture; counted as independent, 64 of them made a real video read z 11-16. A map without
+    any picture (a frame too small to fold at a scale) counts for nothing."""
     if len(corrs) == 1:
         return 1.0
     m = np.stack([c.ravel() for c in corrs])
-    m = m / np.linalg.norm(m, axis=1, keepdims=True)
+    m = m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12)
     g = m @ m.T
     return float(len(corrs) ** 2 / np.sum(g * g))
 
