@@ -28,20 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
+from parla.training.persons import corpus
+
 SCALES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
 
 
 def source(name: str) -> str:
     return name.split("_")[0]
-
-
-OLD_CORPORA = "named"  # clips whose name prefix is a source of the original training set (not lrwar)
-
-
-def corpus(name: str) -> str:
-    from parla.training.persons import FACE_ONLY_PREFIXES
-
-    return source(name) if source(name) in FACE_ONLY_PREFIXES else OLD_CORPORA
 
 
 def folds(clips, k: int, persons: dict[str, int] | None = None) -> list[list[int]]:

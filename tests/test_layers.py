@@ -21,6 +21,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("parla.metrics",),  # measurement: the trackers that evaluation and data preparation share
     ("parla.training",),  # the server side
     ("parla.quantization", "parla.export"),  # calibration, INT8 quantizers, one exporter per format
+    ("parla.integrations",),  # the runtime inside other frameworks (a Pipecat video service)
     ("parla.cli", "parla.commands", "parla.bench", "parla.__main__"),  # commands
 )
 

@@ -22,25 +22,25 @@ SUPPORTED = "wav, flac, mp3, m4a/aac, ogg/opus or the audio track of a video fil
 
 
 class Resampler:
-    """Stateful resampler for interleaved or planar chunks at any rate -> 16 kHz mono float32.
+    """Stateful resampler for interleaved or planar chunks at any rate -> ``rate`` (16 kHz) mono float32.
 
     Used for microphone chunks and raw PCM, where no container tells the rate; keeps filter state between
     chunks so that chunk boundaries leave no clicks.
     """
 
-    def __init__(self, src_rate: int, channels: int = 1) -> None:
-        if src_rate <= 0 or channels <= 0:
+    def __init__(self, src_rate: int, channels: int = 1, rate: int = SAMPLE_RATE) -> None:
+        if src_rate <= 0 or channels <= 0 or rate <= 0:
             raise AudioFormatError(f"invalid audio format: {src_rate} Hz, {channels} channels")
         av = require("av", "core")
         self._av = av
         self.src_rate = int(src_rate)
         self.channels = int(channels)
         self._layout = "mono" if channels == 1 else "stereo" if channels == 2 else f"{channels}c"
-        self._rs = av.AudioResampler(format="fltp", layout=self._layout, rate=SAMPLE_RATE)
+        self._rs = av.AudioResampler(format="fltp", layout=self._layout, rate=int(rate))
         self._pts = 0
 
     def push(self, samples: np.ndarray) -> np.ndarray:
-        """``samples``: float32 (n,) or (n, channels) at ``src_rate``. Returns 16 kHz mono float32."""
+        """``samples``: float32 (n,) or (n, channels) at ``src_rate``. Returns mono float32 at ``rate``."""
         x = np.asarray(samples, dtype=np.float32)
         if x.ndim == 1:
             x = x[:, None]

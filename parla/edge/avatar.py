@@ -6,6 +6,8 @@
             ...
         avatar.render("speech.wav", "out.mp4")       # a whole file, as fast as the device goes
         stats = avatar.run(FileSource("speech.wav"), WebRTCSink(fps=25))   # real time, the kiosk page
+        avatar.push_audio(tts_chunk, 24_000); avatar.flush()                # a conversation (parla.edge.live):
+        async for frame in avatar.frames(): ...                             # frames with their audio, idle between
 
 Each Avatar owns its runtime sessions (and a sink or source handed to ``run`` is closed by it); use it as a
 context manager or call ``close()``.
@@ -14,7 +16,7 @@ context manager or call ``close()``.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +31,7 @@ from parla.face.detect import release as release_face_models
 
 if TYPE_CHECKING:
     from parla.audio.phonemes import PhonemeEncoder
+    from parla.edge.live import LiveFrame, LiveSession
 
 
 class Avatar:
@@ -57,6 +60,7 @@ class Avatar:
         self.lips: Backend
         self.refiner, self.lips = models or open_models(config, net=net)
         self._encoder: PhonemeEncoder | None = None  # a model with a phoneme front-end: opened here, below
+        self._live: LiveSession | None = None
         try:
             self.settings = MotionSettings.from_folder(ModelFolder(config.model))
             self.emotion = emotion_vector(emotion, self.settings.basis)
@@ -279,7 +283,39 @@ class Avatar:
         )
         return engine.run()
 
+    # a live conversation: speech pushed as it comes, frames on the video clock ------------------------------
+    def live(self, *, sample_rate: int = SAMPLE_RATE, paced: bool = True, **kwargs) -> LiveSession:
+        """A new live session on this avatar (``parla.edge.live``); the avatar's own ``push_audio``, ``flush``,
+        ``interrupt`` and ``frames`` use the one opened first (at 16 kHz unless opened here first)."""
+        from parla.edge.live import LiveSession
+
+        session = LiveSession(self, sample_rate=sample_rate, paced=paced, **kwargs)
+        if self._live is None:
+            self._live = session
+        return session
+
+    def _session(self) -> LiveSession:
+        return self._live if self._live is not None else self.live()
+
+    def push_audio(self, samples, sample_rate: int) -> None:
+        """Speech as it comes (a TTS chunk, any rate, int16 or float32): see ``parla.edge.live``."""
+        self._session().push_audio(samples, sample_rate)
+
+    def flush(self) -> None:
+        """The reply is complete: its last frames come out, then the face idles."""
+        self._session().flush()
+
+    def interrupt(self) -> None:
+        """Cut the reply off: from the next frame on the face says nothing more of it and idles."""
+        self._session().interrupt()
+
+    def frames(self) -> AsyncIterator[LiveFrame]:
+        """The live frames, one per 1/fps, each with the audio that plays with it (``LiveFrame``)."""
+        return self._session().frames()
+
     def close(self) -> None:
+        if self._live is not None:
+            self._live.close()
         for m in (self.refiner, self.lips):
             m.close()
 

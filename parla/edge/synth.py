@@ -17,6 +17,7 @@ is emitted as soon as the audio it depends on has arrived, so the output does no
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 import time
@@ -158,6 +159,7 @@ class MotionSynth:
         self.blink = BlinkProcess(settings.blink, fps, rng)
         self.mel = StreamingLogMel()
         self.closures = sorted(closures or [])
+        self.rests: list[list[float]] = []  # [start, end) seconds known to hold no speech (live: between replies)
         self.phonemes = phonemes  # None with a phoneme model: the caller pushes joined features (``push_mel``)
         rest = np.full(N_MELS, np.log(1e-5))  # digital silence (extra input channels: their training mean)
         extra = settings.mel_mean[N_MELS:]
@@ -310,7 +312,7 @@ class MotionSynth:
         else:
             in_pause = h_silent
             pause_ahead = any(all(ahead[j : j + MIN_PAUSE_FRAMES]) for j in range(len(ahead) - MIN_PAUSE_FRAMES + 1))
-        target = 1.0 if s.close_pauses and (in_pause or pause_ahead) else 0.0
+        target = 1.0 if s.close_pauses and (in_pause or pause_ahead) or self._resting(h.index / self.fps) else 0.0
         if self.close is None:  # audio that starts in speech (a file cut mid-sentence) finds the lips already moving
             self.close = target
         else:
@@ -333,6 +335,13 @@ class MotionSynth:
             close = float(np.clip((p - CLOSURE_P[0]) / (CLOSURE_P[1] - CLOSURE_P[0]), 0.0, 1.0))
         return FrameMotion(h.index, coeffs, pose, self.blink.step(), close, h.voiced, h.z, self.close)
 
+    def snapshot(self) -> MotionSynth:
+        """A copy of the synthesizer's state (audio features, net window, head, blinks, pause ramp, random state) that
+        goes on independently; models, settings and the timer are shared. A live session keeps recent snapshots so
+        that it can take back audio it fed ahead: silence, when a reply arrives, or a reply, when it is cut off."""
+        shared = [self.run_lips, self.s, self.timer, self.emotion, self._band, getattr(self.phonemes, "encoder", None)]
+        return copy.deepcopy(self, {id(x): x for x in shared if x is not None})
+
     def add_utterance(self, start_sample: int, audio: np.ndarray) -> None:
         """An utterance known whole as it starts at this stream sample (a TTS reply): a phoneme front-end that
         takes segments encodes it now; any other front-end reads it as it is pushed."""
@@ -342,6 +351,22 @@ class MotionSynth:
     def add_closures(self, closures: list[tuple[float, float]]) -> None:
         """More (start, end) seconds where the lips must touch (an utterance that starts during a stream)."""
         self.closures = sorted(self.closures + list(closures))
+
+    def rest_from(self, t: float) -> None:
+        """From ``t`` seconds on nobody speaks (a reply ended or was cut off): the lips go to rest at once instead of
+        after a pause's length of silence, until ``speak_from``."""
+        if not self.rests or self.rests[-1][1] < math.inf:
+            self.rests.append([t, math.inf])
+
+    def speak_from(self, t: float) -> None:
+        """A reply starts at ``t`` seconds: the known rest ends there."""
+        if self.rests and self.rests[-1][1] == math.inf:
+            self.rests[-1][1] = max(t, self.rests[-1][0])
+
+    def _resting(self, t: float) -> bool:
+        while self.rests and self.rests[0][1] <= t:
+            self.rests.pop(0)
+        return bool(self.rests) and self.rests[0][0] <= t
 
     def _touching(self, t: float) -> bool:
         """A known closure covers this frame (its interval, widened by half a frame on each side)."""

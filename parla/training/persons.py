@@ -29,6 +29,13 @@ PERSON_DISTANCE = 0.35
 REFINE_ROUNDS = 3
 # Clips whose names carry no corpus prefix of their own (lrwar_00139) are grouped by face only.
 FACE_ONLY_PREFIXES = ("lrwar",)
+NAMED = "named"  # the corpus of every clip whose prefix names its own source (grid, lrs2, pcavs, ...)
+
+
+def corpus(name: str) -> str:
+    """The corpus of a prepared clip: a face-only prefix (``lrwar``), else the named sources together."""
+    src = name.split("_")[0]
+    return src if src in FACE_ONLY_PREFIXES else NAMED
 
 
 def clip_embedding(crops: np.ndarray, landmarks: np.ndarray, valid: np.ndarray) -> np.ndarray | None:

@@ -1,0 +1,1 @@
+"""Parla inside other frameworks: ``parla.integrations.pipecat`` (a Pipecat video service, extra ``[pipecat]``)."""
