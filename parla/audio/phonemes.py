@@ -241,6 +241,7 @@ class StreamingPhonemes:
         self.offset = 0  # absolute sample index of buf[0]
         self.emitted = 0  # frames emitted so far
         self.silence = encoder.silence
+        self._zeros: tuple[int, np.ndarray] | None = None  # (length of an all-zero window, its features)
 
     @property
     def latency_samples(self) -> int:
@@ -261,7 +262,13 @@ class StreamingPhonemes:
         win = self.buf[max(0, first) * HOP - self.offset : (upto + self.future) * HOP - self.offset]
         if first < 0:  # one window length from the first block on: a runtime that compiles per shape compiles once
             win = np.concatenate([np.zeros(-first * HOP, np.float32), win])
-        new = self.encoder(win)[self.emitted - first : upto - first]
+        if win.any():
+            out = self.encoder(win)
+        else:  # digital silence throughout (an idle live face): the encoder's output for it, computed once
+            if self._zeros is None or self._zeros[0] != len(win):
+                self._zeros = (len(win), self.encoder(win))
+            out = self._zeros[1]
+        new = out[self.emitted - first : upto - first]
         self.emitted = upto
         keep = max(0, (self.emitted - self.past) * HOP)  # the next window starts past_s before the next block
         if keep > self.offset:

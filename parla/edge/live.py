@@ -17,9 +17,10 @@ the streaming phoneme encoder's 200 ms future, plus the frames held to close the
 arrives ahead of playback (a TTS is faster than real time) would therefore start that late. Instead the session
 keeps a snapshot of the synthesizer before each frame's audio (``MotionSynth.snapshot``): once a reply holds a
 look-ahead of audio, the synthesizer goes back to the snapshot of the next frame on screen and reads the reply
-from there, so the lips move with the first frame after the audio came. An interruption goes back the same way and
-reads silence instead of the rest of the reply. A reply whose audio comes slower than it plays (a live source)
-starts after ``MAX_WAIT_S`` at the look-ahead's end instead, as a microphone does.
+from there, so the lips move with the first frame after the audio came (reading that look-ahead again costs about
+0.15-0.25 s of compute once, which the clock then catches up). An interruption silences the frames made ahead and
+takes the lips to rest from the next frame, on a pause's 4-frame ramp. A reply whose audio comes slower than it
+plays (a live source) starts after ``MAX_WAIT_S`` at the look-ahead's end instead, as a microphone does.
 
 Bounded: pending speech is capped at ``max_pending_s`` (more is dropped and counted), the synthesizer runs at most a
 look-ahead beyond the frame on screen, and a consumer that falls more than ``max_lag_frames`` behind the clock
@@ -39,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from parla.audio.io import SAMPLE_RATE
-from parla.edge.synth import FrameMotion
+from parla.edge.synth import CLOSE_RAMP, FrameMotion
 from parla.errors import AudioFormatError
 
 MAX_WAIT_S = 0.3  # a reply that has not gathered its look-ahead of audio by then starts without it (a live source)
@@ -249,6 +250,23 @@ class LiveSession:
         self._ready = {j: fm for j, fm in self._ready.items() if j < k}
         self._audio = {j: a for j, a in self._audio.items() if j < k}
 
+    def _cut(self, k: int) -> None:
+        """An interruption before frame ``k``: the frames made ahead from the reply's audio keep their head motion
+        but go silent and take the lips to rest on a pause's ramp, and so does the synthesizer from where it is (no
+        rewind: reading a look-ahead of audio again would hold the picture for a quarter of a second). Snapshots
+        from ``k`` on hold the dropped reply: a new reply cannot go back into them."""
+        self._speech = False
+        step = 1.0 / (CLOSE_RAMP + 1)
+        for j, fm in self._ready.items():
+            if j >= k:
+                fm.mouth_rest = max(fm.mouth_rest, min(1.0, (j - k + 1) * step))
+                fm.voiced, fm.mouth_close = False, 0.0
+        self._audio = {j: (np.zeros_like(a), False) if j >= k else (a, sp) for j, (a, sp) in self._audio.items()}
+        made = max([j for j in self._ready if j >= k], default=k - 1)  # the last frame the synthesizer gave
+        self.motion.close = max(self.motion.close or 0.0, min(1.0, (made - k + 1) * step))
+        self.motion.rest_from(k / self.fps)
+        self._snaps = {j: snap for j, snap in self._snaps.items() if j < k}
+
     def _start_reply(self, k: int) -> None:
         """Start the pending reply with frame ``k`` when it holds a look-ahead of audio (or is complete); after
         MAX_WAIT_S without, at the look-ahead's end."""
@@ -296,10 +314,8 @@ class LiveSession:
         """Frame ``k``'s motion and audio (the synthesizer read as far as it needs)."""
         with self._lock:
             rewind, self._rewind_to_next = self._rewind_to_next, False
-        if rewind:  # an interruption: the reply's audio read ahead is taken back
-            self._speech = False
-            self._rewind(k)
-            self.motion.rest_from(k / self.fps)
+        if rewind:
+            self._cut(k)
         self._start_reply(k)
         for _ in range(SNAPSHOTS):
             if k in self._ready:
@@ -339,17 +355,16 @@ class LiveSession:
         loop = asyncio.get_running_loop()
         if self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="parla-live")
-        t0: float | None = None
+        t0: float | None = None  # the clock's time of frame 0: set when the first frame is ready (a warm-up)
         while not self.closed:
-            if self.paced:
-                now = self.clock()
-                if t0 is None:
-                    t0 = now - self._next / self.fps
-                late = now - (t0 + self._next / self.fps)
+            if self.paced and t0 is not None:
+                late = self.clock() - (t0 + self._next / self.fps)
                 if late > self.max_lag_frames / self.fps:
                     await loop.run_in_executor(self._pool, self._skip, int(late * self.fps))
             frame = await loop.run_in_executor(self._pool, self.next_frame)
-            if self.paced and t0 is not None:
+            if t0 is None:
+                t0 = self.clock() - frame.index / self.fps
+            if self.paced:
                 wait = t0 + frame.index / self.fps - self.clock()
                 if wait > 0:
                     await asyncio.sleep(wait)
@@ -357,8 +372,9 @@ class LiveSession:
                 return
             yield frame
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
+        """Stop the frames; ``wait``: until a frame being made in the worker thread is done."""
         self.closed = True
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown(wait=wait, cancel_futures=True)
             self._pool = None

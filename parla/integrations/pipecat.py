@@ -44,7 +44,9 @@ NS = 1_000_000_000
 
 class ParlaVideoService(FrameProcessor):
     """``portrait``: a photo path or RGB array, or an open ``parla.edge.Avatar`` (which the caller then closes);
-    ``config``: a runtime target or YAML (``x86-cpu``: the INT8 student on the fastest installed runtime)."""
+    ``config``: a runtime target or YAML (``x86-cpu``: the INT8 student on the fastest installed runtime);
+    ``max_pending_s``: reply audio held ahead of playback at most (more is dropped and counted);
+    ``max_lag_frames``: how far the frames may fall behind the clock (a busy CPU) before frames are skipped."""
 
     def __init__(
         self,
@@ -53,12 +55,13 @@ class ParlaVideoService(FrameProcessor):
         config: str = "x86-cpu",
         overrides: dict | None = None,
         max_pending_s: float = 120.0,
+        max_lag_frames: int = 8,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self._own = not isinstance(portrait, Avatar)
         self.avatar = Avatar.from_image(portrait, config, overrides=overrides) if self._own else portrait
-        self._max_pending_s = max_pending_s
+        self._limits = dict(max_pending_s=max_pending_s, max_lag_frames=max_lag_frames)
         self.session: LiveSession | None = None
         self._task = None
         self._stopped: list[TTSStoppedFrame] = []  # held until the reply's last frame has gone out
@@ -76,9 +79,7 @@ class ParlaVideoService(FrameProcessor):
 
     async def setup(self, setup: FrameProcessorSetup) -> None:
         await super().setup(setup)
-        self.session = LiveSession(
-            self.avatar, sample_rate=setup.audio_out_sample_rate, max_pending_s=self._max_pending_s
-        )
+        self.session = LiveSession(self.avatar, sample_rate=setup.audio_out_sample_rate, **self._limits)
         self._task = self.create_task(self._frames(), name="parla-frames")
 
     async def _frames(self) -> None:
@@ -140,11 +141,11 @@ class ParlaVideoService(FrameProcessor):
         await self.push_frame(frame, direction)
 
     async def _stop(self) -> None:
-        if self.session is not None:
-            self.session.close()
         if self._task is not None:
             await self.cancel_task(self._task)
             self._task = None
+        if self.session is not None:
+            self.session.close(wait=False)  # a frame being made finishes in its thread; the event loop goes on
 
     async def cleanup(self) -> None:
         await super().cleanup()
