@@ -242,6 +242,9 @@ class StreamingPhonemes:
         self.emitted = 0  # frames emitted so far
         self.silence = encoder.silence
         self._zeros: tuple[int, np.ndarray] | None = None  # (length of an all-zero window, its features)
+        # Set while a burst of audio is pushed at once (a live reply's start): every frame ready then comes from one
+        # window (its frames see as much future as the last one, or more), not one window per block.
+        self.coarse = False
 
     @property
     def latency_samples(self) -> int:
@@ -253,6 +256,8 @@ class StreamingPhonemes:
         heard = self.offset + len(self.buf)
         ready = heard // HOP - self.future  # frames whose window (to future_s after them) has fully arrived
         out = []
+        if self.coarse and ready - self.emitted >= self.every:
+            out.append(self._block(self.emitted + (ready - self.emitted) // self.every * self.every))
         while ready - self.emitted >= self.every:
             out.append(self._block(self.emitted + self.every))
         return np.concatenate(out) if out else np.zeros((0, self.encoder.dim), np.float32)

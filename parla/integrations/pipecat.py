@@ -15,7 +15,9 @@ No exception escapes into the pipeline: bad audio is logged and counted (``stats
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import AsyncGenerator
 
 import numpy as np
 
@@ -35,6 +37,8 @@ from pipecat.frames.frames import (  # noqa: E402
     TTSStoppedFrame,
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor, FrameProcessorSetup  # noqa: E402
+from pipecat.services.settings import TTSSettings  # noqa: E402
+from pipecat.services.tts_service import TTSService  # noqa: E402
 
 from parla.edge.avatar import Avatar  # noqa: E402
 from parla.edge.live import LiveFrame, LiveSession  # noqa: E402
@@ -60,10 +64,12 @@ class ParlaVideoService(FrameProcessor):
     ) -> None:
         super().__init__(**kwargs)
         self._own = not isinstance(portrait, Avatar)
-        self.avatar = Avatar.from_image(portrait, config, overrides=overrides) if self._own else portrait
-        self._limits = dict(max_pending_s=max_pending_s, max_lag_frames=max_lag_frames)
+        self.avatar: Avatar = (
+            portrait if isinstance(portrait, Avatar) else Avatar.from_image(portrait, config, overrides=overrides)
+        )
+        self.max_pending_s, self.max_lag_frames = float(max_pending_s), int(max_lag_frames)
         self.session: LiveSession | None = None
-        self._task = None
+        self._task: asyncio.Task | None = None
         self._stopped: list[TTSStoppedFrame] = []  # held until the reply's last frame has gone out
         self._context: str | None = None  # the reply's TTS context, carried by its re-timed audio
         self.errors = 0  # bad TTS frames dropped (logged)
@@ -77,9 +83,14 @@ class ParlaVideoService(FrameProcessor):
         """The live session's counters (``parla.edge.live.LiveStats``), or None before the pipeline starts."""
         return self.session.stats if self.session is not None else None
 
-    async def setup(self, setup: FrameProcessorSetup) -> None:
+    async def setup(self, setup: FrameProcessorSetup) -> None:  # type: ignore[override]
         await super().setup(setup)
-        self.session = LiveSession(self.avatar, sample_rate=setup.audio_out_sample_rate, **self._limits)
+        self.session = LiveSession(
+            self.avatar,
+            sample_rate=setup.audio_out_sample_rate,
+            max_pending_s=self.max_pending_s,
+            max_lag_frames=self.max_lag_frames,
+        )
         self._task = self.create_task(self._frames(), name="parla-frames")
 
     async def _frames(self) -> None:
@@ -152,3 +163,42 @@ class ParlaVideoService(FrameProcessor):
         await self._stop()
         if self._own:
             self.avatar.close()
+
+
+class ParlaTTSService(TTSService):
+    """Parla's offline TTS (eSpeak NG, extra ``[tts]``: GPL, so optional) as a Pipecat TTS service: each sentence
+    is synthesized whole in a worker thread and sent in 40-ms ``TTSAudioRawFrame``s at the pipeline's output rate,
+    between ``TTSStartedFrame`` and ``TTSStoppedFrame``. ``voice``: an eSpeak NG voice (``en-us``, ``de``, ...)."""
+
+    CHUNK_S = 0.04
+
+    def __init__(self, *, voice: str = "en-us", words_per_minute: int = 160, **kwargs) -> None:
+        settings = TTSSettings(model=None, voice=voice, language=None)
+        super().__init__(push_start_frame=True, push_stop_frames=True, stop_frame_timeout_s=0.5, settings=settings,
+                         **kwargs)  # fmt: skip
+        self.voice, self.words_per_minute = voice, words_per_minute
+
+    def can_generate_metrics(self) -> bool:
+        return True
+
+    async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Frame | None, None]:
+        from parla.audio.io import SAMPLE_RATE, Resampler
+        from parla.audio.tts import speak
+
+        if not text.strip():
+            return
+        try:
+            await self.start_tts_usage_metrics(text)
+            speech = await asyncio.to_thread(speak, text, voice=self.voice, words_per_minute=self.words_per_minute)
+        except ParlaError as e:
+            logger.warning(f"{self}: {e}")
+            return
+        await self.stop_ttfb_metrics()
+        audio = speech.audio
+        if self.sample_rate != SAMPLE_RATE:
+            rs = Resampler(SAMPLE_RATE, rate=self.sample_rate)
+            audio = np.concatenate([rs.push(audio), rs.flush()])
+        pcm = (np.clip(audio, -1.0, 1.0) * 32767.0).astype(np.int16)
+        n = int(self.sample_rate * self.CHUNK_S)
+        for i in range(0, len(pcm), n):
+            yield TTSAudioRawFrame(pcm[i : i + n].tobytes(), self.sample_rate, 1, context_id=context_id)
