@@ -104,7 +104,10 @@ class Avatar:
                 m.close()
             raise
         finally:
+            from parla.edge.engine import trim_heap
+
             release_face_models()  # the portrait is built: a running avatar needs no detector (70 MB resident)
+            trim_heap()
         return cls(portrait, cfg, models=models, **kwargs)
 
     @classmethod

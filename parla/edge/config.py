@@ -234,10 +234,11 @@ def resolve_auto(data: dict) -> dict:
 
     backend = data.get("backend", "openvino")
     if backend == "auto":
-        found = [b for b in AUTO_ORDER if _importable(by_backend(b).runtime)]
-        if not found:
+        # the first one only: importing the others costs memory a kiosk keeps for nothing (onnxruntime: 30 MB)
+        found = next((b for b in AUTO_ORDER if _importable(by_backend(b).runtime)), None)
+        if found is None:
             raise ConfigError("backend: auto found no runtime; pip install 'parla[onnx]' (or [openvino], [tflite])")
-        backend = found[0]
+        backend = found
     if backend not in BACKENDS:
         return data  # validation names the error
     device = str(data.get("device", "cpu"))

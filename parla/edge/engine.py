@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 import queue
+import sys
 import threading
 import time
 from collections import deque
@@ -66,6 +67,40 @@ def rss_mb() -> float:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
     except OSError:
         return peak_rss_mb()
+
+
+def lean_malloc(arenas: int = 2, mmap_kb: int = 256) -> bool:
+    """glibc's allocator set for a long-running stream (Linux; elsewhere nothing happens, False): at most ``arenas``
+    malloc arenas (every thread that allocates would otherwise get its own, up to 8 per core), and every block of
+    ``mmap_kb`` or more (a frame, a feature window) mapped and unmapped on its own, instead of the default
+    threshold that grows after the first such block is freed and then keeps frames on a fragmented heap.
+    Measured on the Pipecat example: docs/benchmarks.md."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name or not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        m_mmap_threshold, m_arena_max = -3, -8
+        return bool(libc.mallopt(m_arena_max, arenas)) and bool(libc.mallopt(m_mmap_threshold, mmap_kb * 1024))
+    except (OSError, AttributeError):
+        return False
+
+
+def trim_heap() -> None:
+    """Give the heap's free memory back to the system (glibc ``malloc_trim``; elsewhere nothing happens): after a
+    one-off step that allocated much and freed it (the face models that prepare a portrait: 13 MB resident)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name and sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(name).malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
 
 
 def peak_rss_mb() -> float:

@@ -48,7 +48,7 @@ from parla.errors import AudioFormatError
 # gets no more audio for this long has ended, flushed or not (TTS services announce their end seconds late).
 MAX_WAIT_S = 0.3
 MIN_RATE, MAX_RATE = 4_000, 384_000  # Hz accepted by push_audio
-SNAPSHOTS = 64  # frames of synthesizer snapshots kept (more than any look-ahead: 2.5 s at 25 fps)
+MAX_AHEAD = 64  # frames the synthesizer may read beyond the frame on screen (2.5 s at 25 fps: more than any look-ahead)
 
 
 @dataclass
@@ -327,7 +327,6 @@ class LiveSession:
 
         k0 = self._fed
         self._snaps[k0] = self.motion.snapshot()
-        self._snaps.pop(k0 - SNAPSHOTS, None)
         parts = []
         for k in range(k0, k0 + n):
             a16, aout, speaking = self._take(k)
@@ -354,13 +353,15 @@ class LiveSession:
         if rewind:
             self._cut(k)
         self._start_reply(k)
-        for _ in range(SNAPSHOTS):
+        for _ in range(MAX_AHEAD):
             if k in self._ready:
                 break
             self._feed()
         else:
             raise RuntimeError(f"live session: frame {k} never came out of the synthesizer (was it fed elsewhere?)")
-        self._snaps = {j: s for j, s in self._snaps.items() if j >= k - SNAPSHOTS // 2}
+        # a rewind goes back to the frame on screen at the earliest: the snapshots before it are done with (each is
+        # about 0.3 MB, and the synthesizer reads about 15 frames ahead)
+        self._snaps = {j: snap for j, snap in self._snaps.items() if j >= k}
         audio, speaking = self._audio.pop(k)
         return self._ready.pop(k), audio, speaking
 

@@ -339,7 +339,9 @@ class MotionSynth:
         """A copy of the synthesizer's state (audio features, net window, head, blinks, pause ramp, random state) that
         goes on independently; models, settings and the timer are shared. A live session keeps recent snapshots so
         that it can take back audio it fed ahead: silence, when a reply arrives, or a reply, when it is cut off."""
-        shared = [self.run_lips, self.s, self.timer, self.emotion, self._band, getattr(self.phonemes, "encoder", None)]
+        ph = self.phonemes
+        zeros = getattr(ph, "_zeros", None)  # the encoder's output for silence: never changed, only replaced
+        shared = [self.run_lips, self.s, self.timer, self.emotion, self._band, getattr(ph, "encoder", None), zeros]
         return copy.deepcopy(self, {id(x): x for x in shared if x is not None})
 
     def add_utterance(self, start_sample: int, audio: np.ndarray) -> None:

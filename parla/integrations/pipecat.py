@@ -59,7 +59,7 @@ class ParlaVideoService(FrameProcessor):
         config: str = "x86-cpu",
         overrides: dict | None = None,
         max_pending_s: float = 120.0,
-        max_lag_frames: int = 8,
+        max_lag_frames: int = 25,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
