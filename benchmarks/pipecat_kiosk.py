@@ -142,7 +142,6 @@ async def run(args) -> dict:
     video = np.asarray(counts["video"])
     video = video[video >= t0]
     first = np.asarray(stats.get("first_frame_ms", []) or [np.nan])
-    after_minute = [m for t, m in rss if t >= 60]
     return {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs ({platform.processor() or 'cpu'})",
         "seconds": round(wall, 1),
@@ -157,8 +156,23 @@ async def run(args) -> dict:
             "max": round(float(np.nanmax(first)), 1),
         },
         "example_peak_rss_mb": round(peak, 1),
-        "rss_growth_after_first_minute_mb": round(max(after_minute) - after_minute[0], 1) if after_minute else None,
+        **rss_summary(rss),
         "example_rss_mb": rss,
+    }
+
+
+def rss_summary(rss: list) -> dict:
+    """Growth after the first minute: the median resident set of the last minute less that of the second (the
+    samples swing by a few MB with the replies: a median per minute sees a trend, not a swing), and the range."""
+    r = np.asarray(rss, float).reshape(-1, 2)
+    second = r[(r[:, 0] >= 60) & (r[:, 0] < 120), 1]
+    last = r[r[:, 0] >= max(120.0, r[-1, 0] - 60), 1] if len(r) else r[:0, 1]
+    after = r[r[:, 0] >= 60, 1]
+    if not len(second) or not len(last):
+        return {"rss_growth_after_first_minute_mb": None, "rss_range_after_first_minute_mb": None}
+    return {
+        "rss_growth_after_first_minute_mb": round(float(np.median(last) - np.median(second)), 1),
+        "rss_range_after_first_minute_mb": [round(float(after.min()), 1), round(float(after.max()), 1)],
     }
 
 

@@ -19,6 +19,7 @@ import json
 import os
 import sys
 import threading
+from collections import deque
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Parla</title><style>
 html,body{margin:0;width:100%;height:100%;background:#000;overflow:hidden}
@@ -45,7 +46,16 @@ async function connect() {
     body: JSON.stringify({sdp: pc.localDescription.sdp, type: pc.localDescription.type})});
   await pc.setRemoteDescription(await r.json());
 }
-connect();
+async function report() {  // the browser's own statistics, for tests and benchmarks
+  if (pc && pc.connectionState === "connected") {
+    const s = {t: Date.now(), video: {}, audio: {}};
+    (await pc.getStats()).forEach((r) => { if (r.type === "inbound-rtp") s[r.kind] = r; });
+    fetch("api/stats", {method: "POST", headers: {...auth, "Content-Type": "application/json"},
+      body: JSON.stringify(s)}).catch(() => {});
+  }
+  setTimeout(report, 1000);
+}
+connect(); report();
 </script></body></html>"""
 
 
@@ -63,6 +73,7 @@ class Kiosk:
         self.worker = None
         self.task: asyncio.Task | None = None
         self.face = None  # the running ParlaVideoService
+        self.browser: deque = deque(maxlen=600)  # the page's WebRTC statistics, one report a second
 
     def authorized(self, request) -> bool:
         if not self.token:
@@ -83,7 +94,19 @@ class Kiosk:
         app = web.Application(client_max_size=64 * 1024, middlewares=[guard])
         app.router.add_get("/", lambda r: web.Response(text=PAGE, content_type="text/html"))
         app.router.add_post("/api/offer", self.offer)
+        app.router.add_post("/api/stats", self.stats)
         return app
+
+    async def stats(self, request):
+        from aiohttp import web
+
+        try:
+            body = await request.json()
+        except Exception:
+            raise web.HTTPBadRequest(text="expected a JSON object\n") from None
+        if isinstance(body, dict):
+            self.browser.append(body)
+        return web.Response(status=204)
 
     async def offer(self, request):
         from aiohttp import web

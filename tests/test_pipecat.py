@@ -178,7 +178,7 @@ def test_hostile_frames_never_escape_into_the_pipeline(avatar, replies):
     from parla.integrations.pipecat import ParlaVideoService
 
     first, _ = replies
-    service = ParlaVideoService(avatar, max_pending_s=10.0)
+    service = ParlaVideoService(avatar, max_pending_s=10.0, max_lag_frames=8)
     odd = TTSAudioRawFrame(first[:11_025].tobytes(), 11_025, 1)  # played as 11.025 kHz
     storm = [TTSAudioRawFrame(first[:RATE].tobytes(), RATE, 1) for _ in range(60)]  # a minute in one go
     script = [
@@ -196,3 +196,139 @@ def test_hostile_frames_never_escape_into_the_pipeline(avatar, replies):
     assert stats.dropped >= 0.8 * FPS  # the stalled second was skipped, not queued
     assert clock_fps(images) == pytest.approx(FPS, abs=0.5)
     assert service.session is not None and service.session.pending_s == 0  # the interruption dropped the rest
+
+
+# the example: examples/pipecat_kiosk.py --------------------------------------------------------------------------
+def example_module():
+    import importlib.util
+    from pathlib import Path
+
+    pytest.importorskip("aiortc")
+    pytest.importorskip("espeakng_loader", reason="the [tts] extra is not installed")
+    path = Path(__file__).resolve().parents[1] / "examples" / "pipecat_kiosk.py"
+    spec = importlib.util.spec_from_file_location("pipecat_kiosk", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+async def serve_example(mod, kiosk, seconds: float, viewer, lines_at: list[tuple[float, str]]):
+    """The example's server on a free port, a viewer coroutine (given the page's address), text lines on cue."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    lines: asyncio.Queue = asyncio.Queue()
+    server = asyncio.create_task(mod.serve(kiosk, "127.0.0.1", port, lines))
+    await asyncio.sleep(0.5)
+    url = f"http://127.0.0.1:{port}/" + (f"?token={kiosk.token}" if kiosk.token else "")
+    watch = asyncio.create_task(viewer(url))
+    while kiosk.face is None or kiosk.face.session is None:
+        await asyncio.sleep(0.1)
+    t0 = time.monotonic()
+    for at, line in lines_at:
+        await asyncio.sleep(max(0.0, t0 + at - time.monotonic()))
+        await lines.put(line)
+    await asyncio.sleep(max(0.0, t0 + seconds - time.monotonic()))
+    result = await watch_result(watch)
+    await lines.put(None)
+    await server
+    return result
+
+
+async def watch_result(task):
+    task.cancel()
+    try:
+        return await task
+    except asyncio.CancelledError:
+        return None
+
+
+def test_the_example_streams_picture_and_reply_audio_over_webrtc(face_path):
+    """A WebRTC viewer (aiortc, as a browser connects) gets the face's frames and the spoken reply's audio."""
+    import aiohttp
+    from aiortc import RTCPeerConnection, RTCSessionDescription
+
+    mod = example_module()
+    kiosk = mod.Kiosk(str(face_path), token=None)
+    got = {"video": 0, "audio_s": 0.0, "loud": 0.0}
+
+    async def viewer(url: str):
+        pc = RTCPeerConnection()
+        pc.addTransceiver("audio", direction="recvonly")
+        pc.addTransceiver("video", direction="recvonly")
+
+        async def drain(track):
+            while True:
+                frame = await track.recv()
+                if track.kind == "video":
+                    got["video"] += 1
+                else:
+                    pcm = frame.to_ndarray()
+                    got["audio_s"] += frame.samples / frame.sample_rate
+                    got["loud"] += frame.samples / frame.sample_rate * float(np.abs(pcm).max() > 1000)
+
+        pc.on("track", lambda track: asyncio.ensure_future(drain(track)))
+        await pc.setLocalDescription(await pc.createOffer())
+        async with aiohttp.ClientSession() as http:
+            async with http.post(url + "api/offer", json={"sdp": pc.localDescription.sdp, "type": "offer"}) as r:
+                answer = await r.json()
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type=answer["type"]))
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await pc.close()
+
+    try:
+        asyncio.run(serve_example(mod, kiosk, 8.0, viewer, [(1.0, "Hello, I am the face of this assistant.")]))
+        stats = kiosk.face.stats
+    finally:
+        kiosk.avatar.close()
+    assert got["video"] >= 5 * FPS  # frames all along (idle, then speaking)
+    assert got["audio_s"] >= 5  # the transport's audio track
+    assert got["loud"] >= 1.0  # ... carrying the reply
+    assert stats.utterances == 1 and kiosk.face.errors == 0
+
+
+def test_the_example_refuses_the_network_without_a_token(capsys):
+    mod = example_module()
+    assert mod.main(["portrait.jpg", "--host", "0.0.0.0"]) == 2
+    assert "without a token" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_example_plays_in_chromium(face_path, tmp_path):
+    """From the browser's own WebRTC statistics: ≥ 24 fps decoded and audio received over 10 s."""
+    import subprocess
+
+    from tests.test_web import chromium
+
+    exe = chromium()
+    mod = example_module()
+    kiosk = mod.Kiosk(str(face_path), token=None)
+
+    async def viewer(url: str):
+        browser = subprocess.Popen(
+            [exe, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--autoplay-policy=no-user-gesture-required", f"--user-data-dir={tmp_path / 'profile'}", url],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            await asyncio.Event().wait()
+        finally:
+            browser.kill()
+            browser.wait()
+
+    try:
+        asyncio.run(serve_example(mod, kiosk, 16.0, viewer, [(2.0, "Hello, I am the face of this assistant.")]))
+    finally:
+        kiosk.avatar.close()
+    got = [s for s in kiosk.browser if s.get("video", {}).get("framesDecoded")]
+    assert len(got) >= 2, "the page never reported decoded video"
+    first, last = got[1], got[-1]
+    seconds = (last["t"] - first["t"]) / 1000
+    assert seconds >= 10
+    assert (last["video"]["framesDecoded"] - first["video"]["framesDecoded"]) / seconds >= 24
+    assert last["audio"]["totalSamplesReceived"] - first["audio"]["totalSamplesReceived"] >= 0.9 * 48_000 * seconds

@@ -399,6 +399,7 @@ class LiveSession:
                 late = self.clock() - (t0 + self._next / self.fps)
                 if late > self.max_lag_frames / self.fps:
                     await loop.run_in_executor(self._pool, self._skip, int(late * self.fps))
+            gen = self._generation
             frame = await loop.run_in_executor(self._pool, self.next_frame)
             if t0 is None:
                 t0 = self.clock() - frame.index / self.fps
@@ -408,6 +409,8 @@ class LiveSession:
                     await asyncio.sleep(wait)
             if self.closed:
                 return
+            if gen != self._generation:  # interrupted while it was made or waited for its time: silent
+                frame.audio, frame.speaking = np.zeros_like(frame.audio), False
             if frame.speaking and self._reply_pushed is not None:
                 self.stats.first_frame_s.append(self.clock() - self._reply_pushed)
                 self._reply_pushed = None
