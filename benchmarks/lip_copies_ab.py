@@ -31,8 +31,8 @@ def main() -> int:
     from parla.edge.avatar import animate
     from parla.export.parity import machine
     from parla.face.landmarks import mouth_opening
+    from parla.face.tracks import track_video
     from parla.metrics.report import evaluate_clip, portrait_embedding
-    from parla.metrics.tracks import track_video
 
     emb, ref = portrait_embedding(args.portrait, with_reference=True)
     copies, drive = render.MouthCopy.all, expression.ExpressionBasis.drive

@@ -50,7 +50,7 @@ def pick(folder: Path, prefixes: list[str] | None) -> list[Path]:
 def _dlib_clip(video: Path) -> dict:
     """dlib's reading of a clip, frame by frame: the mouth opening and the mouth box (centre x, y and width)."""
     from parla.face.landmarks import mouth_opening
-    from parla.metrics.tracks import track_video
+    from parla.face.tracks import track_video
 
     lms = track_video(video).landmarks
     lips = lms[:, 48:60]
@@ -62,9 +62,9 @@ def render(args: argparse.Namespace) -> int:
     import parla.face.expression as expression
     from parla.audio.io import SAMPLE_RATE, load_audio
     from parla.edge.avatar import animate
-    from parla.edge.render import Portrait
     from parla.face.detect import detect_faces, select_face
     from parla.face.landmarks import mouth_opening
+    from parla.face.portrait import Portrait
     from parla.media.image import load_image, save_image
     from parla.progress import progress
 

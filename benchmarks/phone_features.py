@@ -54,7 +54,7 @@ def main() -> None:
     ap.add_argument("-o", "--out", default="runs/phones")
     args = ap.parse_args()
 
-    from parla.metrics.tracks import clip_audio, list_videos
+    from parla.face.tracks import clip_audio, list_videos
     from parla.training.basis import load_clip
 
     out = Path(args.out)

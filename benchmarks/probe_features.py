@@ -40,7 +40,7 @@ def source(name: str) -> str:
 def raw_features(audio: np.ndarray, encoder) -> tuple[np.ndarray, np.ndarray]:
     """(log-mel, phoneme-encoder state at the mel rate) of a clip."""
     from parla.audio.mel import log_mel
-    from parla.training.motion import phoneme_track
+    from parla.audio.phonemes import phoneme_track
 
     mel = log_mel(audio)
     return mel, phoneme_track(audio, len(mel), "offline", encoder)
@@ -125,8 +125,8 @@ def cross_validate(train: list[dict]) -> tuple[dict, dict]:
 def score_real(videos: str, probes: dict, pca: np.ndarray, encoder) -> list[dict]:
     """Each probe on each real eval video: sync confidence and offset of the real clip and of the controls."""
     from parla.face.landmarks import mouth_opening
+    from parla.face.tracks import clip_audio, list_videos, track_video
     from parla.metrics.av import lip_sync
-    from parla.metrics.tracks import clip_audio, list_videos, track_video
 
     real = []
     for v in list_videos(videos):
@@ -177,8 +177,8 @@ def summarize(rows: list[dict], cv: dict, probes: dict) -> dict:
 def score_videos(paths: list[str], probes_file: Path, encoder) -> list[dict]:
     """Sync confidence and offset of each video under each saved probe."""
     from parla.face.landmarks import mouth_opening
+    from parla.face.tracks import clip_audio, track_video
     from parla.metrics.av import lip_sync
-    from parla.metrics.tracks import clip_audio, track_video
 
     with np.load(probes_file) as z:
         saved = {k: z[k] for k in z.files}

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
+from parla.face.tracks import clip_audio, list_videos
 from parla.metrics.reenact import mouth_lmd
-from parla.metrics.tracks import clip_audio, list_videos
 
 
 def real_track(video: Path, cache: Path) -> tuple[np.ndarray, float]:
-    from parla.metrics.tracks import track_video
+    from parla.face.tracks import track_video
 
     cache.mkdir(parents=True, exist_ok=True)
     f = cache / f"{video.stem}.npz"

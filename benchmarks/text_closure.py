@@ -62,7 +62,7 @@ def main() -> int:
     from parla.edge.avatar import animate
     from parla.export.parity import machine
     from parla.face.landmarks import mouth_opening
-    from parla.metrics.tracks import track_video
+    from parla.face.tracks import track_video
 
     portrait = args.portrait or str(demo_file("portrait.jpg"))
     rows, tiles = [], []
@@ -100,9 +100,9 @@ def main() -> int:
 
 def closed_floor(portrait: str) -> float:
     """The detector's inner-lip gap on this face with its lips closed and still (see the module's docstring)."""
-    from parla.edge.render import Portrait
     from parla.face.detect import detect_faces, fit_landmarks
     from parla.face.landmarks import mouth_opening
+    from parla.face.portrait import Portrait
     from parla.media.image import load_image
 
     image = load_image(portrait)

@@ -178,10 +178,10 @@ def test_spikes_detail_and_colour_see_a_broken_blurred_or_tinted_video(tmp_path,
     import cv2
 
     from parla.face.detect import detect_faces, select_face
+    from parla.face.tracks import track_video
     from parla.media.image import load_image
     from parla.media.video import VideoWriter
     from parla.metrics.frames import Reference, frame_metrics
-    from parla.metrics.tracks import track_video
 
     image = load_image(face_path)
     lm = select_face(detect_faces(image)).landmarks
@@ -242,9 +242,9 @@ def test_contact_sheet_shows_strip_spikes_and_mouths(tmp_path, face_path):
 def _followed_from(face_path, scale: float, drop_iod: float, checked: bool) -> float:
     """Mean landmark error (IODs) of the tracker's next fit on the fixture when its last landmarks were the right
     ones scaled by ``scale`` about their centre and moved down by ``drop_iod``, with the periodic check due or not."""
+    from parla.face import tracks
     from parla.face.landmarks import interocular
     from parla.media.image import load_image
-    from parla.metrics import tracks
 
     img = load_image(face_path)
     right = tracks._Follower().step(img)

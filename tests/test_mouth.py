@@ -25,7 +25,7 @@ def teeth_fraction(image: np.ndarray, lm: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def portrait(face_path):
-    from parla.edge.render import Portrait
+    from parla.face.portrait import Portrait
 
     return Portrait.load(face_path, 128)
 
@@ -231,7 +231,7 @@ def test_a_hand_over_warps_the_second_source_at_the_mouth_only(portrait):
 def closed_portrait(portrait):
     """The astronaut with her lips together: the closed copy of the photo as a portrait of its own (self-made from
     the public-domain fixture), with the copy's landmarks."""
-    from parla.edge.render import Portrait
+    from parla.face.portrait import Portrait
 
     closed = portrait.mouths[-1]
     return Portrait.from_landmarks(closed.image, portrait.alignment.to_image(closed.landmarks), 128)
@@ -336,7 +336,7 @@ def test_the_renderer_opens_a_closed_photo(face_path, closed_portrait):
 
 def test_a_black_and_white_photo_opens_onto_grey(closed_portrait):
     """The painted inside and teeth of a grey photo are grey (a tinted mouth in a black-and-white portrait)."""
-    from parla.edge.render import Portrait
+    from parla.face.portrait import Portrait
 
     p = closed_portrait
     grey = np.repeat(p.image.mean(2, keepdims=True).round().astype(np.uint8), 3, axis=2)

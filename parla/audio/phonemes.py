@@ -355,3 +355,22 @@ def to_mel_rate(features: np.ndarray, n_mel: int) -> np.ndarray:
     hi = np.minimum(lo + 1, len(features) - 1)
     frac = (pos - lo)[:, None].astype(np.float32)
     return features[lo] * (1 - frac) + features[hi] * frac
+
+
+def phoneme_track(audio: np.ndarray, n_mel: int, spec: str, encoder=None) -> np.ndarray:
+    """(n_mel, 256) phoneme-encoder features at the mel frame rate, computed as ``spec`` says: "offline" (30 s
+    windows) or "stream:PAST:FUTURE" (the streaming encoder fed 40 ms chunks, as a live source feeds it)."""
+    encoder = encoder or PhonemeEncoder()
+    if spec == "offline":
+        feats = encode(encoder, audio)
+    elif spec.startswith("stream:"):
+        _, past, future = spec.split(":")
+        st = StreamingPhonemes(encoder, past_s=float(past), future_s=float(future))
+        chunk = SAMPLE_RATE // 25
+        tail = np.zeros(st.latency_samples, np.float32)  # the end of a stream: silence after it, as the synth pads
+        padded = np.concatenate([audio, tail])
+        feats = np.concatenate([st.push(padded[i : i + chunk]) for i in range(0, len(padded), chunk)])
+        feats = feats[: n_frames(len(audio))]
+    else:
+        raise ParlaError(f"phoneme features: {spec!r} is not 'offline' or 'stream:PAST:FUTURE'")
+    return to_mel_rate(feats, n_mel)

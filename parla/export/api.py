@@ -226,8 +226,7 @@ def _motion_exports(ck: Checkpoint, fmts: list[str], out: Path) -> list[dict]:
     speech = load_audio(demo_file("speech.wav"))
     mel = log_mel(speech)
     if cfg.n_mels > mel.shape[1]:  # a phoneme front-end: its features follow the log-mel
-        from parla.audio.phonemes import PhonemeEncoder, outputs_of_width
-        from parla.training.motion import phoneme_track
+        from parla.audio.phonemes import PhonemeEncoder, outputs_of_width, phoneme_track
 
         encoder = PhonemeEncoder(outputs=outputs_of_width(cfg.n_mels - mel.shape[1]))
         mel = np.concatenate([mel, phoneme_track(speech, len(mel), "offline", encoder)], 1)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from parla.face import landmarks as L
-from parla.metrics.tracks import clip_audio, list_videos, track_video
+from parla.face.tracks import clip_audio, list_videos, track_video
 
 MOUTH = slice(48, 68)
 

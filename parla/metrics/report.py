@@ -13,9 +13,9 @@ import numpy as np
 
 from parla.audio.mel import log_mel
 from parla.face import landmarks as L
+from parla.face.tracks import clip_audio, list_videos, track_video
 from parla.media.video import VideoWriter, iter_frames, probe_video
 from parla.metrics import av, frames
-from parla.metrics.tracks import clip_audio, list_videos, track_video
 
 CLIP_KEYS = (
     "file",

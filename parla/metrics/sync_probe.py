@@ -134,8 +134,8 @@ def fit_probe(folder: str | os.PathLike, *, folds: int = 6, progress: bool = Fal
     if kind not in ("log-mel", "phonemes"):
         raise ValueError(f"probe features: {kind!r} is not 'log-mel' or 'phonemes'")
     from parla.face.landmarks import mouth_opening
+    from parla.face.tracks import clip_audio, list_videos, track_video
     from parla.metrics.av import mouth_target
-    from parla.metrics.tracks import clip_audio, list_videos, track_video
     from parla.progress import progress as bar
 
     xs: list = []  # per clip: features, or (states, fps, frames, tracked) until the projection is fitted

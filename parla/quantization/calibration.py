@@ -40,7 +40,7 @@ def from_dataset(data_dir: str | Path, n: int, res: int, seed: int) -> Samples:
 
 def from_portrait(path: str | Path, basis, n: int, res: int, seed: int) -> Samples:
     """Synthetic motions (random expression, pose, blink) of one portrait: for machines without a dataset."""
-    from parla.edge.render import Portrait
+    from parla.face.portrait import Portrait
     from parla.training.distill import SyntheticSampler
 
     p = Portrait.load(path, res)

@@ -119,8 +119,8 @@ def face_sources(
 
 
 def _align_photos(photos_dir: Path, cache: Path, show: bool) -> None:
-    from parla.edge.render import Portrait
     from parla.errors import ParlaError as _E
+    from parla.face.portrait import Portrait
     from parla.files import atomic_output
     from parla.progress import progress
 

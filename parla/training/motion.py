@@ -13,11 +13,13 @@ import torch
 import torch.nn.functional as F
 
 from parla.audio.mel import FRAMES_PER_SECOND
+from parla.audio.phonemes import phoneme_track
+from parla.audio.signals import envelope_from_mel, voiced_silent_masks
 from parla.errors import ParlaError
 from parla.face.expression import ExpressionBasis, similarity_fit
 from parla.face.landmarks import mouth_opening
+from parla.face.signals import blink_events, fill_gaps
 from parla.files import atomic_output
-from parla.metrics import av
 from parla.models.head_blink import fit_ar2, fit_blinks
 from parla.models.lips import LipEnsemble, LipNet, LipNetConfig, ensemble
 from parla.training import checkpoint as ckpt
@@ -87,34 +89,13 @@ def _pose_track(clip: dict, fps: float) -> np.ndarray | None:
         track[i, 3:5] = lms[i].mean(0) - median.mean(0)
         track[i, 5] = math.log(scale)
     track[:, :2] = clip["pose"][:, :2] - np.nanmedian(clip["pose"][:, :2], axis=0)
-    track = np.stack([av.fill_gaps(track[:, k], max_gap=len(track)) for k in range(6)], 1)
+    track = np.stack([fill_gaps(track[:, k], max_gap=len(track)) for k in range(6)], 1)
     # 5-frame moving average: per-frame pose estimates from landmarks are noisy (solvePnP yaw/pitch especially).
     k = np.ones(5) / 5
     track = np.stack([np.convolve(np.pad(track[:, j], 2, mode="edge"), k, mode="valid") for j in range(6)], 1)
     idx = np.round(np.arange(0, len(track) / fps, 1 / POSE_FPS) * fps).astype(int)
     out = track[np.clip(idx, 0, len(track) - 1)]
     return None if np.isnan(out).any() else out
-
-
-def phoneme_track(audio: np.ndarray, n_mel: int, spec: str, encoder=None) -> np.ndarray:
-    """(n_mel, 256) phoneme-encoder features at the mel frame rate, computed as ``spec`` says: "offline" (30 s
-    windows) or "stream:PAST:FUTURE" (the streaming encoder fed 40 ms chunks, as a live source feeds it)."""
-    from parla.audio import phonemes as ph
-
-    encoder = encoder or ph.PhonemeEncoder()
-    if spec == "offline":
-        feats = ph.encode(encoder, audio)
-    elif spec.startswith("stream:"):
-        _, past, future = spec.split(":")
-        st = ph.StreamingPhonemes(encoder, past_s=float(past), future_s=float(future))
-        chunk = ph.SAMPLE_RATE // 25
-        tail = np.zeros(st.latency_samples, np.float32)  # the end of a stream: silence after it, as the synth pads
-        padded = np.concatenate([audio, tail])
-        feats = np.concatenate([st.push(padded[i : i + chunk]) for i in range(0, len(padded), chunk)])
-        feats = feats[: ph.n_frames(len(audio))]
-    else:
-        raise ParlaError(f"phoneme features: {spec!r} is not 'offline' or 'stream:PAST:FUTURE'")
-    return ph.to_mel_rate(feats, n_mel)
 
 
 def phoneme_settings(spec: str, outputs: str = "hidden") -> dict:
@@ -162,15 +143,15 @@ def build(
         tracks.append(c["landmarks"][c["valid"]])
         pose = _pose_track(c, fps)
         ear = np.where(c["valid"], c["ear"], np.nan)
-        starts = av.blink_events(ear, fps)
+        starts = blink_events(ear, fps)
         intervals += list(np.diff(starts) / fps)
         if not bool(c["has_audio"]):
             if pose is not None:
                 poses.append(pose)
                 voiced.append(np.zeros(len(pose)))
             continue
-        env = av.envelope_from_mel(c["mel"], fps, len(c["valid"]))
-        v, _ = av.voiced_silent_masks(env)
+        env = envelope_from_mel(c["mel"], fps, len(c["valid"]))
+        v, _ = voiced_silent_masks(env)
         if pose is not None:
             poses.append(pose)
             vi = np.round(np.arange(len(pose)) / POSE_FPS * fps).astype(int)

@@ -23,10 +23,10 @@ from parla.audio.mel import log_mel
 from parla.errors import InputFileError, ParlaError
 from parla.face.align import CROP_SIZE, Alignment, crop_face, face_quad
 from parla.face.landmarks import eye_aspect_ratio
+from parla.face.signals import fill_gaps, head_pose
+from parla.face.tracks import clip_audio, list_videos, track_video
 from parla.files import atomic_output, write_text_atomic
 from parla.media.video import iter_frames
-from parla.metrics.av import fill_gaps, head_pose
-from parla.metrics.tracks import clip_audio, list_videos, track_video
 from parla.progress import progress
 
 ALIGN_SMOOTH_S = 2.0  # s: moving-average window of the per-clip crop alignment
