@@ -1,45 +1,19 @@
-"""`parla stream` and `parla bench` (argument parsing and the command bodies; the work is in parla.edge and
-parla.bench)."""
+"""`parla stream`: real time from a microphone, a file, text or stdin into a window, a file, frames or the page."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
-from pathlib import Path
 
 from parla import argtypes as T
+from parla.commands.common import overrides
 from parla.errors import ParlaError
 from parla.formats import BACKENDS
 
-# The per-frame host work (a 95x95 spline solve, small matrix products) gains nothing from BLAS threads and, on a
-# small CPU, their spinning competes with the runtime's own threads (seen: warp p95 45 ms instead of 4 ms on 2
-# cores). Set before numpy is imported (the CLI imports it lazily); an explicit environment wins.
-SINGLE_THREAD_BLAS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-
-
-def quiet_blas() -> None:
-    for k, v in SINGLE_THREAD_BLAS.items():
-        os.environ.setdefault(k, v)
-
-
-def _overrides(args: argparse.Namespace) -> dict:
-    return {
-        "backend": args.backend,
-        "device": args.device,
-        "precision": args.precision,
-        "threads": args.threads,
-        "video.fps": args.fps,
-        "video.sink": args.sink,
-        "video.web_port": args.port,
-        "video.web_host": args.host,
-        "audio.chunk_ms": args.chunk_ms,
-        "audio.sample_rate": args.rate,
-        "audio.device_index": args.device_index,
-        "audio.source": "file" if args.audio else "mic" if args.mic else "stdin" if args.stdin else None,
-        "camera.enabled": True if args.camera else None,
-    }
+log = logging.getLogger("parla")
 
 
 def _source(cfg, args: argparse.Namespace, avatar):
@@ -73,7 +47,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
 
     if not args.portrait and not args.camera:
         raise ParlaError("parla stream needs a PORTRAIT photo or --camera")
-    cfg = load_config(args.config, _overrides(args))
+    cfg = load_config(args.config, overrides(args))
     from parla.files import check_outputs
 
     recording = cfg.video.sink[5:] if cfg.video.sink.startswith("file:") else None
@@ -186,73 +160,3 @@ def add_stream(sub) -> None:
     s.add_argument("--badge", action="store_true", help="draw a visible 'AI-generated' badge")
     s.add_argument("--stats", help="write the run's statistics (fps, drops, latency, RSS over time) as JSON")
     s.set_defaults(func=cmd_stream)
-
-
-def _refuse_package_folder(out: Path) -> None:
-    """Reports never go into the installed package (an editable install's checkout holds the committed results
-    under benchmarks/, which only an explicit -o reaches)."""
-    import parla
-    from parla.errors import ParlaError
-
-    package = Path(parla.__file__).resolve().parent
-    if out.resolve().is_relative_to(package):
-        raise ParlaError(f"{out}: inside the installed package {package}; write the report elsewhere (-o DIR)")
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    from parla import bench
-
-    out = Path(args.output)
-    _refuse_package_folder(out)
-    if args.merge:
-        bench.merge(args.merge, out)
-        print(f"merged {len(args.merge)} reports -> {out / 'bench.md'}")
-        return 0
-    runs = list(bench.DEFAULT_RUNS)
-    if args.config:
-        from parla.edge.config import load_config
-
-        runs = []
-        for name in args.config:
-            c = load_config(name)
-            runs.append((c.backend, c.device, c.precision))
-    if args.backends:
-        runs = [r for r in runs if r[0] in args.backends]
-    from parla.assets import demo_file
-
-    if args.model:
-        from parla.modelfolder import ModelFolder
-
-        ModelFolder(args.model)  # a missing or broken folder fails here, in one line, before any backend starts
-    report = bench.run_bench(
-        runs,
-        out=out,
-        portrait=args.portrait or str(demo_file("portrait.jpg")),
-        audio=args.audio or str(demo_file("speech.wav")),
-        seconds=args.seconds,
-        fps=args.fps,
-        frames=args.frames,
-        threads=args.threads,
-        show=not args.quiet,
-        model=args.model or "default",
-    )
-    print(bench.markdown(report))
-    print(f"reports: {out / 'bench.json'}, {out / 'bench.md'}")
-    return 0 if report["results"] else 1
-
-
-def add_bench(sub) -> None:
-    s = sub.add_parser("bench", help="benchmark backends and hardware targets (JSON + Markdown + PNG)")
-    s.add_argument("--config", nargs="*", help="firmware configs to bench (default: every installed runtime)")
-    s.add_argument("--backends", nargs="*", choices=BACKENDS)
-    s.add_argument("--portrait", help="default: the bundled demo portrait")
-    s.add_argument("--audio", help="default: the bundled demo speech (looped to --seconds)")
-    s.add_argument("--seconds", type=T.seconds, default=60.0, help="length of the real-time streaming run")
-    s.add_argument("--fps", type=T.fps, default=30.0)
-    s.add_argument("--frames", type=T.frames, default=300, help="frames of the unpaced run")
-    s.add_argument("--threads", type=T.threads, default=2)
-    s.add_argument("--model", help="a model folder to bench instead of the bundled one (e.g. a candidate)")
-    s.add_argument("--merge", nargs="+", metavar="JSON", help="join bench.json files from several machines")
-    s.add_argument("-o", "--output", default="parla-bench", help="report folder (default: ./parla-bench)")
-    s.add_argument("-q", "--quiet", action="store_true")
-    s.set_defaults(func=cmd_bench)
