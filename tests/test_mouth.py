@@ -353,7 +353,8 @@ def test_eyes_in_shadow_do_not_paint_dark_teeth(closed_portrait):
     were painted brown-black), they are brought up to TEETH_MIN_CHEEK of the cheeks' brightness."""
     import cv2
 
-    from parla.face.mouth import CHEEKS, EYES, TEETH_MIN_CHEEK, _mouth_colours, region_mask
+    from parla.face.lip_opener import CHEEKS, EYES, _mouth_colours, region_mask
+    from parla.face.mouth import TEETH_MIN_CHEEK
 
     p = closed_portrait
     lm = p.alignment.to_image(p.landmarks)

@@ -74,7 +74,7 @@ class MouthCopy:
     def all(
         cls, image: np.ndarray, crop: np.ndarray, alignment: Alignment, landmarks: np.ndarray, res: int
     ) -> tuple[MouthCopy, ...]:
-        from parla.face import mouth
+        from parla.face import lip_opener, mouth
         from parla.face.landmarks import interocular
         from parla.face.warp import downsize
 
@@ -92,11 +92,11 @@ class MouthCopy:
             for g in mouth.OPEN_GAPS:
                 if g * iod <= 1.5 * own:  # the photo shows this much already
                     continue
-                o = mouth.LipOpener(landmarks, crop, g * iod)
-                c = mouth.open_crop(crop, o)
+                o = lip_opener.LipOpener(landmarks, crop, g * iod)
+                c = lip_opener.open_crop(crop, o)
                 if (box := mouth.changed_box(crop, c)) is not None:
                     lms = o.landmarks(landmarks)
                     out.append(
-                        cls(mouth.gap(lms), mouth.open_image(image, alignment, o), c, lms, downsize(c, res), box)
+                        cls(mouth.gap(lms), lip_opener.open_image(image, alignment, o), c, lms, downsize(c, res), box)
                     )
         return tuple(out)
