@@ -66,6 +66,7 @@ class Kiosk:
         from parla.edge import Avatar
 
         self.token, self.fps = token, fps
+        self.host = "127.0.0.1"  # the address served (serve() sets it)
         # one thread per model: the WebRTC encoder, the TTS and the page share these cores (two threads each
         # dropped frames on 2 cores); onnxruntime: 80 MB less resident than OpenVINO at the same 25 fps here
         over = {"video.fps": fps, "threads": 1, "backend": backend}
@@ -87,6 +88,10 @@ class Kiosk:
 
         @web.middleware
         async def guard(request, handler):
+            from parla.edge.web import host_allowed
+
+            if not host_allowed(request.headers.get("Host", ""), self.host):
+                return web.Response(status=421, text="unknown host\n")
             if not self.authorized(request):
                 return web.Response(status=401, text="token required\n", headers={"WWW-Authenticate": "Bearer"})
             return await handler(request)
@@ -180,6 +185,7 @@ async def serve(kiosk: Kiosk, host: str, port: int, lines=None) -> None:
     """Serve until stdin closes (or forever without it); ``lines``: an asyncio.Queue of text lines."""
     from aiohttp import web
 
+    kiosk.host = host
     runner = web.AppRunner(kiosk.app(), access_log=None, handle_signals=False)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()

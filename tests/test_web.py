@@ -140,6 +140,15 @@ def test_requests_without_the_token_get_401(guarded):
     assert request(guarded + "health", headers={"Authorization": f"Bearer {TOKEN}"})[0] == 200
 
 
+def test_a_foreign_host_name_is_refused(guarded):
+    """DNS rebinding: a page on another site whose name resolves to 127.0.0.1 reaches the port with its own Host."""
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    port = guarded.rstrip("/").rsplit(":", 1)[1]
+    assert request(guarded + "health", headers={**auth, "Host": f"evil.example:{port}"})[0] == 421
+    assert request(guarded + "health", headers={**auth, "Host": f"localhost:{port}"})[0] == 200
+    assert request(guarded + "health", headers=auth)[0] == 200
+
+
 def test_a_header_that_is_not_utf8_gets_401_not_500(guarded):
     assert request(guarded + "health", headers={"Authorization": "Bearer \xff\xfe" + "x" * 20})[0] == 401
 

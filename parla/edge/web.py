@@ -63,6 +63,19 @@ def check_bind(host: str, token: str | None) -> None:
                          "-c 'import secrets; print(secrets.token_urlsafe())')")  # fmt: skip
 
 
+def host_allowed(host_header: str, bound: str) -> bool:
+    """The request's ``Host`` names the address this server is bound to: a page on another site that resolves its
+    own name to 127.0.0.1 (DNS rebinding) cannot reach a loopback server. A server bound to every interface needs a
+    token (``check_bind``) and takes any name."""
+    h = host_header.strip().lower()
+    name = h[1 : h.find("]")] if h.startswith("[") else h.rsplit(":", 1)[0] if h.count(":") == 1 else h
+    if bound in ("0.0.0.0", "::"):
+        return True
+    if is_loopback(bound):
+        return name in ("localhost", bound.lower()) or is_loopback(name)
+    return name == bound.lower()
+
+
 class Feed:
     """What the engine hands over (any thread) and the tracks read (the event loop): the newest frame and a ring of
     recent audio, both on the stream's own timeline (frame i is at i / fps s, sample n at n / 16000 s)."""
@@ -207,7 +220,7 @@ class WebRTCSink:
         require("aiohttp", "web")
         check_bind(host, token)
         self.feed = Feed(fps, mark)
-        self.token = token
+        self.token, self.host = token, host
         self.stats: deque = deque(maxlen=600)  # what the pages report (browser statistics, displayed frames)
         self.peers: set = set()
         self.loop = asyncio.new_event_loop()
@@ -277,6 +290,8 @@ class WebRTCSink:
 
         @web.middleware
         async def guard(request, handler):
+            if not host_allowed(request.headers.get("Host", ""), self.host):
+                return web.Response(status=421, text="unknown host\n")
             if not self._authorized(request):
                 return web.Response(status=401, text="token required\n", headers={"WWW-Authenticate": "Bearer"})
             try:
