@@ -197,3 +197,38 @@ def test_viewers_are_bounded(guarded):
 
     codes = asyncio.run(offers(MAX_PEERS + 1))
     assert codes[:MAX_PEERS] == [200] * MAX_PEERS and codes[MAX_PEERS] == 503
+
+
+def test_a_slot_whose_connection_never_comes_up_is_freed(monkeypatch):
+    """Offers whose senders never connect (garbage viewers) hold their slots only until the connect timeout."""
+    import asyncio
+    import time
+
+    from aiortc import RTCConfiguration, RTCPeerConnection
+
+    from parla.edge import web
+
+    monkeypatch.setattr(web, "CONNECT_TIMEOUT_S", 1.0)
+    sink = WebRTCSink(FPS, "127.0.0.1", 0, token=TOKEN)
+    base = sink.url.split("?")[0]
+
+    async def offer() -> int:
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        pc.addTransceiver("video", direction="recvonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        body = json.dumps({"sdp": pc.localDescription.sdp, "type": "offer"}).encode()
+        code = (await asyncio.to_thread(request, base + "offer", data=body,
+                                        headers={"Authorization": f"Bearer {TOKEN}"}))[0]  # fmt: skip
+        await pc.close()  # the answer is never used: no connection comes up
+        return code
+
+    try:
+        assert [asyncio.run(offer()) for _ in range(MAX_PEERS)] == [200] * MAX_PEERS
+        assert asyncio.run(offer()) == 503
+        t0 = time.monotonic()
+        while sink.peers and time.monotonic() - t0 < 10:
+            time.sleep(0.1)
+        assert not sink.peers  # every slot freed by the timeout
+        assert asyncio.run(offer()) == 200  # and taken again
+    finally:
+        sink.close()

@@ -36,6 +36,7 @@ AUDIO_RATE = 16_000
 AUDIO_BLOCK = 320  # samples: 20 ms, one Opus frame
 AUDIO_KEEP_S = 10.0  # seconds of audio kept for late peers and slow video (bounded)
 MAX_PEERS = 4
+CONNECT_TIMEOUT_S = 15.0  # a viewer slot whose WebRTC connection is not up by then is freed (an offer never answered)
 MAX_BODY = 64 * 1024  # bytes of a request body (an SDP offer is ~5 KB)
 MAX_SIDE = 1280  # px: larger frames are scaled down before the VP8 encoder
 POLL_S = 0.005
@@ -223,6 +224,7 @@ class WebRTCSink:
         self.token, self.host = token, host
         self.stats: deque = deque(maxlen=600)  # what the pages report (browser statistics, displayed frames)
         self.peers: set = set()
+        self._pending: set = set()  # the timers that free slots whose connection never came up
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True, name="parla-web")
         self.thread.start()
@@ -273,6 +275,8 @@ class WebRTCSink:
         return int(server.sockets[0].getsockname()[1]) if server is not None else port  # type: ignore[attr-defined]
 
     async def _shutdown(self) -> None:
+        for task in list(self._pending):
+            task.cancel()
         await asyncio.gather(*(pc.close() for pc in list(self.peers)), return_exceptions=True)
         self.peers.clear()
         await self.runner.cleanup()
@@ -357,6 +361,15 @@ class WebRTCSink:
             self.peers.discard(pc)
             await pc.close()
             raise web.HTTPBadRequest(text=f"unusable offer ({type(e).__name__})\n") from None
+
+        async def expire() -> None:  # the slot is a viewer's only once the connection is up
+            await asyncio.sleep(CONNECT_TIMEOUT_S)
+            if pc.connectionState != "connected" and pc in self.peers:
+                self.peers.discard(pc)
+                await pc.close()
+
+        self._pending.add(task := asyncio.ensure_future(expire()))
+        task.add_done_callback(self._pending.discard)
         return web.json_response({"sdp": pc.localDescription.sdp, "type": pc.localDescription.type})
 
     async def _stats(self, request):
