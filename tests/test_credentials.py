@@ -96,3 +96,36 @@ def test_no_credentials_is_logged_and_writes_none(tmp_path, face_path, speech_pa
     assert p.returncode == 0, p.stderr
     assert "Content Credentials are OFF" in p.stderr
     assert not read_credentials(out).present
+
+
+def test_a_key_that_cannot_sign_fails_before_any_frame(tmp_path, face_path, speech_path):
+    """Checked before the work: a certificate or key that is not PEM, or a device given as one, ends `parla animate`
+    with one line and no output file, instead of failing after the last frame."""
+    import os
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_text("not a certificate\n")
+    key.write_text("not a key\n")
+    for c, k, said in [(cert, key, "not usable PEM"), ("/dev/zero", "/dev/zero", "not a readable file")]:
+        out = tmp_path / "clip.mp4"
+        env = {**os.environ, "PARLA_C2PA_CERT": str(c), "PARLA_C2PA_KEY": str(k)}
+        p = subprocess.run([sys.executable, "-m", "parla", "animate", str(face_path), str(speech_path), "-o",
+                            str(out), "--backend", "onnxruntime", "-q"],
+                           capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)  # fmt: skip
+        assert p.returncode == 2, p.stderr
+        assert said in p.stderr and p.stderr.count("\n") == 1, p.stderr
+        assert not out.exists() and not list(tmp_path.glob("clip*"))
+
+
+def test_a_key_of_another_certificate_is_refused(tmp_path, monkeypatch):
+    from parla.errors import ParlaError
+    from parla.media.credentials import _make_local_key, check_signing
+
+    _make_local_key(tmp_path / "a")
+    _make_local_key(tmp_path / "b")
+    monkeypatch.setenv("PARLA_C2PA_CERT", str(tmp_path / "a" / "chain.pem"))
+    monkeypatch.setenv("PARLA_C2PA_KEY", str(tmp_path / "b" / "key.pem"))
+    with pytest.raises(ParlaError, match="does not belong"):
+        check_signing()
+    monkeypatch.setenv("PARLA_C2PA_KEY", str(tmp_path / "a" / "key.pem"))
+    assert check_signing() == "the user's key"

@@ -129,8 +129,9 @@ def _mix(a: np.ndarray, b: np.ndarray, weight: float) -> np.ndarray:
 
 def content_credentials(metadata: dict[str, str], enabled: bool, *, live: bool = False):
     """The C2PA claims for a generated file (``parla.media.credentials``), or None: turned off (logged, like the
-    watermark) or c2pa-python not installed (said once per file)."""
-    from parla.media.credentials import Claims, available, warn_unavailable
+    watermark) or c2pa-python not installed (said once per file). The signing key is checked here, before the work
+    (``check_signing``)."""
+    from parla.media.credentials import Claims, available, check_signing, warn_unavailable
 
     if not enabled:
         logging.getLogger("parla").warning("Content Credentials are OFF for this output (--no-credentials)")
@@ -138,6 +139,7 @@ def content_credentials(metadata: dict[str, str], enabled: bool, *, live: bool =
     if not available():
         warn_unavailable()
         return None
+    check_signing()  # before the work: a key that cannot sign fails now, not after the last frame
     return Claims.from_metadata(metadata, live=live)
 
 

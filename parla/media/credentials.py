@@ -105,21 +105,59 @@ def config_dir() -> Path:
     return Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "parla" / "c2pa"
 
 
+MAX_PEM_BYTES = 64 * 1024  # a certificate chain or key larger than this is not one (a device, a wrong file)
+
+
+def _read_pem(path: str, what: str) -> bytes:
+    """A PEM file read in bounded memory: a regular file of at most MAX_PEM_BYTES."""
+    p = Path(path)
+    try:
+        if not p.is_file():
+            raise ParlaError(f"Content Credentials: the {what} {p} is not a readable file")
+        with open(p, "rb") as f:
+            data = f.read(MAX_PEM_BYTES + 1)
+    except OSError as e:
+        raise ParlaError(f"Content Credentials: cannot read the {what} {p} ({e.strerror or e})") from e
+    if len(data) > MAX_PEM_BYTES:
+        raise ParlaError(f"Content Credentials: the {what} {p} is over {MAX_PEM_BYTES // 1024} KB: not a PEM file")
+    return data
+
+
 def signing_material() -> tuple[bytes, bytes, str]:
     """(PEM certificate chain, PEM private key, a note on whose key it is)."""
     cert, key = os.environ.get(CERT_ENV), os.environ.get(KEY_ENV)
     if cert or key:
         if not (cert and key):
             raise ParlaError(f"Content Credentials: set both {CERT_ENV} and {KEY_ENV} (PEM files), or neither")
-        try:
-            return Path(cert).read_bytes(), Path(key).read_bytes(), "the user's key"
-        except OSError as e:
-            raise ParlaError(f"Content Credentials: cannot read the signing key ({e})") from e
+        return _read_pem(cert, "certificate chain"), _read_pem(key, "signing key"), "the user's key"
     folder = config_dir()
     chain, pkey = folder / "chain.pem", folder / "key.pem"
     if not (chain.is_file() and pkey.is_file()):
         _make_local_key(folder)
     return chain.read_bytes(), pkey.read_bytes(), "a self-signed key local to this installation (not on any trust list)"
+
+
+def check_signing() -> str:
+    """Before any work, everything signing needs at the end: the chain and key readable PEM, the key the leaf
+    certificate's, the leaf in its validity period. Returns the note on whose key it is; one line otherwise."""
+    require("cryptography", "c2pa")
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    chain, key, note = signing_material()
+    try:
+        certs = x509.load_pem_x509_certificates(chain)
+        private = serialization.load_pem_private_key(key, password=None)
+    except (ValueError, TypeError) as e:
+        raise ParlaError(f"Content Credentials: the signing certificate or key is not usable PEM ({e})") from e
+    pub = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if private.public_key().public_bytes(*pub) != certs[0].public_key().public_bytes(*pub):
+        raise ParlaError("Content Credentials: the signing key does not belong to the chain's first certificate")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    start, end = certs[0].not_valid_before_utc, certs[0].not_valid_after_utc
+    if not start <= now <= end:
+        raise ParlaError(f"Content Credentials: the signing certificate is valid {start:%Y-%m-%d} to {end:%Y-%m-%d}")
+    return note
 
 
 def _make_local_key(folder: Path) -> None:
