@@ -32,6 +32,7 @@ def test_animate_writes_a_valid_manifest_that_says_ai_generated(clip):
     assert not r.claims["live_recording"]
     assert "self-signed" in r.claims["signer"]
     assert r.failures == ["signingCredential.untrusted: signing certificate untrusted"]  # honest: a local key
+    assert r.trust == "self-signed" and not r.damaged and "Parla signer" in r.signer
 
 
 def test_one_changed_byte_invalidates_it(clip, tmp_path):
@@ -42,6 +43,7 @@ def test_one_changed_byte_invalidates_it(clip, tmp_path):
     r = read_credentials(bad)
     assert r.present and not r.valid and r.state == "Invalid"
     assert any("mismatch" in f or "hash" in f for f in r.failures)
+    assert r.damaged and r.trust == "self-signed"  # damaged, not merely untrusted; the signer still named
 
 
 def test_remuxing_strips_it(clip, tmp_path):

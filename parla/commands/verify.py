@@ -32,7 +32,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
         what = "AI-generated (trainedAlgorithmicMedia)" if cred.ai_generated else "no AI-generation claim"
         c = cred.claims or {}
         made = f", {c.get('generator')} {c.get('generator_version')}, model {c.get('model')}" if c else ""
-        print(f"{r.path}: Content Credentials {'VALID' if cred.valid else 'INVALID'} ({cred.state}): {what}{made}"
+        status = "VALID" if cred.valid else "DAMAGED" if cred.damaged else "INVALID"
+        trust = {"known": "a signer on a trust list", "self-signed": "a self-signed key (on no trust list)",
+                 "unknown": "a signer on no trust list"}.get(cred.trust or "", "an unknown signer")  # fmt: skip
+        print(f"{r.path}: Content Credentials {status} ({cred.state}, signed by {trust}: {cred.signer}): {what}{made}"
               + ("" if cred.valid else f"; {'; '.join(cred.failures[:2])}"))  # fmt: skip
     if r.found:
         p = r.payload

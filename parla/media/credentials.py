@@ -250,6 +250,11 @@ class CredentialsReport:
     claims: dict | None  # our own assertion, when there
     generator: str | None
     failures: list[str]
+    # who signed: "known" (on a trust list c2pa-python holds), "self-signed" (a key local to the installation that
+    # wrote the file, as Parla makes one), "unknown" (on no trust list); None when absent
+    trust: str | None = None
+    signer: str | None = None  # the certificate's issuer and common name
+    damaged: bool = False  # present, but the file or the manifest changed after signing (not merely untrusted)
 
 
 def read_credentials(path: str | os.PathLike) -> CredentialsReport:
@@ -273,6 +278,11 @@ def read_credentials(path: str | os.PathLike) -> CredentialsReport:
     info = manifest.get("claim_generator_info") or [{}]
     failures = [f"{x.get('code')}: {x.get('explanation', '')}"[:160]
                 for x in (results.get("activeManifest") or {}).get("failure", [])]  # fmt: skip
+    sig = manifest.get("signature_info") or {}
+    issuer, name = str(sig.get("issuer") or ""), str(sig.get("common_name") or "")
+    trust = "known" if state == "Trusted" else "self-signed" if "self-signed" in issuer.lower() else "unknown"
+    damaged = state not in ("Valid", "Trusted") and any(not f.startswith("signingCredential.") for f in failures)
     return CredentialsReport(
-        True, state in ("Valid", "Trusted"), state, ai, assertions.get(PARLA_LABEL), info[0].get("name"), failures
-    )
+        True, state in ("Valid", "Trusted"), state, ai, assertions.get(PARLA_LABEL), info[0].get("name"), failures,
+        trust, f"{name} ({issuer})" if issuer else name or None, damaged,
+    )  # fmt: skip
