@@ -165,7 +165,7 @@ class LiveSession:
         self._first_push: float | None = None  # clock time of the first audio of a reply not started yet
         self._reply_pushed: float | None = None  # ... of the reply being started, until its first frame is out
         self._generation = 0  # interruptions so far
-        self._rewind_to_next = False  # an interruption waits for the frame thread to take back the fed reply
+        self._cut_pending = False  # an interruption waits for the frame thread to silence the frames made ahead
         # frame side (one thread at a time: the executor's, or the caller's with paced=False)
         self.motion = avatar.new_motion(lookahead_frames=FILE_LOOKAHEAD_FRAMES)
         self.motion.rest_from(0.0)  # idle until the first reply
@@ -233,7 +233,7 @@ class LiveSession:
             self._pout.clear()
             self._resamplers, self._ended, self._first_push = None, True, None
             self._generation += 1
-            self._rewind_to_next = True
+            self._cut_pending = True
             self.stats.interrupts += 1
 
     @property
@@ -349,8 +349,8 @@ class LiveSession:
     def _motion(self, k: int):
         """Frame ``k``'s motion and audio (the synthesizer read as far as it needs)."""
         with self._lock:
-            rewind, self._rewind_to_next = self._rewind_to_next, False
-        if rewind:
+            cut, self._cut_pending = self._cut_pending, False
+        if cut:
             self._cut(k)
         self._start_reply(k)
         for _ in range(MAX_AHEAD):
