@@ -145,6 +145,7 @@ class ModelFolder:
 
 
 SHA256SUMS = "SHA256SUMS"  # the digest list of a 'parla export' folder (sha256sum's format)
+MAX_SUMS_BYTES = 64 * 1024  # ... read at most this much
 
 
 def _confined(folder: Path, name: str) -> bool:
@@ -187,8 +188,15 @@ def export_file(folder: Path, name: str) -> Path:
             f"{folder}: no {SHA256SUMS} (the digest list 'parla export' writes); re-export, or put the models into "
             "a model folder with 'parla train bundle --edge'"
         )
+    try:
+        with open(sums, "rb") as f:  # bounded: a digest list of a few model files is a few hundred bytes
+            data = f.read(MAX_SUMS_BYTES + 1)
+    except OSError as e:
+        raise ModelNotFoundError(f"{sums}: unreadable ({e.strerror or e})") from e
+    if len(data) > MAX_SUMS_BYTES:
+        raise ModelNotFoundError(f"{sums}: over {MAX_SUMS_BYTES >> 10} KiB, not the digest list 'parla export' writes")
     listed = {}
-    for line in sums.read_text(errors="replace").splitlines()[:1000]:
+    for line in data.decode("utf-8", errors="replace").splitlines()[:1000]:
         digest, _, n = line.partition("  ")
         listed[n.strip()] = digest.strip()
     if name not in listed:

@@ -74,3 +74,16 @@ def test_modified_model_file_is_refused(tmp_path):
     (folder / "student.safetensors").write_bytes(b"x" * 10)
     with pytest.raises(ModelNotFoundError, match="checksum mismatch"):
         ModelFolder(folder).refiner("student")
+
+
+def test_a_digest_list_is_read_in_bounded_memory(tmp_path):
+    """An export folder's SHA256SUMS is read at most 64 KiB far: a huge or endless one is refused in one line."""
+    from parla.modelfolder import MAX_SUMS_BYTES, SHA256SUMS, export_file
+
+    (tmp_path / "refiner_int8.onnx").write_bytes(b"model")
+    (tmp_path / SHA256SUMS).write_bytes(b"0" * 64 + b"  refiner_int8.onnx\n" + b"#" * (MAX_SUMS_BYTES + 10))
+    with pytest.raises(ModelNotFoundError, match="over 64 KiB"):
+        export_file(tmp_path, "refiner_int8.onnx")
+    (tmp_path / SHA256SUMS).write_bytes(b"0" * 64 + b"  refiner_int8.onnx\n")
+    with pytest.raises(ModelNotFoundError, match="checksum mismatch"):  # read, and the digest checked
+        export_file(tmp_path, "refiner_int8.onnx")
