@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hmac
 import json
 import os
 import sys
@@ -76,27 +75,12 @@ class Kiosk:
         self.face = None  # the running ParlaVideoService
         self.browser: deque = deque(maxlen=600)  # the page's WebRTC statistics, one report a second
 
-    def authorized(self, request) -> bool:
-        if not self.token:
-            return True
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        given = given or request.query.get("token", "")
-        return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), self.token.encode())
-
     def app(self):
         from aiohttp import web
 
-        @web.middleware
-        async def guard(request, handler):
-            from parla.edge.web import host_allowed
+        from parla.edge.web import guard
 
-            if not host_allowed(request.headers.get("Host", ""), self.host):
-                return web.Response(status=421, text="unknown host\n")
-            if not self.authorized(request):
-                return web.Response(status=401, text="token required\n", headers={"WWW-Authenticate": "Bearer"})
-            return await handler(request)
-
-        app = web.Application(client_max_size=64 * 1024, middlewares=[guard])
+        app = web.Application(client_max_size=64 * 1024, middlewares=[guard(self.host, self.token)])
         app.router.add_get("/", lambda r: web.Response(text=PAGE, content_type="text/html"))
         app.router.add_post("/api/offer", self.offer)
         app.router.add_post("/api/stats", self.stats)

@@ -11,6 +11,7 @@ the audio it waited for arrived, which is what the audio-to-frame latency is mea
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import queue
@@ -69,20 +70,30 @@ def rss_mb() -> float:
         return peak_rss_mb()
 
 
+def _glibc():
+    """The C library on Linux (mallopt, malloc_trim), else None."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name or not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(name)
+    except OSError:
+        return None
+
+
 def lean_malloc(arenas: int = 2, mmap_kb: int = 256) -> bool:
     """glibc's allocator set for a long-running stream (Linux; elsewhere nothing happens, False): at most ``arenas``
     malloc arenas (every thread that allocates would otherwise get its own, up to 8 per core), and every block of
     ``mmap_kb`` or more (a frame, a feature window) mapped and unmapped on its own, instead of the default
     threshold that grows after the first such block is freed and then keeps frames on a fragmented heap.
     Measured on the Pipecat example: docs/benchmarks.md."""
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    if not name or not sys.platform.startswith("linux"):
+    libc = _glibc()
+    if libc is None:
         return False
     try:
-        libc = ctypes.CDLL(name)
         m_mmap_threshold, m_arena_max = -3, -8
         return bool(libc.mallopt(m_arena_max, arenas)) and bool(libc.mallopt(m_mmap_threshold, mmap_kb * 1024))
     except (OSError, AttributeError):
@@ -92,15 +103,10 @@ def lean_malloc(arenas: int = 2, mmap_kb: int = 256) -> bool:
 def trim_heap() -> None:
     """Give the heap's free memory back to the system (glibc ``malloc_trim``; elsewhere nothing happens): after a
     one-off step that allocated much and freed it (the face models that prepare a portrait: 13 MB resident)."""
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    if name and sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL(name).malloc_trim(0)
-        except (OSError, AttributeError):
-            pass
+    libc = _glibc()
+    if libc is not None:
+        with contextlib.suppress(AttributeError):
+            libc.malloc_trim(0)
 
 
 def peak_rss_mb() -> float:

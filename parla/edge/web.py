@@ -77,6 +77,39 @@ def host_allowed(host_header: str, bound: str) -> bool:
     return name == bound.lower()
 
 
+def authorized(request, token: str | None) -> bool:
+    """The request carries ``token`` (``Authorization: Bearer`` or the page's ``?token=``), compared in constant
+    time; always true without a token."""
+    if not token:
+        return True
+    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    given = given or request.query.get("token", "")
+    # a header that is not UTF-8 arrives with surrogates: compared as bytes, it is refused, not a server error
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), token.encode())
+
+
+def guard(host: str, token: str | None):
+    """The aiohttp middleware of every Parla page server (the kiosk sink, the Pipecat example): the ``Host`` named
+    (421), the token (401), and never a traceback, to the client or in the log (500)."""
+    from aiohttp import web
+
+    @web.middleware
+    async def middleware(request, handler):
+        if not host_allowed(request.headers.get("Host", ""), host):
+            return web.Response(status=421, text="unknown host\n")
+        if not authorized(request, token):
+            return web.Response(status=401, text="token required\n", headers={"WWW-Authenticate": "Bearer"})
+        try:
+            return await handler(request)
+        except web.HTTPException:
+            raise
+        except Exception as e:
+            log.debug("web server: %s %s: %s: %s", request.method, request.path, type(e).__name__, e)
+            return web.Response(status=500, text="internal error\n")
+
+    return middleware
+
+
 class Feed:
     """What the engine hands over (any thread) and the tracks read (the event loop): the newest frame and a ring of
     recent audio, both on the stream's own timeline (frame i is at i / fps s, sample n at n / 16000 s)."""
@@ -262,7 +295,7 @@ class WebRTCSink:
         logging.getLogger("aiohttp.access").setLevel(logging.CRITICAL)
         logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
         logging.getLogger("aioice").setLevel(logging.WARNING)
-        app = web.Application(client_max_size=MAX_BODY, middlewares=[self._guard()])
+        app = web.Application(client_max_size=MAX_BODY, middlewares=[guard(self.host, self.token)])
         app.router.add_get("/", self._page)
         app.router.add_post("/offer", self._offer)
         app.router.add_post("/stats", self._stats)
@@ -280,33 +313,6 @@ class WebRTCSink:
         await asyncio.gather(*(pc.close() for pc in list(self.peers)), return_exceptions=True)
         self.peers.clear()
         await self.runner.cleanup()
-
-    def _authorized(self, request) -> bool:
-        if not self.token:
-            return True
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        given = given or request.query.get("token", "")
-        # a header that is not UTF-8 arrives with surrogates: compared as bytes, it is refused, not a server error
-        return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), self.token.encode())
-
-    def _guard(self):
-        from aiohttp import web
-
-        @web.middleware
-        async def guard(request, handler):
-            if not host_allowed(request.headers.get("Host", ""), self.host):
-                return web.Response(status=421, text="unknown host\n")
-            if not self._authorized(request):
-                return web.Response(status=401, text="token required\n", headers={"WWW-Authenticate": "Bearer"})
-            try:
-                return await handler(request)
-            except web.HTTPException:
-                raise
-            except Exception as e:  # never a traceback, to the client or in the log
-                log.debug("web sink: %s %s: %s: %s", request.method, request.path, type(e).__name__, e)
-                return web.Response(status=500, text="internal error\n")
-
-        return guard
 
     async def _page(self, request):
         from aiohttp import web
